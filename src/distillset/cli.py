@@ -1,0 +1,170 @@
+"""The ``distillset`` command line (DESIGN.md contract). It parses, calls the library, prints.
+
+User errors (DistillsetError) become one line on stderr and exit code 2; Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import DistillsetError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _image_size(text: str) -> tuple[int, int]:
+    try:
+        parts = [int(p) for p in text.replace("x", ",").split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected H or H,W, got '{text}'") from None
+    if len(parts) not in (1, 2) or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"expected H or H,W with positive sizes, got '{text}'")
+    return (parts[0], parts[-1])
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", help="folder holding the datasets (default: $DISTILLSET_DATA, else ~/.cache/distillset)")
+    p.add_argument("--download", action="store_true", help="fetch missing dataset files (checksums verified)")
+    p.add_argument("--no-verify", dest="verify", action="store_false", help="skip the md5 check of dataset files")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument("--seed", type=int, default=0, help="the one seed that controls every random choice (default 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="distillset", description="Dataset distillation: condense a training set into a tiny synthetic one.")
+    parser.add_argument("--version", action="version", version=f"distillset {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("coreset", help="select real images per class (random, ...)")
+    p.add_argument("--method", required=True, help="coreset method: random")
+    p.add_argument("--dataset", required=True, help="registry name, imagefolder:PATH or npz:PATH")
+    p.add_argument("--ipc", type=_positive_int, required=True, help="images per class")
+    p.add_argument("--image-size", type=_image_size, help="resize image-folder data to H or H,W")
+    p.add_argument("--out", required=True, help="output directory (resumes / recognises a finished run)")
+    _add_data_options(p)
+
+    p = sub.add_parser("condense", help="learn a synthetic set (methods arrive with later releases)")
+    p.add_argument("--method", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--ipc", type=_positive_int, required=True)
+    p.add_argument("--model", default="convnet")
+    p.add_argument("--iterations", type=_positive_int)
+    p.add_argument("--config")
+    p.add_argument("--out", required=True)
+    _add_data_options(p)
+
+    p = sub.add_parser("evaluate", help="train fresh networks on a SynSet and test them on real data")
+    p.add_argument("synset", help="a .safetensors SynSet file")
+    p.add_argument("--models", default="convnet", help="comma-separated model names (default convnet)")
+    p.add_argument("--runs", type=_positive_int, default=5, help="fresh networks per model (default 5)")
+    p.add_argument("--epochs", type=_positive_int, help="training epochs (default 300)")
+    p.add_argument("--lr", type=float, help="training lr (default: the SynSet's learned lr, else 0.01)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    _add_data_options(p)
+
+    p = sub.add_parser("show", help="write a SynSet as a PNG grid (one row per class) or an image folder")
+    p.add_argument("synset")
+    p.add_argument("--out", default="grid.png", help="PNG file to write (default grid.png)")
+    p.add_argument("--folder", help="also export DIR/<class>/<n>.png")
+    p.add_argument("--max-per-class", type=_positive_int, default=20)
+
+    p = sub.add_parser("demo", help="the embedded default: digits, random coresets, evaluation")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--runs", type=_positive_int, default=3)
+    p.add_argument("--epochs", type=_positive_int, default=300)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def cmd_coreset(args) -> int:
+    from .runner import run_coreset
+
+    run_coreset(args.method, args.dataset, args.ipc, args.out, seed=args.seed, data_root=args.data_root,
+                device=args.device, download=args.download, verify=args.verify, image_size=args.image_size, log=_log)
+    return 0
+
+
+def cmd_condense(args) -> int:
+    from .methods import SELECTORS
+
+    raise DistillsetError(
+        f"unknown condensation method '{args.method}'; none is available in distillset {__version__} yet. "
+        f"For a coreset use: distillset coreset --method {{{','.join(SELECTORS)}}}"
+    )
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluation import format_table
+    from .runner import evaluate_file
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models:
+        raise DistillsetError("--models is empty; give names such as convnet,mlp")
+    results = evaluate_file(args.synset, models, runs=args.runs, epochs=args.epochs, lr=args.lr, seed=args.seed,
+                            data_root=args.data_root, device=args.device, download=args.download,
+                            verify=args.verify, log=None if args.json else _log)
+    if args.json:
+        print(json.dumps(results.as_dict()))
+    else:
+        print(format_table(results))
+    return 0
+
+
+def cmd_show(args) -> int:
+    from .synset import SynSet
+    from .visualize import export_image_folder, save_grid
+
+    synset = SynSet.load(args.synset)
+    save_grid(synset, args.out, args.max_per_class)
+    _log(f"wrote {args.out}")
+    if args.folder:
+        export_image_folder(synset, args.folder)
+        _log(f"wrote {len(synset)} images below {args.folder}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    print(run_demo(args.out, runs=args.runs, epochs=args.epochs, device=args.device, seed=args.seed, log=_log))
+    return 0
+
+
+COMMANDS = {"coreset": cmd_coreset, "condense": cmd_condense, "evaluate": cmd_evaluate, "show": cmd_show, "demo": cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except DistillsetError as exc:
+        print(f"distillset: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("distillset: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Real data as methods use it: one normalised float tensor on the device plus a per-class index.
+
+Methods sample class-balanced batches many thousands of times; indexing one resident tensor with
+per-class index tensors is far cheaper than any DataLoader for in-memory data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import DistillsetError
+
+
+def normalize_pixels(pixels: np.ndarray | torch.Tensor, mean, std, device: str | torch.device = "cpu") -> torch.Tensor:
+    """The input pipeline of DESIGN.md: x = pixels/255, then (x - mean)/std per channel, as float32."""
+    x = torch.as_tensor(pixels).to(device=device)
+    x = x.to(torch.float32).div_(255.0)
+    mean_t = torch.as_tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    std_t = torch.as_tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    if mean_t.shape[1] not in (1, x.shape[1]) or std_t.shape[1] not in (1, x.shape[1]):
+        raise DistillsetError(f"normalisation has {mean_t.shape[1]} channel(s) but the images have {x.shape[1]}")
+    return x.sub_(mean_t).div_(std_t)
+
+
+@dataclass
+class RealData:
+    """Normalised images [N, C, H, W] and labels [N] on one device, with per-class index tensors."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    num_classes: int
+    class_indices: list[torch.Tensor]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    name: str = ""
+    class_names: list[str] | None = None
+
+    @classmethod
+    def from_pixels(cls, pixels, labels, num_classes: int, mean, std, device="cpu", name: str = "", class_names=None) -> "RealData":
+        images = normalize_pixels(pixels, mean, std, device)
+        labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=device)
+        order = torch.argsort(labels_t, stable=True)
+        counts = torch.bincount(labels_t, minlength=num_classes).tolist()
+        class_indices = list(torch.split(order, counts))
+        return cls(images, labels_t, num_classes, class_indices, tuple(mean), tuple(std), name, class_names)
+
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    def class_count(self, c: int) -> int:
+        return int(self.class_indices[c].numel())
+
+    def check_ipc(self, ipc: int) -> None:
+        """An ipc larger than the smallest class cannot be supplied: say which class and how many it has."""
+        if ipc < 1:
+            raise DistillsetError(f"ipc must be at least 1, got {ipc}")
+        counts = [self.class_count(c) for c in range(self.num_classes)]
+        smallest = int(np.argmin(counts))
+        if ipc > counts[smallest]:
+            name = self.class_names[smallest] if self.class_names else str(smallest)
+            raise DistillsetError(
+                f"ipc {ipc} is larger than class {smallest} ('{name}'), which has only {counts[smallest]} training "
+                f"images; use --ipc {counts[smallest]} or less"
+            )
+
+    def sample_indices(self, c: int, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` distinct indices of class ``c`` (all of them, shuffled, when the class has fewer)."""
+        pool = self.class_indices[c]
+        perm = torch.randperm(pool.numel(), generator=generator)[:n].to(pool.device)
+        return pool[perm]
+
+    def sample_class(self, c: int, n: int, generator: torch.Generator) -> torch.Tensor:
+        return self.images[self.sample_indices(c, n, generator)]
+
+    def sample_balanced(self, per_class: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices and labels of ``per_class`` distinct images from every class, grouped by class."""
+        self.check_ipc(per_class)
+        idx = torch.cat([self.sample_indices(c, per_class, generator) for c in range(self.num_classes)])
+        return idx, self.labels[idx]
+
+
+def real_data(dataset, split: str = "train", device: str | torch.device = "cpu", mean=None, std=None) -> RealData:
+    """A split of an :class:`ImageDataset` as :class:`RealData`, normalised with its own (or given) statistics."""
+    pixels, labels = (dataset.train_images, dataset.train_labels) if split == "train" else (dataset.test_images, dataset.test_labels)
+    return RealData.from_pixels(
+        pixels, labels, dataset.num_classes, mean or dataset.mean, std or dataset.std, device, dataset.name, dataset.class_names
+    )

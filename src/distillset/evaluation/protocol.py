@@ -1,0 +1,186 @@
+"""The evaluation protocol of the DC/DSA/DM papers: train fresh networks on a SynSet, test on real data.
+
+Each run: a freshly initialised network, SGD (momentum 0.9, weight decay 5e-4), lr 0.01 (or the SynSet's
+learned lr), batch 256, lr x0.1 once at half the epochs, then ONE test at the end. We report the
+final-epoch accuracy only: picking the best epoch or iteration on the test set (as some reference
+code does) overstates results and is never offered. Runs whose loss turns NaN are stopped and
+reported as failed; the others still count.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.real import normalize_pixels
+from ..errors import DistillsetError
+from ..models import build_model, check_model_name
+from ..seeding import make_generator
+from ..synset import SynSet
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 300
+    lr: float = 0.01
+    batch_size: int = 256
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    test_batch_size: int = 2048
+
+
+@dataclass
+class ModelResult:
+    """Accuracies (fractions) of the runs of one model; failed runs are listed, not averaged."""
+
+    accs: list[float] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    train_seconds: float = 0.0
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.accs)) if self.accs else float("nan")
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.accs)) if self.accs else float("nan")
+
+    def as_dict(self) -> dict:
+        out = {"mean": self.mean, "std": self.std, "accs": list(self.accs)}
+        if self.failed:
+            out["failed"] = list(self.failed)
+        return out
+
+
+@dataclass
+class EvalResults:
+    dataset: str
+    results: dict[str, ModelResult]
+    config: dict
+
+    def as_dict(self) -> dict:
+        return {"dataset": self.dataset, "results": {m: r.as_dict() for m, r in self.results.items()}, "config": self.config}
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss of one run became NaN or infinite."""
+
+
+def soft_cross_entropy(logits: torch.Tensor, target_logits: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against the softmax of stored logits (soft labels)."""
+    return -(F.softmax(target_logits, dim=1) * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
+def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, config: TrainConfig,
+                generator: torch.Generator, augment: Augment | None = None) -> nn.Module:
+    """Train in place on (images, targets); targets are class indices or [N, K] logits (soft labels)."""
+    soft = targets.dim() == 2
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    n = images.shape[0]
+    model.train()
+    for epoch in range(config.epochs):
+        if epoch == config.epochs // 2 and epoch > 0:
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * 0.1
+        order = torch.randperm(n, generator=generator).to(images.device)
+        for start in range(0, n, config.batch_size):
+            batch = order[start:start + config.batch_size]
+            x = images[batch]
+            if augment is not None:
+                x = augment(x, generator)
+            out = model(x)
+            loss = soft_cross_entropy(out, targets[batch]) if soft else F.cross_entropy(out, targets[batch])
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch + 1}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return model
+
+
+@torch.inference_mode()
+def test_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 2048) -> float:
+    model.eval()
+    correct = 0
+    for start in range(0, images.shape[0], batch_size):
+        out = model(images[start:start + batch_size])
+        correct += int((out.argmax(dim=1) == labels[start:start + batch_size]).sum())
+    return correct / images.shape[0]
+
+
+def prepare_test_data(synset: SynSet, pixels, labels, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Put real test pixels through the SynSet's own input pipeline (normalisation, then ZCA)."""
+    x = normalize_pixels(pixels, synset.mean, synset.std, device)
+    if tuple(x.shape[1:]) != synset.shape:
+        raise DistillsetError(f"test images have shape {list(x.shape[1:])} but the SynSet's images are {list(synset.shape)}")
+    if synset.zca_matrix is not None:
+        flat = x.reshape(x.shape[0], -1) - synset.zca_mean.to(device)
+        x = (flat @ synset.zca_matrix.to(device).T).reshape(x.shape)
+    return x, torch.as_tensor(np.asarray(labels), dtype=torch.long, device=device)
+
+
+def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] = ("convnet",), runs: int = 5,
+                    epochs: int | None = None, lr: float | None = None, seed: int = 0, device: str | torch.device = "cpu",
+                    augment: Augment | None = None, batch_size: int = 256, use_soft_labels: bool = True,
+                    progress: Callable[[str], None] | None = None) -> EvalResults:
+    """Train ``runs`` fresh networks of each model on the SynSet; test each once on the real test split.
+
+    ``epochs`` defaults to 300 (1000 with augmentation); ``lr`` defaults to the SynSet's learned lr
+    if it has one, else 0.01. Every run draws its initialisation and shuffles from its own generator
+    derived from ``seed``, the model name and the run index.
+    """
+    if runs < 1:
+        raise DistillsetError(f"--runs must be at least 1, got {runs}")
+    for name in models:
+        check_model_name(name)
+    epochs = epochs if epochs is not None else (1000 if augment is not None else 300)
+    if epochs < 1:
+        raise DistillsetError(f"--epochs must be at least 1, got {epochs}")
+    if lr is None:
+        lr = float(synset.lr) if synset.lr is not None else 0.01
+    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size)
+    x_test, y_test = prepare_test_data(synset, test_pixels, test_labels, device)
+    images = synset.images.to(device)
+    soft = use_soft_labels and synset.soft_labels is not None
+    targets = (synset.soft_labels if soft else synset.labels).to(device)
+    results: dict[str, ModelResult] = {}
+    for name in models:
+        result = ModelResult()
+        for run in range(runs):
+            start = time.perf_counter()
+            model = build_model(name, synset.shape, synset.num_classes, make_generator(seed, "eval", name, run, "init"), device)
+            try:
+                train_model(model, images, targets, config, make_generator(seed, "eval", name, run, "train"), augment)
+            except TrainingDiverged as exc:
+                result.failed.append(f"run {run}: {exc}")
+                if progress:
+                    progress(f"{name} run {run + 1}/{runs}: stopped, {exc}")
+                continue
+            acc = test_accuracy(model, x_test, y_test)
+            result.train_seconds += time.perf_counter() - start
+            result.accs.append(acc)
+            if progress:
+                progress(f"{name} run {run + 1}/{runs}: accuracy {acc:.4f}")
+        results[name] = result
+    meta = asdict(config) | {"runs": runs, "seed": seed, "models": list(models), "soft_labels": soft,
+                             "augment": augment is not None, "selection": "final epoch"}
+    return EvalResults(synset.dataset, results, meta)
+
+
+def format_table(results: EvalResults) -> str:
+    """A small Markdown table: model | mean +- std | runs."""
+    lines = [f"| model | accuracy (%) | runs | dataset {results.dataset} |", "|---|---|---|---|"]
+    for name, r in results.results.items():
+        acc = "failed" if not r.accs else f"{100 * r.mean:.2f} +- {100 * r.std:.2f}"
+        note = f" ({len(r.failed)} failed)" if r.failed else ""
+        lines.append(f"| {name} | {acc} | {len(r.accs)}{note} | |")
+    return "\n".join(lines)
+

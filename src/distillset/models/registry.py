@@ -1,0 +1,81 @@
+"""One registry of model names -> constructors, with ConvNet variants spelled in the name.
+
+``convnet`` is depth 3, width 128, instance norm, ReLU, average pooling; suffixes change one thing
+each and combine: ``convnet-d4``, ``convnet-w64``, ``convnet-bn`` / ``-ln`` / ``-gn`` / ``-nonorm``,
+``convnet-sigmoid`` / ``-leakyrelu`` / ``-swish``, ``convnet-maxpool`` / ``-nopool``; e.g.
+``convnet-d4-w64-bn``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from ..errors import DistillsetError, unknown_name
+from .convnet import MLP, ConvNet
+from .init import init_parameters
+
+_NORM_SUFFIX = {"in": "instance", "bn": "batch", "ln": "layer", "gn": "group", "nonorm": "none"}
+_ACT_SUFFIX = {"relu": "relu", "sigmoid": "sigmoid", "leakyrelu": "leakyrelu", "swish": "swish"}
+_POOL_SUFFIX = {"avgpool": "avg", "maxpool": "max", "nopool": "none"}
+
+Builder = Callable[[int, tuple[int, int], int], nn.Module]
+MODELS: dict[str, Builder] = {
+    "mlp": lambda c, s, k: MLP(c, s, k),
+}
+
+
+def convnet_options(name: str) -> dict:
+    """Parse ``convnet[-suffix...]`` into ConvNet keyword arguments."""
+    options: dict = {}
+    for part in name.split("-")[1:]:
+        if m := re.fullmatch(r"d(\d+)", part):
+            options["depth"] = int(m.group(1))
+        elif m := re.fullmatch(r"w(\d+)", part):
+            options["width"] = int(m.group(1))
+        elif part in _NORM_SUFFIX:
+            options["norm"] = _NORM_SUFFIX[part]
+        elif part in _ACT_SUFFIX:
+            options["act"] = _ACT_SUFFIX[part]
+        elif part in _POOL_SUFFIX:
+            options["pool"] = _POOL_SUFFIX[part]
+        else:
+            raise DistillsetError(
+                f"unknown ConvNet variant '{part}' in model '{name}'; suffixes: dN (depth), wN (width), "
+                f"{'/'.join(_NORM_SUFFIX)} (norm), {'/'.join(_ACT_SUFFIX)} (activation), {'/'.join(_POOL_SUFFIX)} (pooling)"
+            )
+    if options.get("width", 1) < 1:
+        raise DistillsetError(f"ConvNet width must be positive in '{name}'")
+    return options
+
+
+def model_names() -> list[str]:
+    return ["convnet", "convnet-<variant>"] + sorted(MODELS)
+
+
+def build_model(name: str, shape: tuple[int, int, int], num_classes: int,
+                generator: torch.Generator | None = None, device: str | torch.device = "cpu") -> nn.Module:
+    """A fresh network for inputs of ``shape`` (C, H, W), initialised from ``generator`` when given."""
+    name = name.lower()
+    channels, height, width = shape
+    if name == "convnet" or name.startswith("convnet-"):
+        model = ConvNet(channels, (height, width), num_classes, **convnet_options(name))
+    elif name in MODELS:
+        model = MODELS[name](channels, (height, width), num_classes)
+    else:
+        raise unknown_name("model", name, model_names())
+    if generator is not None:
+        init_parameters(model, generator)
+    return model.to(device)
+
+
+def check_model_name(name: str) -> None:
+    """Fail early (before any data is loaded) on a name the registry does not know."""
+    name = name.lower()
+    if name == "convnet" or name.startswith("convnet-"):
+        convnet_options(name)
+    elif name not in MODELS:
+        raise unknown_name("model", name, model_names())
