@@ -80,6 +80,7 @@ class _SafeUnpickler(pickle.Unpickler):
         ("numpy.core.multiarray", "scalar"),
         ("numpy._core.multiarray", "scalar"),
         ("copyreg", "_reconstructor"),
+        ("_codecs", "encode"),  # how Python 3 writes bytes at protocol 2: str -> bytes, nothing more
         ("__builtin__", "object"),
         ("builtins", "object"),
     }
@@ -230,7 +231,8 @@ def images_to_uint8_nchw(x: np.ndarray, source: str) -> np.ndarray:
     if x.ndim == 3:
         x = x[:, None]
     elif x.ndim == 4:
-        if x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+        # channels-last when the last axis looks like channels and the second does not (or is larger)
+        if x.shape[-1] in (1, 3, 4) and (x.shape[1] not in (1, 3, 4) or x.shape[-1] < x.shape[1]):
             x = x.transpose(0, 3, 1, 2)
     else:
         raise DistillsetError(f"{source}: images must be [N, H, W], [N, H, W, C] or [N, C, H, W]; found shape {list(x.shape)}")

@@ -1,0 +1,154 @@
+"""Readers of every standard format, on small files written here in the same format."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+
+import numpy as np
+import pytest
+from conftest import idx_bytes, write_idx
+
+from distillset.data import formats
+from distillset.errors import DistillsetError
+
+RNG = np.random.default_rng(0)
+
+
+def test_idx_roundtrip_gz_and_raw(tmp_path):
+    images = RNG.integers(0, 256, size=(7, 5, 4), dtype=np.uint8)
+    labels = np.array([0, 1, 2, 3, 4, 5, 6], dtype=np.uint8)
+    ip = write_idx(tmp_path / "img.gz", images)
+    lp = write_idx(tmp_path / "lab", labels, compress=False)
+    x, y = formats.read_idx_pair(ip, lp)
+    assert x.shape == (7, 1, 5, 4) and x.dtype == np.uint8
+    np.testing.assert_array_equal(x[:, 0], images)
+    np.testing.assert_array_equal(y, labels.astype(np.int64))
+
+
+def test_idx_truncated_bad_magic_and_corrupt_gzip(tmp_path):
+    data = idx_bytes(RNG.integers(0, 256, size=(4, 3, 3), dtype=np.uint8))
+    with pytest.raises(DistillsetError, match="truncated"):
+        formats.parse_idx(data[:-5], "x")
+    with pytest.raises(DistillsetError, match="bad magic"):
+        formats.parse_idx(b"\x01\x02" + data[2:], "x")
+    bad = tmp_path / "bad.gz"
+    bad.write_bytes(gzip.compress(data)[:20])
+    with pytest.raises(DistillsetError, match="truncated or corrupt gzip"):
+        formats.read_bytes(bad)
+
+
+def test_idx_pair_mismatch(tmp_path):
+    ip = write_idx(tmp_path / "i.gz", RNG.integers(0, 256, size=(4, 3, 3), dtype=np.uint8))
+    lp = write_idx(tmp_path / "l.gz", np.zeros(5, dtype=np.uint8))
+    with pytest.raises(DistillsetError, match="does not match"):
+        formats.read_idx_pair(ip, lp)
+
+
+def write_cifar_batch(path, n: int, label_key: str = "labels", num_classes: int = 10, protocol: int = 2):
+    data = RNG.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+    labels = [int(v) for v in RNG.integers(0, num_classes, size=n)]
+    with open(path, "wb") as handle:
+        pickle.dump({b"batch_label": b"test", b"data": data, label_key.encode(): labels, b"filenames": [b"a"] * n}, handle, protocol=protocol)
+    return data, labels
+
+
+def test_cifar_batches_and_label_names(tmp_path):
+    d1, l1 = write_cifar_batch(tmp_path / "b1", 6)
+    d2, l2 = write_cifar_batch(tmp_path / "b2", 4, protocol=4)
+    x, y = formats.read_cifar_batches([tmp_path / "b1", tmp_path / "b2"], "labels")
+    assert x.shape == (10, 3, 32, 32)
+    np.testing.assert_array_equal(x[:6].reshape(6, -1), d1)  # channel planes, row-major
+    assert y.tolist() == l1 + l2
+    with open(tmp_path / "meta", "wb") as handle:
+        pickle.dump({b"label_names": [b"cat", b"dog"]}, handle, protocol=2)
+    assert formats.read_cifar_label_names(tmp_path / "meta", "label_names") == ["cat", "dog"]
+    assert formats.read_cifar_label_names(tmp_path / "absent", "label_names") is None
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_cifar_pickle_never_executes_code(tmp_path, capsys):
+    path = tmp_path / "evil"
+    with open(path, "wb") as handle:
+        pickle.dump({b"data": _Evil()}, handle)
+    with pytest.raises(DistillsetError, match="unsafe"):
+        formats.read_cifar_pickle(path)
+    assert "must never run" not in capsys.readouterr().out
+
+
+def test_cifar_truncated(tmp_path):
+    write_cifar_batch(tmp_path / "b", 5)
+    raw = (tmp_path / "b").read_bytes()
+    (tmp_path / "t").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DistillsetError, match="not a readable CIFAR batch"):
+        formats.read_cifar_batches([tmp_path / "t"], "labels")
+
+
+def test_svhn_mat(tmp_path):
+    from scipy.io import savemat
+
+    x = RNG.integers(0, 256, size=(32, 32, 3, 5), dtype=np.uint8)
+    y = np.array([[10], [1], [2], [3], [10]], dtype=np.uint8)
+    savemat(tmp_path / "s.mat", {"X": x, "y": y})
+    images, labels = formats.read_svhn_mat(tmp_path / "s.mat")
+    assert images.shape == (5, 3, 32, 32)
+    np.testing.assert_array_equal(images[2], x[:, :, :, 2].transpose(2, 0, 1))
+    assert labels.tolist() == [0, 1, 2, 3, 0]
+    (tmp_path / "bad.mat").write_bytes((tmp_path / "s.mat").read_bytes()[:300])
+    with pytest.raises(DistillsetError, match="SVHN"):
+        formats.read_svhn_mat(tmp_path / "bad.mat")
+
+
+def write_png(path, array):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+def test_image_folder_read_resize_and_errors(tmp_path):
+    for c, name in enumerate(["cat", "dog"]):
+        for i in range(3):
+            write_png(tmp_path / name / f"{i}.png", RNG.integers(0, 256, size=(6, 5, 3), dtype=np.uint8))
+    classes, items = formats.list_image_folder(tmp_path)
+    assert classes == ["cat", "dog"] and len(items) == 6
+    assert not formats.folder_is_grayscale(items)
+    x, y = formats.read_images(items, None, grayscale=False)
+    assert x.shape == (6, 3, 6, 5) and y.tolist() == [0, 0, 0, 1, 1, 1]
+    write_png(tmp_path / "dog" / "big.png", RNG.integers(0, 256, size=(9, 9, 3), dtype=np.uint8))
+    _, items = formats.list_image_folder(tmp_path)
+    with pytest.raises(DistillsetError, match="differ in size"):
+        formats.read_images(items, None, grayscale=False)
+    x, _ = formats.read_images(items, (4, 4), grayscale=False)
+    assert x.shape == (7, 3, 4, 4)
+    (tmp_path / "dog" / "broken.png").write_bytes(b"not a png")
+    _, items = formats.list_image_folder(tmp_path)
+    with pytest.raises(DistillsetError, match="cannot decode"):
+        formats.read_images(items, (4, 4), grayscale=False)
+
+
+def test_image_folder_without_classes(tmp_path):
+    with pytest.raises(DistillsetError, match="no class sub-folders"):
+        formats.list_image_folder(tmp_path)
+    with pytest.raises(DistillsetError, match="does not exist"):
+        formats.list_image_folder(tmp_path / "nope")
+
+
+def test_images_to_uint8_layouts_and_ranges():
+    hw = RNG.integers(0, 256, size=(2, 4, 5), dtype=np.uint8)
+    assert formats.images_to_uint8_nchw(hw, "x").shape == (2, 1, 4, 5)
+    assert formats.images_to_uint8_nchw(RNG.integers(0, 256, size=(2, 4, 5, 3), dtype=np.uint8), "x").shape == (2, 3, 4, 5)
+    floats = formats.images_to_uint8_nchw(np.full((1, 2, 2), 0.5), "x")
+    assert floats.max() == 128
+    ints = formats.images_to_uint8_nchw(np.ones((1, 2, 2), dtype=np.int64), "x")
+    assert ints.max() == 1  # integers are pixel values, never rescaled
+    with pytest.raises(DistillsetError, match="NaN"):
+        formats.images_to_uint8_nchw(np.full((1, 2, 2), np.nan), "x")
+    with pytest.raises(DistillsetError, match="pixel values span"):
+        formats.images_to_uint8_nchw(np.full((1, 2, 2), 300.0), "x")
+    with pytest.raises(DistillsetError, match="must be"):
+        formats.images_to_uint8_nchw(np.zeros((2, 2)), "x")
