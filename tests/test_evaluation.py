@@ -1,0 +1,49 @@
+"""The evaluation protocol: it learns, it is reproducible, soft labels and NaN runs are handled."""
+
+from __future__ import annotations
+
+import torch
+
+from distillset.data import real_data
+from distillset.evaluation import evaluate_synset, format_table
+from distillset.methods import make_coreset
+
+
+def test_learns_and_is_reproducible(digits):
+    synset = make_coreset("random", real_data(digits), ipc=10, seed=0)
+    first = evaluate_synset(synset, digits.test_images, digits.test_labels, models=["convnet", "mlp"], runs=2, epochs=20, seed=3)
+    again = evaluate_synset(synset, digits.test_images, digits.test_labels, models=["convnet", "mlp"], runs=2, epochs=20, seed=3)
+    other = evaluate_synset(synset, digits.test_images, digits.test_labels, models=["convnet"], runs=2, epochs=20, seed=4)
+    conv = first.results["convnet"]
+    assert conv.mean > 0.5, conv.accs  # chance is 0.1
+    assert first.results["mlp"].mean > 0.3
+    assert first.as_dict()["results"] == again.as_dict()["results"]
+    assert other.results["convnet"].accs != conv.accs
+    assert len(conv.accs) == 2 and abs(conv.std - float(torch.tensor(conv.accs).std(unbiased=False))) < 1e-9
+    assert first.config["selection"] == "final epoch"
+    assert "convnet" in format_table(first)
+
+
+def test_soft_labels_are_used(digits):
+    synset = make_coreset("random", real_data(digits), ipc=5, seed=0)
+    # soft labels that point at the wrong class: a network trained on them must score near zero
+    wrong = torch.nn.functional.one_hot((synset.labels + 1) % 10, 10).float() * 20
+    synset.soft_labels = wrong
+    soft = evaluate_synset(synset, digits.test_images, digits.test_labels, runs=1, epochs=40)
+    hard = evaluate_synset(synset, digits.test_images, digits.test_labels, runs=1, epochs=40, use_soft_labels=False)
+    assert soft.config["soft_labels"] and soft.results["convnet"].mean < 0.2 < hard.results["convnet"].mean
+
+
+def test_diverging_runs_are_reported_not_averaged(digits):
+    synset = make_coreset("random", real_data(digits), ipc=2, seed=0)
+    results = evaluate_synset(synset, digits.test_images, digits.test_labels, models=["mlp"], runs=2, epochs=20, lr=1e12)
+    r = results.results["mlp"]
+    assert len(r.failed) == 2 and r.accs == [] and "became" in r.failed[0]
+    assert results.as_dict()["results"]["mlp"]["failed"]
+
+
+def test_learned_lr_is_the_default(digits):
+    synset = make_coreset("random", real_data(digits), ipc=2, seed=0)
+    synset.lr = torch.tensor(0.05)
+    results = evaluate_synset(synset, digits.test_images, digits.test_labels, runs=1, epochs=1)
+    assert abs(results.config["lr"] - 0.05) < 1e-9
