@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 import torch
 
 from distillset.data import real_data
@@ -11,15 +13,15 @@ from distillset.methods import make_coreset
 
 def test_learns_and_is_reproducible(digits):
     synset = make_coreset("random", real_data(digits), ipc=10, seed=0)
-    first = evaluate_synset(synset, digits.test_images, digits.test_labels, models=["convnet", "mlp"], runs=2, epochs=20, seed=3)
-    again = evaluate_synset(synset, digits.test_images, digits.test_labels, models=["convnet", "mlp"], runs=2, epochs=20, seed=3)
-    other = evaluate_synset(synset, digits.test_images, digits.test_labels, models=["convnet"], runs=2, epochs=20, seed=4)
+    first = evaluate_synset(synset, digits.test_images, digits.test_labels, models=["convnet", "mlp"], runs=2, epochs=60, seed=3)
+    again = evaluate_synset(synset, digits.test_images, digits.test_labels, models=["convnet", "mlp"], runs=2, epochs=60, seed=3)
+    other = evaluate_synset(synset, digits.test_images, digits.test_labels, models=["convnet"], runs=2, epochs=60, seed=4)
     conv = first.results["convnet"]
     assert conv.mean > 0.5, conv.accs  # chance is 0.1
-    assert first.results["mlp"].mean > 0.3
+    assert first.results["mlp"].mean > 0.5
     assert first.as_dict()["results"] == again.as_dict()["results"]
     assert other.results["convnet"].accs != conv.accs
-    assert len(conv.accs) == 2 and abs(conv.std - float(torch.tensor(conv.accs).std(unbiased=False))) < 1e-9
+    assert len(conv.accs) == 2 and abs(conv.std - statistics.pstdev(conv.accs)) < 1e-12
     assert first.config["selection"] == "final epoch"
     assert "convnet" in format_table(first)
 
@@ -36,7 +38,7 @@ def test_soft_labels_are_used(digits):
 
 def test_diverging_runs_are_reported_not_averaged(digits):
     synset = make_coreset("random", real_data(digits), ipc=2, seed=0)
-    results = evaluate_synset(synset, digits.test_images, digits.test_labels, models=["mlp"], runs=2, epochs=20, lr=1e12)
+    results = evaluate_synset(synset, digits.test_images, digits.test_labels, models=["mlp"], runs=2, epochs=60, lr=1e12)
     r = results.results["mlp"]
     assert len(r.failed) == 2 and r.accs == [] and "became" in r.failed[0]
     assert results.as_dict()["results"]["mlp"]["failed"]
