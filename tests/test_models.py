@@ -47,3 +47,28 @@ def test_initialisation_follows_the_generator():
     assert not torch.equal(a.features[0].weight, c.features[0].weight)
     bound = 1 / (9 ** 0.5)
     assert a.features[0].weight.abs().max() <= bound
+
+
+ZOO = ["mlp", "lenet", "alexnet", "alexnet-bn", "vgg11", "vgg11-bn", "resnet18", "resnet18-bn", "resnet18-ap", "resnet18-bn-ap"]
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_zoo_builds_for_every_dataset_shape(name):
+    for shape, classes in (((1, 28, 28), 10), ((3, 32, 32), 100)):
+        model = build_model(name, shape, classes, torch.Generator().manual_seed(0))
+        x = torch.randn(2, *shape)
+        assert model(x).shape == (2, classes)
+        assert model.embed(x).shape == (2, model.embed_dim)
+
+
+def test_standard_parameter_counts():
+    assert count(build_model("lenet", (3, 32, 32), 10)) == 62_006
+    assert count(build_model("resnet18", (3, 32, 32), 10)) == 11_173_962
+    assert count(build_model("resnet18-bn", (3, 32, 32), 10)) == 11_173_962
+    assert count(build_model("mlp", (1, 28, 28), 10)) == 784 * 128 + 128 + 128 * 128 + 128 + 1290
+
+
+def test_reference_spellings_and_too_small_inputs():
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in build_model("ResNet18BN_AP", (3, 32, 32), 10).modules())
+    with pytest.raises(DistillsetError, match="'vgg11' cannot take"):
+        build_model("vgg11", (1, 8, 8), 10)

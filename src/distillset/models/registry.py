@@ -17,6 +17,7 @@ from torch import nn
 from ..errors import DistillsetError, unknown_name
 from .convnet import MLP, ConvNet
 from .init import init_parameters
+from .zoo import VGG11, AlexNet, LeNet, ResNet18
 
 _NORM_SUFFIX = {"in": "instance", "bn": "batch", "ln": "layer", "gn": "group", "nonorm": "none"}
 _ACT_SUFFIX = {"relu": "relu", "sigmoid": "sigmoid", "leakyrelu": "leakyrelu", "swish": "swish"}
@@ -25,7 +26,25 @@ _POOL_SUFFIX = {"avgpool": "avg", "maxpool": "max", "nopool": "none"}
 Builder = Callable[[int, tuple[int, int], int], nn.Module]
 MODELS: dict[str, Builder] = {
     "mlp": lambda c, s, k: MLP(c, s, k),
+    "lenet": lambda c, s, k: LeNet(c, s, k),
+    "alexnet": lambda c, s, k: AlexNet(c, s, k),
+    "alexnet-bn": lambda c, s, k: AlexNet(c, s, k, batch_norm=True),
+    "vgg11": lambda c, s, k: VGG11(c, s, k),
+    "vgg11-bn": lambda c, s, k: VGG11(c, s, k, norm="batch"),
+    "resnet18": lambda c, s, k: ResNet18(c, s, k),
+    "resnet18-bn": lambda c, s, k: ResNet18(c, s, k, norm="batch"),
+    "resnet18-ap": lambda c, s, k: ResNet18(c, s, k, avg_pool_downsample=True),
+    "resnet18-bn-ap": lambda c, s, k: ResNet18(c, s, k, norm="batch", avg_pool_downsample=True),
 }
+
+
+def canonical_name(name: str) -> str:
+    """Accept the reference code's spellings too: ResNet18BN_AP -> resnet18-bn-ap, AlexNetBN -> alexnet-bn."""
+    name = name.strip().lower().replace("_", "-")
+    for base in ("alexnet", "vgg11", "resnet18"):
+        if name.startswith(base + "bn"):
+            name = base + "-bn" + name[len(base) + 2:]
+    return name
 
 
 def convnet_options(name: str) -> dict:
@@ -59,7 +78,7 @@ def model_names() -> list[str]:
 def build_model(name: str, shape: tuple[int, int, int], num_classes: int,
                 generator: torch.Generator | None = None, device: str | torch.device = "cpu") -> nn.Module:
     """A fresh network for inputs of ``shape`` (C, H, W), initialised from ``generator`` when given."""
-    name = name.lower()
+    name = canonical_name(name)
     channels, height, width = shape
     if name == "convnet" or name.startswith("convnet-"):
         model = ConvNet(channels, (height, width), num_classes, **convnet_options(name))
@@ -74,7 +93,7 @@ def build_model(name: str, shape: tuple[int, int, int], num_classes: int,
 
 def check_model_name(name: str) -> None:
     """Fail early (before any data is loaded) on a name the registry does not know."""
-    name = name.lower()
+    name = canonical_name(name)
     if name == "convnet" or name.startswith("convnet-"):
         convnet_options(name)
     elif name not in MODELS:
