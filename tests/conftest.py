@@ -52,3 +52,10 @@ def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
     data = idx_bytes(array)
     path.write_bytes(gzip.compress(data) if compress else data)
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def isolated_cache(tmp_path_factory):
+    """Trained feature networks are cached; tests keep theirs out of the user's home."""
+    os.environ["DISTILLSET_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield

@@ -48,11 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("coreset", help="select real images per class (random, ...)")
-    p.add_argument("--method", required=True, help="coreset method: random")
+    p.add_argument("--method", required=True, help="coreset method: random, herding, kcenter, forgetting")
     p.add_argument("--dataset", required=True, help="registry name, imagefolder:PATH or npz:PATH")
     p.add_argument("--ipc", type=_positive_int, required=True, help="images per class")
     p.add_argument("--image-size", type=_image_size, help="resize image-folder data to H or H,W")
     p.add_argument("--out", required=True, help="output directory (resumes / recognises a finished run)")
+    p.add_argument("--feature-model", default="convnet", help="network trained on the real data for herding/kcenter/forgetting")
+    p.add_argument("--feature-epochs", type=_positive_int, default=3, help="its training epochs (default 3; cached)")
     _add_data_options(p)
 
     p = sub.add_parser("condense", help="learn a synthetic set (methods arrive with later releases)")
@@ -97,7 +99,8 @@ def cmd_coreset(args) -> int:
     from .runner import run_coreset
 
     run_coreset(args.method, args.dataset, args.ipc, args.out, seed=args.seed, data_root=args.data_root,
-                device=args.device, download=args.download, verify=args.verify, image_size=args.image_size, log=_log)
+                device=args.device, download=args.download, verify=args.verify, image_size=args.image_size,
+                feature_model=args.feature_model, feature_epochs=args.feature_epochs, log=_log)
     return 0
 
 

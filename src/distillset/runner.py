@@ -21,7 +21,8 @@ from .data import load_dataset, real_data
 from .errors import DistillsetError, unknown_name
 from .evaluation import EvalResults, evaluate_synset
 from .fileio import atomic_write_json
-from .methods import SELECTORS, make_coreset
+from .methods import NEEDS_FEATURES, SELECTORS, make_coreset
+from .models import check_model_name
 from .synset import SynSet
 from .visualize import save_grid
 
@@ -81,13 +82,23 @@ def finished_run(directory: Path, config: dict) -> dict | None:
 
 def run_coreset(method: str, dataset: str, ipc: int, out: str | os.PathLike, seed: int = 0, data_root=None,
                 device: str | None = "cpu", download: bool = False, verify: bool = True,
-                image_size: tuple[int, int] | None = None, log: Log = print) -> RunOutcome:
-    """Select a coreset and write it with its record and grid into ``out``."""
+                image_size: tuple[int, int] | None = None, feature_model: str = "convnet", feature_epochs: int = 3,
+                log: Log = print) -> RunOutcome:
+    """Select a coreset and write it with its record and grid into ``out``.
+
+    herding, kcenter and forgetting first train ``feature_model`` on the real data for
+    ``feature_epochs`` (cached, so other ipc values and methods reuse it).
+    """
     if method not in SELECTORS:
         raise unknown_name("coreset method", method, list(SELECTORS))
+    check_model_name(feature_model)
     directory = Path(out)
     config = {"command": "coreset", "method": method, "dataset": dataset, "ipc": ipc, "seed": seed,
               "image_size": list(image_size) if image_size else None}
+    options: dict = {}
+    if method in NEEDS_FEATURES:
+        options = {"feature_model": feature_model, "feature_epochs": feature_epochs}
+        config.update(options)
     record = finished_run(directory, config)
     if record is not None:
         log(f"{directory} already holds this finished run; nothing to do")
@@ -97,7 +108,7 @@ def run_coreset(method: str, dataset: str, ipc: int, out: str | os.PathLike, see
     data = load_dataset(dataset, data_root=data_root, download=download, verify=verify, image_size=image_size)
     real = real_data(data, "train", torch_device)
     t1 = time.perf_counter()
-    synset = make_coreset(method, real, ipc, seed, config=config)
+    synset = make_coreset(method, real, ipc, seed, config=config, log=log, **options)
     t2 = time.perf_counter()
     return write_run(synset, directory, config, {"load_data": t1 - t0, "method": t2 - t1}, log)
 

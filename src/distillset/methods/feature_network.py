@@ -1,0 +1,104 @@
+"""A network trained on the real training set, shared by the herding, k-center and forgetting coresets.
+
+Training it is the expensive part of those baselines, so it is cached on disk (safetensors, atomic)
+under a key of (dataset, model, epochs, seed): selecting at ipc 1, 10 and 50, or with another of the
+three methods, reuses one trained network. Forgetting events (Toneva et al., 2019) are counted while
+it trains: a sample is forgotten when a presentation classifies it wrongly after the previous one
+classified it correctly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.real import RealData
+from ..evaluation.protocol import TrainConfig
+from ..fileio import atomic_write
+from ..models import build_model
+from ..seeding import make_generator
+
+
+@dataclass
+class FeatureNetwork:
+    model: nn.Module
+    forgetting_events: torch.Tensor  # int64 [N], per training image
+    ever_learned: torch.Tensor  # bool [N]: classified correctly at least once
+
+
+def cache_dir() -> Path:
+    """$DISTILLSET_CACHE, else ~/.cache/distillset/cache."""
+    return Path(os.environ.get("DISTILLSET_CACHE") or Path("~/.cache/distillset/cache").expanduser())
+
+
+def _cache_path(real: RealData, model_name: str, epochs: int, seed: int) -> Path:
+    key = json.dumps([real.name, list(real.shape), int(real.labels.numel()), model_name, epochs, seed])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    safe = "".join(ch if ch.isalnum() else "-" for ch in real.name)[-40:]
+    return cache_dir() / "feature-networks" / f"{safe}-{model_name}-e{epochs}-s{seed}-{digest}.safetensors"
+
+
+def train_feature_network(real: RealData, model_name: str = "convnet", epochs: int = 3, seed: int = 0,
+                          batch_size: int = 256, use_cache: bool = True, log=None) -> FeatureNetwork:
+    """Train (or load from the cache) ``model_name`` on all of ``real``, counting forgetting events."""
+    from safetensors.torch import load_file, save_file
+
+    path = _cache_path(real, model_name, epochs, seed)
+    model = build_model(model_name, real.shape, real.num_classes, make_generator(seed, "feature-network", "init"), real.device)
+    if use_cache and path.is_file():
+        try:
+            stored = load_file(str(path), device=str(real.device))
+            model.load_state_dict({k[len("model."):]: v for k, v in stored.items() if k.startswith("model.")})
+            if log:
+                log(f"reusing the feature network cached in {path}")
+            return FeatureNetwork(model.eval(), stored["forgetting_events"], stored["ever_learned"].bool())
+        except Exception:  # a damaged cache entry is retrained, never trusted
+            pass
+    n = real.labels.numel()
+    config = TrainConfig(epochs=epochs, batch_size=batch_size)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    generator = make_generator(seed, "feature-network", "train")
+    last_correct = torch.zeros(n, dtype=torch.bool, device=real.device)
+    ever_learned = torch.zeros(n, dtype=torch.bool, device=real.device)
+    forgetting = torch.zeros(n, dtype=torch.long, device=real.device)
+    model.train()
+    for epoch in range(epochs):
+        if epoch == epochs // 2 and epoch > 0:
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * 0.1
+        order = torch.randperm(n, generator=generator).to(real.device)
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            out = model(real.images[idx])
+            labels = real.labels[idx]
+            correct = out.detach().argmax(1) == labels
+            forgetting[idx] += (last_correct[idx] & ~correct).long()
+            last_correct[idx] = correct
+            ever_learned[idx] |= correct
+            loss = F.cross_entropy(out, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        if log:
+            log(f"feature network epoch {epoch + 1}/{epochs}: {int(last_correct.sum())}/{n} correct at last presentation")
+    model.eval()
+    if use_cache:
+        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        tensors["forgetting_events"] = forgetting.cpu()
+        tensors["ever_learned"] = ever_learned.cpu().to(torch.uint8)
+        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"dataset": real.name, "model": model_name}))
+    return FeatureNetwork(model, forgetting, ever_learned)
+
+
+@torch.inference_mode()
+def embed_all(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Embeddings (the classifier's input) of every image, in eval mode."""
+    model.eval()
+    return torch.cat([model.embed(images[s:s + batch_size]) for s in range(0, images.shape[0], batch_size)])
