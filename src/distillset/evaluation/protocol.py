@@ -10,7 +10,7 @@ reported as failed; the others still count.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -133,13 +133,19 @@ def prepare_test_data(synset: SynSet, pixels, labels, device) -> tuple[torch.Ten
 def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] = ("convnet",), runs: int = 5,
                     epochs: int | None = None, lr: float | None = None, seed: int = 0, device: str | torch.device = "cpu",
                     augment: Augment | None = None, batch_size: int = 256, use_soft_labels: bool = True,
-                    progress: Callable[[str], None] | None = None) -> EvalResults:
+                    strategy: str = "auto", progress: Callable[[str], None] | None = None) -> EvalResults:
     """Train ``runs`` fresh networks of each model on the SynSet; test each once on the real test split.
 
     ``epochs`` defaults to 300 (1000 with augmentation); ``lr`` defaults to the SynSet's learned lr
     if it has one, else 0.01. Every run draws its initialisation and shuffles from its own generator
     derived from ``seed``, the model name and the run index.
+
+    ``strategy``: "sequential" trains the runs one after another; "batched" trains them all at once
+    (torch.func.vmap over stacked parameters; not for BatchNorm networks); "auto" batches on CUDA and
+    loops on the CPU, where batching measured slower (BENCHMARKS.md).
     """
+    if strategy not in ("auto", "sequential", "batched"):
+        raise DistillsetError(f"unknown evaluation strategy '{strategy}'; use auto, sequential or batched")
     if runs < 1:
         raise DistillsetError(f"--runs must be at least 1, got {runs}")
     for name in models:
@@ -157,25 +163,51 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
     results: dict[str, ModelResult] = {}
     for name in models:
         result = ModelResult()
-        for run in range(runs):
-            start = time.perf_counter()
-            model = build_model(name, synset.shape, synset.num_classes, make_generator(seed, "eval", name, run, "init"), device)
-            try:
-                train_model(model, images, targets, config, make_generator(seed, "eval", name, run, "train"), augment)
-            except TrainingDiverged as exc:
-                result.failed.append(f"run {run}: {exc}")
+        start = time.perf_counter()
+        for run, net, failure in _trained_networks(name, synset, images, targets, config, runs, seed, device, augment, strategy):
+            if failure is not None:
+                result.failed.append(f"run {run}: {failure}")
                 if progress:
-                    progress(f"{name} run {run + 1}/{runs}: stopped, {exc}")
+                    progress(f"{name} run {run + 1}/{runs}: stopped, {failure}")
                 continue
-            acc = test_accuracy(model, x_test, y_test, config.test_batch_size)
-            result.train_seconds += time.perf_counter() - start
+            acc = test_accuracy(net, x_test, y_test, config.test_batch_size)
             result.accs.append(acc)
             if progress:
                 progress(f"{name} run {run + 1}/{runs}: accuracy {acc:.4f}")
+        result.train_seconds = time.perf_counter() - start
         results[name] = result
     meta = asdict(config) | {"runs": runs, "seed": seed, "models": list(models), "soft_labels": soft,
-                             "augment": augment is not None, "selection": "final epoch"}
+                             "augment": augment is not None, "selection": "final epoch", "strategy": strategy}
     return EvalResults(synset.dataset, results, meta)
+
+
+def _trained_networks(name: str, synset: SynSet, images, targets, config: TrainConfig, runs: int, seed: int, device,
+                      augment: Augment | None, strategy: str) -> Iterator[tuple[int, nn.Module, str | None]]:
+    """Yield (run, trained network, failure or None): all at once when batching, else one at a time."""
+    from .batched import can_batch, train_models_batched  # batched imports this module
+
+    def fresh(run: int) -> nn.Module:
+        return build_model(name, synset.shape, synset.num_classes, make_generator(seed, "eval", name, run, "init"), device)
+
+    def shuffles(run: int) -> torch.Generator:
+        return make_generator(seed, "eval", name, run, "train")
+
+    batched = strategy == "batched" or (strategy == "auto" and torch.device(device).type == "cuda")
+    first = fresh(0)
+    if batched and runs > 1 and can_batch(first):
+        nets = [first] + [fresh(run) for run in range(1, runs)]
+        diverged = train_models_batched(nets, images, targets, config, [shuffles(run) for run in range(runs)], augment)
+        for run, (net, bad) in enumerate(zip(nets, diverged)):
+            yield run, net, "loss became NaN or infinite" if bad else None
+        return
+    for run in range(runs):
+        net = first if run == 0 else fresh(run)
+        try:
+            train_model(net, images, targets, config, shuffles(run), augment)
+        except TrainingDiverged as exc:
+            yield run, net, str(exc)
+            continue
+        yield run, net, None
 
 
 def format_table(results: EvalResults) -> str:
