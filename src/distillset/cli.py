@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=_positive_int, default=5, help="fresh networks per model (default 5)")
     p.add_argument("--epochs", type=_positive_int, help="training epochs (default 300)")
     p.add_argument("--lr", type=float, help="training lr (default: the SynSet's learned lr, else 0.01)")
+    p.add_argument("--strategy", choices=("auto", "sequential", "batched"), default="auto",
+                   help="train the runs one by one, or all at once with vmap (auto: batched on CUDA only)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     _add_data_options(p)
 
@@ -122,7 +124,7 @@ def cmd_evaluate(args) -> int:
         raise DistillsetError("--models is empty; give names such as convnet,mlp")
     results = evaluate_file(args.synset, models, runs=args.runs, epochs=args.epochs, lr=args.lr, seed=args.seed,
                             data_root=args.data_root, device=args.device, download=args.download,
-                            verify=args.verify, log=None if args.json else _log)
+                            verify=args.verify, strategy=args.strategy, log=None if args.json else _log)
     if args.json:
         print(json.dumps(results.as_dict()))
     else:
