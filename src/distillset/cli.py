@@ -57,14 +57,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature-epochs", type=_positive_int, default=3, help="its training epochs (default 3; cached)")
     _add_data_options(p)
 
-    p = sub.add_parser("condense", help="learn a synthetic set (methods arrive with later releases)")
-    p.add_argument("--method", required=True)
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--ipc", type=_positive_int, required=True)
-    p.add_argument("--model", default="convnet")
-    p.add_argument("--iterations", type=_positive_int)
-    p.add_argument("--config")
-    p.add_argument("--out", required=True)
+    p = sub.add_parser("condense", help="learn a synthetic set: dc (gradient matching) or dsa (with siamese augmentation)")
+    p.add_argument("--method", required=True, help="dc or dsa")
+    p.add_argument("--dataset", required=True, help="registry name, imagefolder:PATH or npz:PATH")
+    p.add_argument("--ipc", type=_positive_int, required=True, help="images per class")
+    p.add_argument("--model", default="convnet", help="training network (any zoo model; default convnet)")
+    p.add_argument("--iterations", type=_positive_int, help="outer iterations (default 1000, as in the paper)")
+    p.add_argument("--init", choices=("noise", "real"), help="initial images (default: noise for dc, real for dsa)")
+    p.add_argument("--distance", choices=("ours", "mse", "cos"), help="gradient distance (default ours)")
+    p.add_argument("--lr-img", type=float, help="image learning rate (default 0.1; 0.01 with an MLP)")
+    p.add_argument("--config", help="YAML file of method options (command-line flags win)")
+    p.add_argument("--checkpoint-every", type=_positive_int, default=10, help="iterations between checkpoints (default 10)")
+    p.add_argument("--eval-every", type=int, default=0, help="evaluate the set every N iterations (default never)")
+    p.add_argument("--eval-runs", type=_positive_int, default=2)
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.add_argument("--out", required=True, help="output directory (an interrupted run resumes from it)")
     _add_data_options(p)
 
     p = sub.add_parser("evaluate", help="train fresh networks on a SynSet and test them on real data")
@@ -73,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=_positive_int, default=5, help="fresh networks per model (default 5)")
     p.add_argument("--epochs", type=_positive_int, help="training epochs (default 300)")
     p.add_argument("--lr", type=float, help="training lr (default: the SynSet's learned lr, else 0.01)")
+    p.add_argument("--dsa", action="store_true", help="train with DSA augmentation (per image; default epochs 1000)")
     p.add_argument("--strategy", choices=("auto", "sequential", "batched"), default="auto",
                    help="train the runs one by one, or all at once with vmap (auto: batched on CUDA only)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -107,12 +115,22 @@ def cmd_coreset(args) -> int:
 
 
 def cmd_condense(args) -> int:
-    from .methods import SELECTORS
+    from .condense import load_yaml_config, run_condense
 
-    raise DistillsetError(
-        f"unknown condensation method '{args.method}'; none is available in distillset {__version__} yet. "
-        f"For a coreset use: distillset coreset --method {{{','.join(SELECTORS)}}}"
-    )
+    options = load_yaml_config(args.config)
+    for key in ("init", "distance", "lr_img"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    iterations = args.iterations if args.iterations is not None else options.pop("iterations", None)
+    model = options.pop("model", args.model)
+    if args.model != "convnet":
+        model = args.model
+    options.pop("ipc", None), options.pop("seed", None)
+    run_condense(args.method, args.dataset, args.ipc, args.out, model=model, iterations=iterations, seed=args.seed,
+                 data_root=args.data_root, device=args.device, download=args.download, verify=args.verify,
+                 options=options, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
+                 eval_runs=args.eval_runs, progress=args.progress, log=_log)
+    return 0
 
 
 def cmd_evaluate(args) -> int:
@@ -124,7 +142,7 @@ def cmd_evaluate(args) -> int:
         raise DistillsetError("--models is empty; give names such as convnet,mlp")
     results = evaluate_file(args.synset, models, runs=args.runs, epochs=args.epochs, lr=args.lr, seed=args.seed,
                             data_root=args.data_root, device=args.device, download=args.download,
-                            verify=args.verify, strategy=args.strategy, log=None if args.json else _log)
+                            verify=args.verify, strategy=args.strategy, dsa=args.dsa, log=None if args.json else _log)
     if args.json:
         print(json.dumps(results.as_dict()))
     else:

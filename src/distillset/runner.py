@@ -128,12 +128,16 @@ def write_run(synset: SynSet, directory: Path, config: dict, timings: dict, log:
 
 def evaluate_file(path: str | os.PathLike, models: list[str], runs: int = 5, epochs: int | None = None,
                   lr: float | None = None, seed: int = 0, data_root=None, device: str | None = "cpu",
-                  download: bool = False, verify: bool = True, strategy: str = "auto", log: Log | None = None) -> EvalResults:
-    """Evaluate a SynSet file on the real test split of the dataset it names."""
+                  download: bool = False, verify: bool = True, strategy: str = "auto", dsa: bool = False,
+                  log: Log | None = None) -> EvalResults:
+    """Evaluate a SynSet file on the real test split of the dataset it names (``dsa``: augment training)."""
+    from .augment import DSA, strategy_for
+
     synset = SynSet.load(path)
     image_size = tuple(synset.shape[1:]) if synset.dataset.startswith("imagefolder:") else None
     data = load_dataset(synset.dataset, data_root=data_root, download=download, verify=verify, image_size=image_size)
     if data.num_classes != synset.num_classes:
         raise DistillsetError(f"{path} has {synset.num_classes} classes but dataset '{synset.dataset}' has {data.num_classes}")
     return evaluate_synset(synset, data.test_images, data.test_labels, models=models, runs=runs, epochs=epochs,
-                           lr=lr, seed=seed, device=resolve_device(device), strategy=strategy, progress=log)
+                           lr=lr, seed=seed, device=resolve_device(device), strategy=strategy,
+                           augment=DSA(strategy_for(synset.dataset)) if dsa else None, progress=log)

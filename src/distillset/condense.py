@@ -1,0 +1,162 @@
+"""Running an iterative condensation method into an output directory, resumably.
+
+The method is a step function over a state (images, optimiser momentum, iteration). Every random
+draw of iteration i comes from generators derived from (seed, i), so a run resumed from a checkpoint
+continues exactly as the uninterrupted run would. Checkpoints are written atomically every
+``checkpoint_every`` iterations; a NaN loss stops the run with a message and leaves the last good
+checkpoint in place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import torch
+
+from .data import load_dataset, real_data
+from .errors import DistillsetError, unknown_name
+from .evaluation import evaluate_synset
+from .fileio import atomic_write
+from .methods.gradient_matching import GradientMatching, GradientMatchingConfig, MatchingState
+from .models import check_model_name
+from .runner import Log, RunOutcome, finished_run, resolve_device, write_run
+
+CHECKPOINT_FILE = "checkpoint.safetensors"
+METHODS = ("dc", "dsa")
+
+
+def load_yaml_config(path: str | os.PathLike | None) -> dict:
+    """Method options from a YAML file (keys as in GradientMatchingConfig); unknown keys are an error."""
+    if not path:
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as exc:
+        raise DistillsetError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise DistillsetError(f"config {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise DistillsetError(f"config {path} must be a mapping of option: value")
+    known = {f.name for f in fields(GradientMatchingConfig)} | {"method", "dataset"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise DistillsetError(f"config {path} has unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return data
+
+
+def save_checkpoint(path: Path, state: MatchingState, config: dict) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {"images": state.images.detach().cpu().contiguous(), "labels": state.labels.cpu()}
+    if state.momentum is not None:
+        tensors["momentum"] = state.momentum.detach().cpu().contiguous()
+    meta = {"iteration": str(state.iteration), "losses": json.dumps(state.losses), "config": json.dumps(config, sort_keys=True)}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def load_checkpoint(path: Path, config: dict, device) -> MatchingState | None:
+    from .synset import read_safetensors
+
+    if not path.is_file():
+        return None
+    tensors, meta = read_safetensors(path)
+    if json.loads(meta.get("config", "null")) != json.loads(json.dumps(config, sort_keys=True)):
+        raise DistillsetError(f"{path} is a checkpoint of a different configuration; choose another --out or delete it")
+    momentum = tensors.get("momentum")
+    return MatchingState(tensors["images"].to(device), tensors["labels"].to(device),
+                         momentum.to(device) if momentum is not None else None, int(meta["iteration"]), json.loads(meta["losses"]))
+
+
+def run_condense(method: str, dataset: str, ipc: int, out: str | os.PathLike, model: str = "convnet",
+                 iterations: int | None = None, seed: int = 0, data_root=None, device: str | None = "cpu",
+                 download: bool = False, verify: bool = True, options: dict | None = None, checkpoint_every: int = 10,
+                 eval_every: int = 0, eval_runs: int = 2, eval_epochs: int = 300, progress: bool = True,
+                 stop_after: int | None = None, log: Log = print) -> RunOutcome | None:
+    """Condense ``dataset`` with ``method`` into ``out``; resumes from a checkpoint there.
+
+    ``stop_after`` ends the call after that many new iterations (checkpoint written), as an interrupted
+    run would; the same call again resumes.
+    """
+    if method not in METHODS:
+        raise unknown_name("condensation method", method, METHODS)
+    check_model_name(model)
+    options = dict(options or {})
+    options.pop("method", None), options.pop("dataset", None)
+    cfg = GradientMatchingConfig(ipc=ipc, model=model, seed=seed, dsa=(method == "dsa"),
+                                 init=options.pop("init", "real" if method == "dsa" else "noise"), **options)
+    if iterations is not None:
+        cfg.iterations = iterations
+    directory = Path(out)
+    config = {"command": "condense", "method": method, "dataset": dataset, **asdict(cfg)}
+    record = finished_run(directory, config)
+    if record is not None:
+        log(f"{directory} already holds this finished run; nothing to do")
+        from .synset import SynSet
+
+        return RunOutcome(SynSet.load(directory / "synset.safetensors"), directory, True, record)
+    torch_device = resolve_device(device)
+    t0 = time.perf_counter()
+    data = load_dataset(dataset, data_root=data_root, download=download, verify=verify)
+    real = real_data(data, "train", torch_device)
+    engine = GradientMatching(real, cfg)
+    checkpoint = directory / CHECKPOINT_FILE
+    state = load_checkpoint(checkpoint, config, torch_device)
+    if state is not None:
+        log(f"resuming from {checkpoint} at iteration {state.iteration}/{cfg.iterations}")
+    else:
+        state = engine.initial_state()
+    directory.mkdir(parents=True, exist_ok=True)
+    t1 = time.perf_counter()
+    evaluations = []
+    bar = _progress_bar(progress, cfg.iterations, state.iteration, method)
+    done_now = 0
+    try:
+        while state.iteration < cfg.iterations:
+            try:
+                loss = engine.step(state)
+            except FloatingPointError as exc:
+                save_checkpoint(checkpoint, state, config)
+                raise DistillsetError(
+                    f"{exc}; likely cause: the image learning rate ({engine.config.lr_img}) is too large for this "
+                    f"model and data (try --lr-img {engine.config.lr_img / 10:g}); the last good state (iteration "
+                    f"{state.iteration}) is kept in {checkpoint}"
+                ) from None
+            done_now += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}")
+            if state.iteration % checkpoint_every == 0 or state.iteration == cfg.iterations:
+                save_checkpoint(checkpoint, state, config)
+            if eval_every and state.iteration % eval_every == 0:
+                result = evaluate_synset(engine.to_synset(state), data.test_images, data.test_labels, runs=eval_runs,
+                                         epochs=eval_epochs, seed=seed, device=torch_device).results[model]
+                evaluations.append({"iteration": state.iteration, "mean": result.mean, "std": result.std, "accs": result.accs})
+                log(f"iteration {state.iteration}: {100 * result.mean:.2f} +- {100 * result.std:.2f}% ({eval_runs} x {model})")
+            if stop_after is not None and done_now >= stop_after and state.iteration < cfg.iterations:
+                save_checkpoint(checkpoint, state, config)
+                log(f"stopped after {done_now} iterations at {state.iteration}/{cfg.iterations}; run again to resume")
+                return None
+    finally:
+        if bar is not None:
+            bar.close()
+    t2 = time.perf_counter()
+    synset = engine.to_synset(state, {"method": method, "dataset": dataset})
+    metrics = {"loss_per_iteration": state.losses, "evaluations": evaluations}
+    outcome = write_run(synset, directory, config, {"load_data": t1 - t0, "condense_this_call": t2 - t1,
+                                                    "seconds_per_iteration": (t2 - t1) / max(done_now, 1)}, log, metrics)
+    checkpoint.unlink(missing_ok=True)
+    return outcome
+
+
+def _progress_bar(enabled: bool, total: int, initial: int, method: str):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=method, unit="it", dynamic_ncols=True)
