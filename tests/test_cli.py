@@ -74,7 +74,7 @@ def test_bad_inputs_give_one_line(capsys, tmp_path, monkeypatch):
         (("coreset", "--method", "random", "--dataset", "mnist", "--ipc", 1, "--data-root", tmp_path / "none", "--out", tmp_path / "x"), "looked for"),
         (("coreset", "--method", "random", "--dataset", "digits", "--ipc", 1000, "--out", tmp_path / "x"), "ipc 1000 is larger than class"),
         (("coreset", "--method", "random", "--dataset", "digits", "--ipc", 1, "--device", "cuda:0", "--out", tmp_path / "x"), "no CUDA GPU"),
-        (("condense", "--method", "dc", "--dataset", "digits", "--ipc", 1, "--out", tmp_path / "x"), "unknown condensation method 'dc'"),
+        (("condense", "--method", "mtt", "--dataset", "digits", "--ipc", 1, "--out", tmp_path / "x"), "unknown condensation method 'mtt'; valid condensation methods: dc, dsa"),
         (("evaluate", tmp_path / "missing.safetensors"), "no such file"),
     ]
     if torch.cuda.is_available():
@@ -101,3 +101,18 @@ def test_demo_and_console_entry_point(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "| random coreset, 10/class | 100 |" in proc.stdout and "whole training split" in proc.stdout
     assert (tmp_path / "demo" / "random-ipc10" / "grid.png").exists()
+
+
+def test_condense_cli_with_yaml_config(capsys, tmp_path):
+    config = tmp_path / "dc.yaml"
+    config.write_text("iterations: 2\ninit: real\ndistance: mse\n")
+    code, _, err = run(capsys, "condense", "--method", "dc", "--dataset", "digits", "--ipc", 1, "--config", config,
+                       "--no-progress", "--out", tmp_path / "dc")
+    assert code == 0, err
+    synset = SynSet.load(tmp_path / "dc" / "synset.safetensors")
+    assert synset.method == "dc" and synset.config["iterations"] == 2 and synset.config["distance"] == "mse"
+    assert synset.config["init"] == "real" and synset.config["outer_loop"] == 1
+    (tmp_path / "bad.yaml").write_text("iterations: 2\nlearning_rate: 3\n")
+    code, _, err = run(capsys, "condense", "--method", "dc", "--dataset", "digits", "--ipc", 1, "--config", tmp_path / "bad.yaml",
+                       "--out", tmp_path / "dc2")
+    assert_one_line_error(code, err, "unknown option(s) learning_rate")
