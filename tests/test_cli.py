@@ -105,7 +105,7 @@ def test_demo_and_console_entry_point(tmp_path):
 
 def test_condense_cli_with_yaml_config(capsys, tmp_path):
     config = tmp_path / "dc.yaml"
-    config.write_text("iterations: 2\ninit: real\ndistance: mse\n")
+    config.write_text("iterations: 2\ninit: real\ndistance: mse\ncompile: false\n")
     code, _, err = run(capsys, "condense", "--method", "dc", "--dataset", "digits", "--ipc", 1, "--config", config,
                        "--no-progress", "--out", tmp_path / "dc")
     assert code == 0, err

@@ -55,7 +55,7 @@ def test_batched_per_class_gradients_equal_the_loop(model, kind):
 
 def test_matching_step_lowers_the_loss_for_a_fixed_network(digits):
     real = real_data(digits)
-    engine = GradientMatching(real, GradientMatchingConfig(ipc=2, seed=0, init="noise", lr_img=0.1))
+    engine = GradientMatching(real, GradientMatchingConfig(ipc=2, seed=0, init="noise", lr_img=0.1, compile=False))
     state = engine.initial_state()
     net = build_model("convnet", real.shape, 10, torch.Generator().manual_seed(3))
     params = matched_parameters(net, "ours")
@@ -68,7 +68,8 @@ def test_matching_step_lowers_the_loss_for_a_fixed_network(digits):
 
 
 def test_resume_gives_the_uninterrupted_result(digits, tmp_path):
-    kwargs = dict(dataset="digits", ipc=1, iterations=4, seed=3, checkpoint_every=1, progress=False, log=lambda m: None)
+    kwargs = dict(dataset="digits", ipc=1, iterations=4, seed=3, checkpoint_every=1, progress=False, log=lambda m: None,
+                  options={"compile": False})
     run_condense("dc", out=tmp_path / "straight", **kwargs)
     assert run_condense("dc", out=tmp_path / "resumed", stop_after=2, **kwargs) is None
     assert (tmp_path / "resumed" / "checkpoint.safetensors").exists()
@@ -83,13 +84,13 @@ def test_resume_gives_the_uninterrupted_result(digits, tmp_path):
 
 def test_nan_stops_with_a_message_and_keeps_the_checkpoint(digits, tmp_path):
     with pytest.raises(DistillsetError, match=r"matching loss became nan at iteration \d+.*--lr-img.*kept in"):
-        run_condense("dc", "digits", 1, tmp_path / "nan", iterations=30, options={"lr_img": 1e30}, progress=False, log=lambda m: None)
+        run_condense("dc", "digits", 1, tmp_path / "nan", iterations=30, options={"lr_img": 1e30, "compile": False}, progress=False, log=lambda m: None)
     assert (tmp_path / "nan" / "checkpoint.safetensors").exists()
 
 
 def test_dsa_starts_from_real_images_and_runs(digits, tmp_path):
     real = real_data(digits)
-    engine = GradientMatching(real, GradientMatchingConfig(ipc=1, dsa=True, init="real"))
+    engine = GradientMatching(real, GradientMatchingConfig(ipc=1, dsa=True, init="real", compile=False))
     state = engine.initial_state()
     assert (state.images.flatten(1)[:, None] == real.images.flatten(1)[None]).all(-1).any(1).all()
     engine.step(state)
@@ -104,3 +105,18 @@ def test_bad_method_options(digits):
         GradientMatching(real, GradientMatchingConfig(ipc=500))
     with pytest.raises(DistillsetError, match="unknown condensation method 'mtt'"):
         run_condense("mtt", "digits", 1, "unused")
+
+
+def test_compiled_real_gradients_match_eager(digits):
+    """torch.compile'd class passes give the eager gradients, and a fresh network reuses the compiled graph."""
+    real = real_data(digits)
+    eager = GradientMatching(real, GradientMatchingConfig(ipc=1, compile=False))
+    compiled = GradientMatching(real, GradientMatchingConfig(ipc=1, compile=True))
+    state = eager.initial_state()
+    for seed in (0, 1):
+        net = build_model("convnet", real.shape, 10, torch.Generator().manual_seed(seed))
+        params = matched_parameters(net, "ours")
+        losses = [float(e._matching_loss(net, params, state.images, state.labels, torch.Generator().manual_seed(7)))
+                  for e in (eager, compiled)]
+        assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+    assert compiled.compile_error is None and compiled._compiled is not None

@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", choices=("noise", "real"), help="initial images (default: noise for dc, real for dsa)")
     p.add_argument("--distance", choices=("ours", "mse", "cos"), help="gradient distance (default ours)")
     p.add_argument("--lr-img", type=float, help="image learning rate (default 0.1; 0.01 with an MLP)")
+    p.add_argument("--no-compile", dest="compile", action="store_false", default=None,
+                   help="do not torch.compile the real-gradient pass (compiling costs ~20 s once, then steps run ~1.8x faster on CPU)")
     p.add_argument("--config", help="YAML file of method options (command-line flags win)")
     p.add_argument("--checkpoint-every", type=_positive_int, default=10, help="iterations between checkpoints (default 10)")
     p.add_argument("--eval-every", type=int, default=0, help="evaluate the set every N iterations (default never)")
@@ -118,7 +120,7 @@ def cmd_condense(args) -> int:
     from .condense import load_yaml_config, run_condense
 
     options = load_yaml_config(args.config)
-    for key in ("init", "distance", "lr_img"):
+    for key in ("init", "distance", "lr_img", "compile"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
     iterations = args.iterations if args.iterations is not None else options.pop("iterations", None)

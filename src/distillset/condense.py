@@ -112,8 +112,11 @@ def run_condense(method: str, dataset: str, ipc: int, out: str | os.PathLike, mo
     else:
         state = engine.initial_state()
     directory.mkdir(parents=True, exist_ok=True)
+    if engine.config.compile and not engine.batched:
+        log("compiling the real-gradient pass with torch.compile (one-off, ~20 s; --no-compile to skip)")
     t1 = time.perf_counter()
     evaluations = []
+    compile_warned = False
     bar = _progress_bar(progress, cfg.iterations, state.iteration, method)
     done_now = 0
     try:
@@ -128,6 +131,9 @@ def run_condense(method: str, dataset: str, ipc: int, out: str | os.PathLike, mo
                     f"{state.iteration}) is kept in {checkpoint}"
                 ) from None
             done_now += 1
+            if engine.compile_error and not compile_warned:
+                log(f"torch.compile failed ({engine.compile_error}); continuing without it")
+                compile_warned = True
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}")

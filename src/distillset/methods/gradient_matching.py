@@ -6,12 +6,14 @@ on that class's synthetic images; the summed distance updates the synthetic imag
 0.5). Between steps the network is trained on the current synthetic set for ``inner_loop`` epochs.
 DSA applies the same sampled transform to a class's real and synthetic batch.
 
-Speed: the real images of all classes go through ONE forward and ONE backward pass that stops at the
-layer outputs (autograd then skips every weight gradient), and the per-class weight gradients are
-formed from the captured layer inputs and output gradients, one class slice at a time, by the same
-convolution-backward kernels autograd would call. This is exact because no layer mixes samples:
-instance/group/layer norm work per image, and BatchNorm is frozen during matching (as in the paper).
-Parameters that the distance ignores (1-D tensors under "ours") are never differentiated.
+Speed: on a GPU the real images of all classes go through ONE forward and ONE backward pass that
+stops at the layer outputs (autograd then skips every weight gradient), and the per-class weight
+gradients are formed from the captured layer inputs and output gradients, one class slice at a time,
+by the same convolution-backward kernels autograd would call. This is exact because no layer mixes
+samples: instance/group/layer norm work per image, and BatchNorm is frozen during matching (as in the
+paper). On the CPU one pass per class is faster (the 2560-image activations overflow the caches), so
+that is the default there. Either way, parameters that the distance ignores (1-D tensors under
+"ours") are never differentiated.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class GradientMatchingConfig:
     outer_loop: int | None = None
     inner_loop: int | None = None
     bn_real_per_class: int = 16
+    compile: bool = True  # torch.compile the real-gradient passes (one-off ~20 s compile; ~1.8x faster steps on CPU)
     seed: int = 0
 
     def resolved(self) -> "GradientMatchingConfig":
@@ -132,11 +135,17 @@ class _Capture:
     def __init__(self, modules: list[nn.Module]) -> None:
         self.inputs: dict[nn.Module, torch.Tensor] = {}
         self.outputs: dict[nn.Module, torch.Tensor] = {}
+        self.versions: dict[nn.Module, int] = {}
         self.handles = [m.register_forward_hook(self._hook) for m in modules]
 
     def _hook(self, module, args, output) -> None:
         self.inputs[module] = args[0]
         self.outputs[module] = output
+        self.versions[module] = output._version
+
+    def modified_in_place(self) -> bool:
+        """True when a later layer (an in-place activation right after a layer) overwrote a captured output."""
+        return any(self.outputs[m]._version != v for m, v in self.versions.items())
 
     def close(self) -> None:
         for h in self.handles:
@@ -165,6 +174,8 @@ def per_class_real_gradients(net: nn.Module, x: torch.Tensor, y: torch.Tensor, c
         out = net(x)
     finally:
         capture.close()
+    if capture.modified_in_place():
+        return None
     # the mean over each class is a per-sample weight of 1/count on a summed loss
     weights = torch.cat([torch.full((n,), 1.0 / n, device=x.device) for n in counts])
     loss = (F.cross_entropy(out, y, reduction="none") * weights).sum()
@@ -194,11 +205,37 @@ def _class_slice_gradients(params, owners, grad_out, inputs, lo: int, hi: int) -
     return grads
 
 
-def looped_real_gradients(net, x, y, counts, params) -> list[list[torch.Tensor]]:
-    """The straightforward reference: one forward and backward per class."""
+class CompiledClassLoss:
+    """The class-batch loss as a torch.compile'd function of (parameters, buffers, images, labels).
+
+    Parameters are inputs, not constants, so every iteration's fresh network reuses one compiled
+    graph; inductor fuses norm, activation and pooling, which are memory-bound on a CPU (measured
+    1.7x faster per class pass on 2 cores; BENCHMARKS.md). Only first-order gradients go through it:
+    the synthetic side needs double backward, which compiled graphs do not support, and stays eager.
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        import copy
+
+        self.template = copy.deepcopy(net)
+
+        def loss(params, buffers, x, y):
+            return F.cross_entropy(torch.func.functional_call(self.template, (params, buffers), (x,)), y)
+
+        self.loss = torch.compile(loss, dynamic=False)
+
+    def __call__(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        for mine, theirs in zip(self.template.modules(), net.modules()):
+            mine.training = theirs.training  # BatchNorm is frozen per step; keep the graph's mode in step
+        return self.loss(dict(net.named_parameters()), dict(net.named_buffers()), x, y)
+
+
+def looped_real_gradients(net, x, y, counts, params, class_loss=None) -> list[list[torch.Tensor]]:
+    """One forward and backward per class (``class_loss``: a compiled loss to use instead of eager)."""
     out, start = [], 0
     for n in counts:
-        loss = F.cross_entropy(net(x[start:start + n]), y[start:start + n])
+        xs, ys = x[start:start + n], y[start:start + n]
+        loss = class_loss(net, xs, ys) if class_loss is not None else F.cross_entropy(net(xs), ys)
         out.append([g.detach() for g in torch.autograd.grad(loss, [p for _, p in params])])
         start += n
     return out
@@ -207,10 +244,13 @@ def looped_real_gradients(net, x, y, counts, params) -> list[list[torch.Tensor]]
 class GradientMatching:
     """DC / DSA as a step function over a :class:`MatchingState`; the runner drives the iterations."""
 
-    def __init__(self, real: RealData, config: GradientMatchingConfig, batched: bool = True) -> None:
+    def __init__(self, real: RealData, config: GradientMatchingConfig, batched: bool | None = None) -> None:
+        """``batched``: per-class real gradients from one pass over all classes (True), one pass per class
+        (False), or None: batched on CUDA, per class on the CPU, where one 2560-image pass measured ~1.5x
+        slower than ten 256-image passes (memory traffic; BENCHMARKS.md)."""
         self.real = real
         self.config = config.resolved()
-        self.batched = batched
+        self.batched = batched if batched is not None else real.device.type == "cuda"
         if self.config.distance not in DISTANCES:
             raise DistillsetError(f"unknown gradient distance '{self.config.distance}'; use one of {', '.join(DISTANCES)}")
         if self.config.init not in ("noise", "real"):
@@ -221,6 +261,8 @@ class GradientMatching:
         if not matched_parameters(probe, self.config.distance):
             raise DistillsetError(f"model '{self.config.model}' has no parameters to match gradients of")
         self.method = "dsa" if self.config.dsa else "dc"
+        self._compiled: CompiledClassLoss | None = None
+        self.compile_error: str | None = None
 
     # ------------------------------------------------------------------------------------ state
     def initial_state(self) -> MatchingState:
@@ -288,7 +330,7 @@ class GradientMatching:
             x_syn = self.dsa.apply(images, p, labels)
         grads_real = per_class_real_gradients(net, x_real, y_real, counts, params) if self.batched else None
         if grads_real is None:
-            grads_real = looped_real_gradients(net, x_real, y_real, counts, params)
+            grads_real = self._looped(net, x_real, y_real, counts, params)
         total = images.new_zeros(())
         for c in range(k):
             sl = slice(c * ipc, (c + 1) * ipc)
@@ -296,6 +338,26 @@ class GradientMatching:
             grads_syn = torch.autograd.grad(loss_syn, [p for _, p in params], create_graph=True)
             total = total + distance(grads_real[c], list(grads_syn), cfg.distance)
         return total
+
+    def _looped(self, net, x, y, counts, params) -> list[list[torch.Tensor]]:
+        """Per-class real gradients, compiled when asked; a compiler failure falls back to eager for good."""
+        compiled = self._compiled_loss(net)
+        if compiled is None:
+            return looped_real_gradients(net, x, y, counts, params)
+        try:
+            return looped_real_gradients(net, x, y, counts, params, compiled)
+        except Exception as exc:  # no C++ compiler, unsupported op, ...: the eager path computes the same thing
+            self.compile_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            self.config.compile = False
+            return looped_real_gradients(net, x, y, counts, params)
+
+    def _compiled_loss(self, net: nn.Module) -> CompiledClassLoss | None:
+        """The compiled class loss when ``compile`` is on; built once, reused for every fresh network."""
+        if not self.config.compile:
+            return None
+        if self._compiled is None:
+            self._compiled = CompiledClassLoss(net)
+        return self._compiled
 
     def _train_network(self, net, optimizer, images, labels, generator) -> None:
         cfg = self.config
