@@ -120,3 +120,34 @@ def test_compiled_real_gradients_match_eager(digits):
                   for e in (eager, compiled)]
         assert losses[0] == pytest.approx(losses[1], rel=1e-4)
     assert compiled.compile_error is None and compiled._compiled is not None
+
+
+def test_batchnorm_is_frozen_for_matching_and_trains_in_between(digits, monkeypatch):
+    import distillset.methods.gradient_matching as gm
+
+    seen: list[tuple[bool, int]] = []
+
+    def spy_build(*args, **kwargs):
+        net = build_model(*args, **kwargs)
+        bn = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+        bn.register_forward_pre_hook(lambda module, inp: seen.append((module.training, inp[0].shape[0])))
+        return net
+
+    monkeypatch.setattr(gm, "build_model", spy_build)
+    engine = GradientMatching(real_data(digits), GradientMatchingConfig(ipc=2, model="convnet-bn", compile=False))
+    state = engine.initial_state()
+    engine.step(state)
+    stats_pass = [t for t, n in seen if n == 16 * 10]  # the 16-per-class statistics pass, in train mode
+    assert stats_pass and all(stats_pass)
+    assert any(t for t, n in seen if n == 20)  # inner training on the 20 synthetic images: train mode
+    assert not any(t for t, n in seen if n == 2)  # matching the synthetic class batches: frozen
+
+
+def test_periodic_evaluation_is_recorded(digits, tmp_path):
+    messages: list[str] = []
+    run_condense("dc", "digits", 1, tmp_path / "e", iterations=2, eval_every=1, eval_runs=1, eval_epochs=3,
+                 options={"compile": False}, progress=False, log=messages.append)
+    record = json.loads((tmp_path / "e" / "run.json").read_text())
+    evaluations = record["metrics"]["evaluations"]
+    assert [e["iteration"] for e in evaluations] == [1, 2] and all(0 <= e["mean"] <= 1 for e in evaluations)
+    assert any(m.startswith("iteration 1:") for m in messages)

@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML file of method options (command-line flags win)")
     p.add_argument("--checkpoint-every", type=_positive_int, default=10, help="iterations between checkpoints (default 10)")
     p.add_argument("--eval-every", type=int, default=0, help="evaluate the set every N iterations (default never)")
-    p.add_argument("--eval-runs", type=_positive_int, default=2)
+    p.add_argument("--eval-runs", type=_positive_int, default=2, help="fresh networks per periodic evaluation")
+    p.add_argument("--eval-epochs", type=_positive_int, default=300, help="their training epochs")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("--out", required=True, help="output directory (an interrupted run resumes from it)")
     _add_data_options(p)
@@ -131,7 +132,7 @@ def cmd_condense(args) -> int:
     run_condense(args.method, args.dataset, args.ipc, args.out, model=model, iterations=iterations, seed=args.seed,
                  data_root=args.data_root, device=args.device, download=args.download, verify=args.verify,
                  options=options, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
-                 eval_runs=args.eval_runs, progress=args.progress, log=_log)
+                 eval_runs=args.eval_runs, eval_epochs=args.eval_epochs, progress=args.progress, log=_log)
     return 0
 
 

@@ -86,14 +86,14 @@ def run_condense(method: str, dataset: str, ipc: int, out: str | os.PathLike, mo
     if method not in METHODS:
         raise unknown_name("condensation method", method, METHODS)
     check_model_name(model)
-    options = dict(options or {})
-    options.pop("method", None), options.pop("dataset", None)
+    options = {k: v for k, v in (options or {}).items() if k not in ("method", "dataset")}
     cfg = GradientMatchingConfig(ipc=ipc, model=model, seed=seed, dsa=(method == "dsa"),
                                  init=options.pop("init", "real" if method == "dsa" else "noise"), **options)
     if iterations is not None:
         cfg.iterations = iterations
     directory = Path(out)
-    config = {"command": "condense", "method": method, "dataset": dataset, **asdict(cfg)}
+    # the run's identity; whether torch.compile is used does not change what is computed
+    config = {"command": "condense", "method": method, "dataset": dataset, **{k: v for k, v in asdict(cfg).items() if k != "compile"}}
     record = finished_run(directory, config)
     if record is not None:
         log(f"{directory} already holds this finished run; nothing to do")

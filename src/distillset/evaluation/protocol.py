@@ -43,7 +43,7 @@ class ModelResult:
 
     accs: list[float] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
-    train_seconds: float = 0.0
+    seconds: float = 0.0  # wall time of all runs of this model, training and testing
 
     @property
     def mean(self) -> float:
@@ -174,7 +174,7 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
             result.accs.append(acc)
             if progress:
                 progress(f"{name} run {run + 1}/{runs}: accuracy {acc:.4f}")
-        result.train_seconds = time.perf_counter() - start
+        result.seconds = time.perf_counter() - start
         results[name] = result
     meta = asdict(config) | {"runs": runs, "seed": seed, "models": list(models), "soft_labels": soft,
                              "augment": augment is not None, "selection": "final epoch", "strategy": strategy}

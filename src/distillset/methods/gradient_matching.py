@@ -362,6 +362,7 @@ class GradientMatching:
     def _train_network(self, net, optimizer, images, labels, generator) -> None:
         cfg = self.config
         n = images.shape[0]
+        net.train()  # BatchNorm was frozen for matching; it trains normally in between, as in the paper
         for _ in range(cfg.inner_loop):
             order = torch.randperm(n, generator=generator).to(images.device)
             for start in range(0, n, cfg.batch_train):
