@@ -64,7 +64,7 @@ def test_matching_step_lowers_the_loss_for_a_fixed_network(digits):
     (grad,) = torch.autograd.grad(before, images)
     step = 0.01 * grad / grad.abs().max()  # a small descent step: first order dominates
     after = engine._matching_loss(net, params, (images - step).detach(), state.labels, torch.Generator().manual_seed(9))
-    assert float(after) < float(before.detach()) - 0.1 * float((grad * step).sum())
+    assert after.item() < before.item() - 0.1 * float((grad * step).sum())
 
 
 def test_resume_gives_the_uninterrupted_result(digits, tmp_path):
@@ -116,7 +116,7 @@ def test_compiled_real_gradients_match_eager(digits):
     for seed in (0, 1):
         net = build_model("convnet", real.shape, 10, torch.Generator().manual_seed(seed))
         params = matched_parameters(net, "ours")
-        losses = [float(e._matching_loss(net, params, state.images, state.labels, torch.Generator().manual_seed(7)))
+        losses = [e._matching_loss(net, params, state.images, state.labels, torch.Generator().manual_seed(7)).item()
                   for e in (eager, compiled)]
         assert losses[0] == pytest.approx(losses[1], rel=1e-4)
     assert compiled.compile_error is None and compiled._compiled is not None
