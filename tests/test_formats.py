@@ -111,7 +111,7 @@ def write_png(path, array):
 
 
 def test_image_folder_read_resize_and_errors(tmp_path):
-    for c, name in enumerate(["cat", "dog"]):
+    for name in ["cat", "dog"]:
         for i in range(3):
             write_png(tmp_path / name / f"{i}.png", RNG.integers(0, 256, size=(6, 5, 3), dtype=np.uint8))
     classes, items = formats.list_image_folder(tmp_path)

@@ -15,7 +15,6 @@ import time
 from dataclasses import asdict, fields
 from pathlib import Path
 
-import torch
 
 from .data import load_dataset, real_data
 from .errors import DistillsetError, unknown_name

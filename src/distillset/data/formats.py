@@ -8,7 +8,6 @@ No reader executes code from a file: CIFAR's pickles go through a whitelisting u
 from __future__ import annotations
 
 import gzip
-import io
 import pickle
 import zlib
 from pathlib import Path

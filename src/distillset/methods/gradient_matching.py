@@ -287,7 +287,7 @@ class GradientMatching:
     def step(self, state: MatchingState) -> float:
         """One outer iteration (a fresh network, outer_loop matching steps, inner training); returns the mean loss."""
         cfg, real = self.config, self.real
-        k, ipc = real.num_classes, cfg.ipc
+        k = real.num_classes
         it = state.iteration
         generator = make_generator(cfg.seed, self.method, "iteration", it)
         net = build_model(cfg.model, real.shape, k, make_generator(cfg.seed, self.method, "network", it), real.device)
