@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--feature-epochs", type=int, default=3)
     parser.add_argument("--whole-epochs", type=int, default=0, help="also train on the whole training set for this many epochs")
+    parser.add_argument("--whole-runs", type=int, default=1, help="fresh networks for the whole-data reference")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--results", default="benchmarks/results/coreset_table.json")
     args = parser.parse_args()
@@ -81,7 +82,7 @@ def main() -> None:
         if args.whole_epochs and f"{dataset}/whole" not in results:
             start = time.perf_counter()
             whole = ds.SynSet(real.images, real.labels, dataset, real.num_classes, real.mean, real.std, "whole", 0)
-            evaluation = ds.evaluate_synset(whole, data.test_images, data.test_labels, runs=args.runs, epochs=args.whole_epochs,
+            evaluation = ds.evaluate_synset(whole, data.test_images, data.test_labels, runs=args.whole_runs, epochs=args.whole_epochs,
                                             seed=0, device=device).results["convnet"]
             results[f"{dataset}/whole"] = {"mean": evaluation.mean, "std": evaluation.std, "accs": evaluation.accs,
                                            "epochs": args.whole_epochs, "seconds": time.perf_counter() - start,
