@@ -96,10 +96,12 @@ def test_argument_errors_exit_2(capsys):
 
 
 def test_demo_and_console_entry_point(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "distillset", "demo", "--runs", "1", "--epochs", "3", "--out", str(tmp_path / "demo")],
+    proc = subprocess.run([sys.executable, "-m", "distillset", "demo", "--runs", "1", "--epochs", "3", "--dc-iterations", "2",
+                           "--out", str(tmp_path / "demo")],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "| random coreset, 10/class | 100 |" in proc.stdout and "whole training split" in proc.stdout
+    assert "| DC (gradient matching), 1/class, 2 iterations | 10 |" in proc.stdout
     assert (tmp_path / "demo" / "random-ipc10" / "grid.png").exists()
 
 

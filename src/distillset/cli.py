@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--runs", type=_positive_int, default=3)
     p.add_argument("--epochs", type=_positive_int, default=300)
+    p.add_argument("--dc-iterations", type=int, default=200, help="DC iterations for the 1-per-class row (0 skips it)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     return parser
@@ -169,7 +170,8 @@ def cmd_show(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
-    print(run_demo(args.out, runs=args.runs, epochs=args.epochs, device=args.device, seed=args.seed, log=_log))
+    print(run_demo(args.out, runs=args.runs, epochs=args.epochs, device=args.device, seed=args.seed,
+                   dc_iterations=args.dc_iterations, log=_log))
     return 0
 
 
