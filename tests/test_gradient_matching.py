@@ -151,3 +151,21 @@ def test_periodic_evaluation_is_recorded(digits, tmp_path):
     evaluations = record["metrics"]["evaluations"]
     assert [e["iteration"] for e in evaluations] == [1, 2] and all(0 <= e["mean"] <= 1 for e in evaluations)
     assert any(m.startswith("iteration 1:") for m in messages)
+
+
+def test_option_names_and_types_are_checked(tmp_path):
+    from distillset.condense import check_options, load_yaml_config
+
+    assert check_options({"lr_img": 1, "iterations": 5, "dsa_strategy": "color_crop", "compile": False})
+    with pytest.raises(DistillsetError, match="option 'iterations' must be int, got 'many'"):
+        check_options({"iterations": "many"})
+    with pytest.raises(DistillsetError, match="option 'compile' must be bool"):
+        check_options({"compile": "yes"})
+    with pytest.raises(DistillsetError, match="unknown option"):
+        run_condense("dc", "digits", 1, tmp_path / "x", options={"lr": 0.1})
+    (tmp_path / "c.yaml").write_text("lr_img: [1, 2]\n")
+    with pytest.raises(DistillsetError, match="option 'lr_img' must be float"):
+        load_yaml_config(tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("- just\n- a list\n")
+    with pytest.raises(DistillsetError, match="must be a mapping"):
+        load_yaml_config(tmp_path / "d.yaml")

@@ -42,11 +42,25 @@ def load_yaml_config(path: str | os.PathLike | None) -> dict:
         raise DistillsetError(f"config {path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise DistillsetError(f"config {path} must be a mapping of option: value")
-    known = {f.name for f in fields(GradientMatchingConfig)} | {"method", "dataset"}
-    unknown = sorted(set(data) - known)
+    return check_options(data, f"config {path}")
+
+
+def check_options(options: dict, source: str = "options") -> dict:
+    """Reject unknown option names and values of the wrong type, naming the option."""
+    defaults = {f.name: f.default for f in fields(GradientMatchingConfig)}
+    known = set(defaults) | {"method", "dataset"}
+    unknown = sorted(set(options) - known)
     if unknown:
-        raise DistillsetError(f"config {path} has unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return data
+        raise DistillsetError(f"{source} has unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    for key, value in options.items():
+        default = defaults.get(key)
+        expected = float if isinstance(default, float) or key == "lr_img" else type(default) if default is not None else str
+        ok = isinstance(value, expected) and not (expected in (int, float) and isinstance(value, bool))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if value is not None and not ok:
+            raise DistillsetError(f"{source}: option '{key}' must be {expected.__name__}, got {value!r}")
+    return options
 
 
 def save_checkpoint(path: Path, state: MatchingState, config: dict) -> None:
@@ -85,7 +99,9 @@ def run_condense(method: str, dataset: str, ipc: int, out: str | os.PathLike, mo
     if method not in METHODS:
         raise unknown_name("condensation method", method, METHODS)
     check_model_name(model)
-    options = {k: v for k, v in (options or {}).items() if k not in ("method", "dataset")}
+    options = {k: v for k, v in check_options(dict(options or {})).items() if k not in ("method", "dataset")}
+    if iterations is not None and iterations < 1 or options.get("iterations", 1) < 1:
+        raise DistillsetError("iterations must be at least 1")
     cfg = GradientMatchingConfig(ipc=ipc, model=model, seed=seed, dsa=(method == "dsa"),
                                  init=options.pop("init", "real" if method == "dsa" else "noise"), **options)
     if iterations is not None:
