@@ -57,15 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature-epochs", type=_positive_int, default=3, help="its training epochs (default 3; cached)")
     _add_data_options(p)
 
-    p = sub.add_parser("condense", help="learn a synthetic set: dc (gradient matching) or dsa (with siamese augmentation)")
-    p.add_argument("--method", required=True, help="dc or dsa")
+    p = sub.add_parser("condense", help="learn a synthetic set: dc (gradient matching), dsa (with siamese augmentation), dm (distribution matching)")
+    p.add_argument("--method", required=True, help="dc, dsa or dm")
     p.add_argument("--dataset", required=True, help="registry name, imagefolder:PATH or npz:PATH")
     p.add_argument("--ipc", type=_positive_int, required=True, help="images per class")
     p.add_argument("--model", default="convnet", help="training network (any zoo model; default convnet)")
-    p.add_argument("--iterations", type=_positive_int, help="outer iterations (default 1000, as in the paper)")
+    p.add_argument("--iterations", type=_positive_int, help="iterations (default as in the papers: 1000 for dc/dsa, 20000 for dm)")
     p.add_argument("--init", choices=("noise", "real"), help="initial images (default: noise for dc, real for dsa)")
     p.add_argument("--distance", choices=("ours", "mse", "cos"), help="gradient distance (default ours)")
-    p.add_argument("--lr-img", type=float, help="image learning rate (default 0.1; 0.01 with an MLP)")
+    p.add_argument("--lr-img", type=float, help="image learning rate (dc/dsa: 0.1, 0.01 with an MLP; dm: 1)")
     p.add_argument("--no-compile", dest="compile", action="store_false", default=None,
                    help="do not torch.compile the real-gradient pass (compiling costs ~20 s once, then steps run ~1.8x faster on CPU)")
     p.add_argument("--config", help="YAML file of method options (command-line flags win)")
@@ -119,9 +119,10 @@ def cmd_coreset(args) -> int:
 
 
 def cmd_condense(args) -> int:
-    from .condense import load_yaml_config, run_condense
+    from .condense import METHODS, load_yaml_config, run_condense
+    from .methods.gradient_matching import GradientMatchingConfig
 
-    options = load_yaml_config(args.config)
+    options = load_yaml_config(args.config, METHODS.get(args.method, (GradientMatchingConfig,))[0])
     for key in ("init", "distance", "lr_img", "compile"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)

@@ -20,16 +20,22 @@ from .data import load_dataset, real_data
 from .errors import DistillsetError, unknown_name
 from .evaluation import evaluate_synset
 from .fileio import atomic_write
+from .methods.distribution_matching import DistributionMatching, DistributionMatchingConfig
 from .methods.gradient_matching import GradientMatching, GradientMatchingConfig, MatchingState
 from .models import check_model_name
 from .runner import Log, RunOutcome, finished_run, resolve_device, write_run
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
-METHODS = ("dc", "dsa")
+# method -> (its config class, its engine, the defaults that distinguish it)
+METHODS = {
+    "dc": (GradientMatchingConfig, GradientMatching, {"dsa": False, "init": "noise"}),
+    "dsa": (GradientMatchingConfig, GradientMatching, {"dsa": True, "init": "real"}),
+    "dm": (DistributionMatchingConfig, DistributionMatching, {}),
+}
 
 
-def load_yaml_config(path: str | os.PathLike | None) -> dict:
-    """Method options from a YAML file (keys as in GradientMatchingConfig); unknown keys are an error."""
+def load_yaml_config(path: str | os.PathLike | None, config_class=GradientMatchingConfig) -> dict:
+    """Method options from a YAML file (keys as in the method's config class); unknown keys are an error."""
     if not path:
         return {}
     import yaml
@@ -42,12 +48,12 @@ def load_yaml_config(path: str | os.PathLike | None) -> dict:
         raise DistillsetError(f"config {path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise DistillsetError(f"config {path} must be a mapping of option: value")
-    return check_options(data, f"config {path}")
+    return check_options(data, f"config {path}", config_class)
 
 
-def check_options(options: dict, source: str = "options") -> dict:
+def check_options(options: dict, source: str = "options", config_class=GradientMatchingConfig) -> dict:
     """Reject unknown option names and values of the wrong type, naming the option."""
-    defaults = {f.name: f.default for f in fields(GradientMatchingConfig)}
+    defaults = {f.name: f.default for f in fields(config_class)}
     known = set(defaults) | {"method", "dataset"}
     unknown = sorted(set(options) - known)
     if unknown:
@@ -97,13 +103,14 @@ def run_condense(method: str, dataset: str, ipc: int, out: str | os.PathLike, mo
     run would; the same call again resumes.
     """
     if method not in METHODS:
-        raise unknown_name("condensation method", method, METHODS)
+        raise unknown_name("condensation method", method, list(METHODS))
+    config_class, engine_class, method_defaults = METHODS[method]
     check_model_name(model)
-    options = {k: v for k, v in check_options(dict(options or {})).items() if k not in ("method", "dataset")}
+    options = {k: v for k, v in check_options(dict(options or {}), config_class=config_class).items()
+               if k not in ("method", "dataset")}
     if iterations is not None and iterations < 1 or options.get("iterations", 1) < 1:
         raise DistillsetError("iterations must be at least 1")
-    cfg = GradientMatchingConfig(ipc=ipc, model=model, seed=seed, dsa=(method == "dsa"),
-                                 init=options.pop("init", "real" if method == "dsa" else "noise"), **options)
+    cfg = config_class(**{**method_defaults, **options, "ipc": ipc, "model": model, "seed": seed})
     if iterations is not None:
         cfg.iterations = iterations
     directory = Path(out)
@@ -119,7 +126,7 @@ def run_condense(method: str, dataset: str, ipc: int, out: str | os.PathLike, mo
     t0 = time.perf_counter()
     data = load_dataset(dataset, data_root=data_root, download=download, verify=verify)
     real = real_data(data, "train", torch_device)
-    engine = GradientMatching(real, cfg)
+    engine = engine_class(real, cfg)
     checkpoint = directory / CHECKPOINT_FILE
     state = load_checkpoint(checkpoint, config, torch_device)
     if state is not None:
@@ -127,7 +134,7 @@ def run_condense(method: str, dataset: str, ipc: int, out: str | os.PathLike, mo
     else:
         state = engine.initial_state()
     directory.mkdir(parents=True, exist_ok=True)
-    if engine.config.compile and not engine.batched:
+    if getattr(engine.config, "compile", False) and not engine.batched:
         log("compiling the real-gradient pass with torch.compile (one-off, ~20 s; --no-compile to skip)")
     t1 = time.perf_counter()
     evaluations = []
@@ -146,7 +153,7 @@ def run_condense(method: str, dataset: str, ipc: int, out: str | os.PathLike, mo
                     f"{state.iteration}) is kept in {checkpoint}"
                 ) from None
             done_now += 1
-            if engine.compile_error and not compile_warned:
+            if getattr(engine, "compile_error", None) and not compile_warned:
                 log(f"torch.compile failed ({engine.compile_error}); continuing without it")
                 compile_warned = True
             if bar is not None:

@@ -1,0 +1,133 @@
+"""Distribution Matching (DM; Zhao & Bilen, WACV 2023).
+
+Each iteration samples a fresh, frozen, randomly initialised network and matches, for every class,
+the mean embedding (the classifier's input) of a DSA-augmented real batch with that of the class's
+synthetic images under the same transform; the squared distances are summed over classes. No
+network is trained and no second-order gradient is needed, which is why DM scales to large ipc.
+
+All classes go through ONE forward pass (real images without autograd, synthetic with) and the class
+means come from one scatter-add, unless the network has BatchNorm: its batch statistics would mix
+classes, so, as the paper's code does, each class is embedded in its own train-mode pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from ..augment import DSA, strategy_for
+from ..data.real import RealData
+from ..errors import DistillsetError
+from ..models import build_model
+from ..seeding import make_generator
+from ..synset import SynSet
+from .gradient_matching import MatchingState
+
+
+@dataclass
+class DistributionMatchingConfig:
+    ipc: int = 10
+    model: str = "convnet"
+    iterations: int = 20000
+    dsa: bool = True
+    dsa_strategy: str | None = None  # default: per dataset (no flip for digits)
+    init: str = "real"  # "real" (the paper's) or "noise"
+    lr_img: float = 1.0
+    momentum_img: float = 0.5
+    batch_real: int = 256
+    seed: int = 0
+
+
+def has_batchnorm(net: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+
+
+class DistributionMatching:
+    """DM as a step function over a :class:`MatchingState`; the condense runner drives it."""
+
+    method = "dm"
+
+    def __init__(self, real: RealData, config: DistributionMatchingConfig) -> None:
+        if config.init not in ("noise", "real"):
+            raise DistillsetError(f"unknown initialisation '{config.init}'; use noise or real")
+        real.check_ipc(config.ipc)
+        self.real, self.config = real, config
+        self.dsa = DSA(config.dsa_strategy or strategy_for(real.name)) if config.dsa else None
+        build_model(config.model, real.shape, real.num_classes)  # fail now on a model the data cannot feed
+
+    def initial_state(self) -> MatchingState:
+        cfg, real = self.config, self.real
+        k = real.num_classes
+        labels = torch.arange(k, device=real.device).repeat_interleave(cfg.ipc)
+        generator = make_generator(cfg.seed, self.method, "init")
+        if cfg.init == "real":
+            idx = torch.cat([real.sample_indices(c, cfg.ipc, generator) for c in range(k)])
+            images = real.images[idx].clone()
+        else:
+            images = torch.randn((k * cfg.ipc, *real.shape), generator=generator).to(real.device)
+        return MatchingState(images, labels, None)
+
+    def to_synset(self, state: MatchingState, extra_config: dict | None = None) -> SynSet:
+        real = self.real
+        return SynSet(state.images.detach().cpu().clone(), state.labels.cpu().clone(), real.name, real.num_classes,
+                      real.mean, real.std, self.method, self.config.ipc, config={**asdict(self.config), **(extra_config or {})},
+                      class_names=real.class_names)
+
+    def step(self, state: MatchingState) -> float:
+        """One iteration: a fresh frozen network, one matching loss, one image update; returns loss per class."""
+        cfg, real = self.config, self.real
+        it = state.iteration
+        generator = make_generator(cfg.seed, self.method, "iteration", it)
+        net = build_model(cfg.model, real.shape, real.num_classes, make_generator(cfg.seed, self.method, "network", it), real.device)
+        net.train()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        images = state.images.detach().requires_grad_(True)
+        optimizer = torch.optim.SGD([images], lr=cfg.lr_img, momentum=cfg.momentum_img)
+        if state.momentum is not None:
+            optimizer.state[images] = {"momentum_buffer": state.momentum.clone()}
+        loss = self.matching_loss(net, images, state.labels, generator)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the matching loss became {loss.item()} at iteration {it + 1}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        state.images = images.detach()
+        state.momentum = optimizer.state[images]["momentum_buffer"].detach().clone()
+        state.iteration = it + 1
+        state.losses.append(loss.item() / real.num_classes)
+        return state.losses[-1]
+
+    def matching_loss(self, net: nn.Module, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator,
+                      batched: bool | None = None) -> torch.Tensor:
+        """Sum over classes of ||mean embed(real_c) - mean embed(syn_c)||^2 under one shared transform per class."""
+        cfg, real = self.config, self.real
+        k = real.num_classes
+        idx = torch.cat([real.sample_indices(c, cfg.batch_real, generator) for c in range(k)])
+        x_real, y_real = real.images[idx], real.labels[idx]
+        x_syn = images
+        if self.dsa is not None:
+            p = self.dsa.draw(k, tuple(real.shape[1:]), generator)
+            x_real = self.dsa.apply(x_real, p, y_real)
+            x_syn = self.dsa.apply(images, p, labels)
+        if batched is None:
+            batched = not has_batchnorm(net)
+        if batched:
+            with torch.no_grad():
+                real_mean = _class_means(net.embed(x_real), y_real, k)
+            syn_mean = _class_means(net.embed(x_syn), labels, k)
+            return ((real_mean - syn_mean) ** 2).sum()
+        total = images.new_zeros(())
+        for c in range(k):
+            with torch.no_grad():
+                real_mean = net.embed(x_real[y_real == c]).mean(0)
+            total = total + ((real_mean - net.embed(x_syn[labels == c]).mean(0)) ** 2).sum()
+        return total
+
+
+def _class_means(embeddings: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+    sums = embeddings.new_zeros(k, embeddings.shape[1]).index_add(0, labels, embeddings)
+    counts = torch.bincount(labels, minlength=k).clamp_min(1).to(embeddings.dtype)
+    return sums / counts[:, None]
