@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folder", help="also export DIR/<class>/<n>.png")
     p.add_argument("--max-per-class", type=_positive_int, default=20)
 
+    p = sub.add_parser("experiment", help="run a grid of methods x datasets x ipc x seeds from a YAML file; write a table")
+    p.add_argument("config", help="experiment YAML (see configs/)")
+    p.add_argument("--out", help="output directory (default: the config's out, else runs/experiments/NAME)")
+    p.add_argument("--data-root")
+    p.add_argument("--device", default="cpu")
+
     p = sub.add_parser("demo", help="the embedded default: digits, random coresets, evaluation")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--runs", type=_positive_int, default=3)
@@ -168,6 +174,13 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_experiment(args) -> int:
+    from .experiment import load_experiment, run_experiment
+
+    print(run_experiment(load_experiment(args.config), out=args.out, device=args.device, data_root=args.data_root, log=_log))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -176,7 +189,8 @@ def cmd_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"coreset": cmd_coreset, "condense": cmd_condense, "evaluate": cmd_evaluate, "show": cmd_show, "demo": cmd_demo}
+COMMANDS = {"coreset": cmd_coreset, "condense": cmd_condense, "evaluate": cmd_evaluate, "show": cmd_show,
+            "experiment": cmd_experiment, "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

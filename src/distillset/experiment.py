@@ -1,0 +1,172 @@
+"""``distillset experiment CONFIG.yaml``: a grid of methods x datasets x ipc x seeds, condensed (or
+selected), evaluated, and written as one Markdown table and one CSV.
+
+Every cell is a normal run directory (resumable, recognised when finished), and every evaluated cell
+is recorded in OUT/cells.json as soon as it is done, so an interrupted experiment continues where it
+stopped. Sets made by DSA and DM are evaluated with DSA augmentation when ``eval.dsa`` is "auto", as
+those papers do; 1000 epochs then unless ``eval.epochs`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .augment import DSA, strategy_for
+from .condense import METHODS as CONDENSE_METHODS
+from .condense import run_condense
+from .data import load_dataset
+from .errors import DistillsetError
+from .evaluation import evaluate_synset
+from .fileio import atomic_write_bytes, atomic_write_json
+from .methods import SELECTORS
+from .published import published
+from .runner import Log, resolve_device, run_coreset
+
+
+@dataclass
+class ExperimentConfig:
+    name: str
+    datasets: list[str]
+    methods: list[str]
+    ipc: list[int]
+    seeds: list[int] = field(default_factory=lambda: [0])
+    models: list[str] = field(default_factory=lambda: ["convnet"])
+    runs: int = 5
+    epochs: int | None = None
+    dsa: str = "auto"  # "auto", "always" or "never"
+    method_options: dict = field(default_factory=dict)
+    data_root: str | None = None
+    out: str | None = None
+
+
+def load_experiment(path: str | os.PathLike) -> ExperimentConfig:
+    import yaml
+
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise DistillsetError(f"cannot read experiment {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise DistillsetError(f"experiment {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise DistillsetError(f"experiment {path} must be a mapping")
+    evaluation = raw.pop("eval", {}) or {}
+    allowed = {"name", "datasets", "methods", "ipc", "seeds", "method_options", "data_root", "out"}
+    unknown = sorted(set(raw) - allowed) + sorted(f"eval.{k}" for k in set(evaluation) - {"models", "runs", "epochs", "dsa"})
+    if unknown:
+        raise DistillsetError(f"experiment {path} has unknown key(s) {', '.join(unknown)}")
+    missing = [k for k in ("datasets", "methods", "ipc") if not raw.get(k)]
+    if missing:
+        raise DistillsetError(f"experiment {path} needs {', '.join(missing)}")
+    config = ExperimentConfig(name=str(raw.get("name") or Path(path).stem), datasets=list(raw["datasets"]),
+                              methods=list(raw["methods"]), ipc=[int(i) for i in raw["ipc"]],
+                              seeds=[int(s) for s in raw.get("seeds", [0])], method_options=dict(raw.get("method_options") or {}),
+                              data_root=raw.get("data_root"), out=raw.get("out"), **evaluation)
+    for method in config.methods:
+        if method not in SELECTORS and method not in CONDENSE_METHODS:
+            raise DistillsetError(f"experiment {path}: unknown method '{method}'; coresets: {', '.join(SELECTORS)}; "
+                                  f"condensation: {', '.join(CONDENSE_METHODS)}")
+    if config.dsa not in ("auto", "always", "never"):
+        raise DistillsetError(f"experiment {path}: eval.dsa must be auto, always or never")
+    return config
+
+
+def run_experiment(config: ExperimentConfig, out: str | os.PathLike | None = None, device: str | None = "cpu",
+                   data_root=None, log: Log = print) -> str:
+    """Run every cell not yet recorded, then write OUT/results.md and OUT/results.csv; returns the table."""
+    out = Path(out or config.out or Path("runs") / "experiments" / config.name)
+    out.mkdir(parents=True, exist_ok=True)
+    cells_path = out / "cells.json"
+    cells = json.loads(cells_path.read_text()) if cells_path.is_file() else {}
+    torch_device = resolve_device(device)
+    root = data_root or config.data_root
+    for dataset in config.datasets:
+        data = load_dataset(dataset, data_root=root)
+        for method in config.methods:
+            for ipc in config.ipc:
+                for seed in config.seeds:
+                    key = f"{dataset}/{method}/{ipc}/{seed}"
+                    if key in cells:
+                        continue
+                    start = time.perf_counter()
+                    cell_dir = out / "cells" / f"{dataset}-{method}-ipc{ipc}-seed{seed}"
+                    options = dict(config.method_options.get(method) or {})
+                    if method in SELECTORS:
+                        extra = sorted(set(options) - {"feature_model", "feature_epochs"})
+                        if extra:
+                            raise DistillsetError(f"method_options.{method}: unknown option(s) {', '.join(extra)}; "
+                                                  "coresets take feature_model and feature_epochs")
+                        outcome = run_coreset(method, dataset, ipc, cell_dir, seed=seed, data_root=root, device=device,
+                                              log=log, **options)
+                    else:
+                        iterations = options.pop("iterations", None)
+                        model = options.pop("model", "convnet")
+                        outcome = run_condense(method, dataset, ipc, cell_dir, model=model, iterations=iterations, seed=seed,
+                                               data_root=root, device=device, options=options, progress=False, log=log)
+                    made = time.perf_counter() - start
+                    augment = config.dsa == "always" or (config.dsa == "auto" and method in ("dsa", "dm"))
+                    results = evaluate_synset(outcome.synset, data.test_images, data.test_labels, models=config.models,
+                                              runs=config.runs, epochs=config.epochs, seed=seed, device=torch_device,
+                                              augment=DSA(strategy_for(dataset)) if augment else None)
+                    cells[key] = {"dataset": dataset, "method": method, "ipc": ipc, "seed": seed, "make_seconds": made,
+                                  "eval_seconds": time.perf_counter() - start - made, "augment": augment,
+                                  "epochs": results.config["epochs"],
+                                  "accs": {m: r.accs for m, r in results.results.items()},
+                                  "failed": {m: r.failed for m, r in results.results.items() if r.failed}}
+                    atomic_write_json(cells_path, cells)
+                    log(f"{key}: " + ", ".join(f"{m} {100 * np.mean(a):.2f}%" for m, a in cells[key]["accs"].items() if a))
+    rows = summarise(config, cells)
+    table = markdown_table(config, rows)
+    atomic_write_bytes(out / "results.md", (table + "\n").encode())
+    atomic_write_bytes(out / "results.csv", csv_text(rows).encode())
+    return table
+
+
+def summarise(config: ExperimentConfig, cells: dict) -> list[dict]:
+    """One row per (dataset, method, ipc, model): accuracies pooled over seeds and runs."""
+    rows = []
+    for dataset in config.datasets:
+        for method in config.methods:
+            for ipc in config.ipc:
+                keys = [f"{dataset}/{method}/{ipc}/{s}" for s in config.seeds if f"{dataset}/{method}/{ipc}/{s}" in cells]
+                for model in config.models:
+                    accs = [a for k in keys for a in cells[k]["accs"].get(model, [])]
+                    if not keys:
+                        continue
+                    rows.append({"dataset": dataset, "method": method, "ipc": ipc, "model": model,
+                                 "mean": 100 * float(np.mean(accs)) if accs else float("nan"),
+                                 "std": 100 * float(np.std(accs)) if accs else float("nan"), "n": len(accs),
+                                 "published": published(method, dataset, ipc) if model == "convnet" else None,
+                                 "seconds": sum(cells[k]["make_seconds"] + cells[k]["eval_seconds"] for k in keys),
+                                 "epochs": cells[keys[0]]["epochs"], "augment": cells[keys[0]]["augment"]})
+    return rows
+
+
+def markdown_table(config: ExperimentConfig, rows: list[dict]) -> str:
+    lines = [f"Experiment {config.name}: test accuracy (%) of fresh networks trained on each set, final epoch, "
+             f"mean +- std over {len(config.seeds)} set(s) x {config.runs} run(s).", "",
+             "| dataset | method | ipc | model | ours | published | n | eval | wall time |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        pub = f"{r['published']:.1f}" if r["published"] is not None else "-"
+        evaluation = f"{r['epochs']} ep{' + DSA' if r['augment'] else ''}"
+        lines.append(f"| {r['dataset']} | {r['method']} | {r['ipc']} | {r['model']} | {r['mean']:.2f} +- {r['std']:.2f} | {pub} | "
+                     f"{r['n']} | {evaluation} | {r['seconds'] / 60:.1f} min |")
+    return "\n".join(lines)
+
+
+def csv_text(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["dataset", "method", "ipc", "model", "mean", "std", "n", "published",
+                                                "epochs", "augment", "seconds"])
+    writer.writeheader()
+    for r in rows:
+        writer.writerow(r)
+    return buffer.getvalue()
