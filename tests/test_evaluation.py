@@ -88,3 +88,13 @@ def test_batched_reports_diverged_runs(digits):
     synset = make_coreset("random", real_data(digits), ipc=2, seed=0)
     results = evaluate_synset(synset, digits.test_images, digits.test_labels, models=["mlp"], runs=2, epochs=5, lr=1e12, strategy="batched")
     assert len(results.results["mlp"].failed) == 2
+
+
+def test_models_that_cannot_take_the_shape_are_refused_before_training(digits):
+    import pytest
+
+    from distillset.errors import DistillsetError
+
+    synset = make_coreset("random", real_data(digits), ipc=1, seed=0)
+    with pytest.raises(DistillsetError, match="'lenet' cannot take 1x8x8"):
+        evaluate_synset(synset, digits.test_images, digits.test_labels, models=["convnet", "lenet"], runs=1, epochs=1000)

@@ -148,8 +148,9 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
         raise DistillsetError(f"unknown evaluation strategy '{strategy}'; use auto, sequential or batched")
     if runs < 1:
         raise DistillsetError(f"--runs must be at least 1, got {runs}")
-    for name in models:
+    for name in models:  # refuse unknown names and shapes a model cannot take before any training starts
         check_model_name(name)
+        build_model(name, synset.shape, synset.num_classes)
     epochs = epochs if epochs is not None else (1000 if augment is not None else 300)
     if epochs < 1:
         raise DistillsetError(f"--epochs must be at least 1, got {epochs}")
