@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--runs", type=_positive_int, default=3)
     p.add_argument("--epochs", type=_positive_int, default=300)
-    p.add_argument("--dc-iterations", type=int, default=200, help="DC iterations for the 1-per-class row (0 skips it)")
+    p.add_argument("--dc-iterations", type=int, default=0,
+                   help="add a DC row at 1 image per class with N iterations (default 0: off; see README)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     return parser
