@@ -21,7 +21,8 @@ from .errors import DistillsetError, unknown_name
 from .evaluation import evaluate_synset
 from .fileio import atomic_write
 from .methods.distribution_matching import DistributionMatching, DistributionMatchingConfig
-from .methods.gradient_matching import GradientMatching, GradientMatchingConfig, MatchingState
+from .methods.gradient_matching import GradientMatching, GradientMatchingConfig
+from .methods.image_state import MatchingState
 from .models import check_model_name
 from .runner import Log, RunOutcome, finished_run, resolve_device, write_run
 

@@ -12,7 +12,7 @@ classes, so, as the paper's code does, each class is embedded in its own train-m
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -22,8 +22,7 @@ from ..data.real import RealData
 from ..errors import DistillsetError
 from ..models import build_model
 from ..seeding import make_generator
-from ..synset import SynSet
-from .gradient_matching import MatchingState
+from .image_state import MatchingState, SyntheticImageMethod
 
 
 @dataclass
@@ -44,7 +43,7 @@ def has_batchnorm(net: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
 
 
-class DistributionMatching:
+class DistributionMatching(SyntheticImageMethod):
     """DM as a step function over a :class:`MatchingState`; the condense runner drives it."""
 
     method = "dm"
@@ -57,24 +56,6 @@ class DistributionMatching:
         self.dsa = DSA(config.dsa_strategy or strategy_for(real.name)) if config.dsa else None
         build_model(config.model, real.shape, real.num_classes)  # fail now on a model the data cannot feed
 
-    def initial_state(self) -> MatchingState:
-        cfg, real = self.config, self.real
-        k = real.num_classes
-        labels = torch.arange(k, device=real.device).repeat_interleave(cfg.ipc)
-        generator = make_generator(cfg.seed, self.method, "init")
-        if cfg.init == "real":
-            idx = torch.cat([real.sample_indices(c, cfg.ipc, generator) for c in range(k)])
-            images = real.images[idx].clone()
-        else:
-            images = torch.randn((k * cfg.ipc, *real.shape), generator=generator).to(real.device)
-        return MatchingState(images, labels, None)
-
-    def to_synset(self, state: MatchingState, extra_config: dict | None = None) -> SynSet:
-        real = self.real
-        return SynSet(state.images.detach().cpu().clone(), state.labels.cpu().clone(), real.name, real.num_classes,
-                      real.mean, real.std, self.method, self.config.ipc, config={**asdict(self.config), **(extra_config or {})},
-                      class_names=real.class_names)
-
     def step(self, state: MatchingState) -> float:
         """One iteration: a fresh frozen network, one matching loss, one image update; returns loss per class."""
         cfg, real = self.config, self.real
@@ -84,21 +65,14 @@ class DistributionMatching:
         net.train()
         for p in net.parameters():
             p.requires_grad_(False)
-        images = state.images.detach().requires_grad_(True)
-        optimizer = torch.optim.SGD([images], lr=cfg.lr_img, momentum=cfg.momentum_img)
-        if state.momentum is not None:
-            optimizer.state[images] = {"momentum_buffer": state.momentum.clone()}
+        images, optimizer = self.image_optimizer(state)
         loss = self.matching_loss(net, images, state.labels, generator)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"the matching loss became {loss.item()} at iteration {it + 1}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        state.images = images.detach()
-        state.momentum = optimizer.state[images]["momentum_buffer"].detach().clone()
-        state.iteration = it + 1
-        state.losses.append(loss.item() / real.num_classes)
-        return state.losses[-1]
+        return self.commit(state, images, optimizer, loss.item() / real.num_classes)
 
     def matching_loss(self, net: nn.Module, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator,
                       batched: bool | None = None) -> torch.Tensor:

@@ -18,7 +18,7 @@ that is the default there. Either way, parameters that the distance ignores (1-D
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +29,7 @@ from ..data.real import RealData
 from ..errors import DistillsetError
 from ..models import build_model
 from ..seeding import make_generator
-from ..synset import SynSet
+from .image_state import MatchingState, SyntheticImageMethod
 
 # (outer_loop, inner_loop) per images-per-class, from the paper
 PAPER_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
@@ -72,17 +72,6 @@ class GradientMatchingConfig:
         lr = self.lr_img if self.lr_img is not None else (0.01 if self.model.startswith("mlp") else 0.1)
         return GradientMatchingConfig(**{**asdict(self), "outer_loop": self.outer_loop or outer,
                                          "inner_loop": self.inner_loop if self.inner_loop is not None else inner, "lr_img": lr})
-
-
-@dataclass
-class MatchingState:
-    """Everything a resumed run needs: the images, the optimiser's momentum, the next iteration."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    momentum: torch.Tensor | None
-    iteration: int = 0
-    losses: list[float] = field(default_factory=list)
 
 
 def distance(g_real: list[torch.Tensor], g_syn: list[torch.Tensor], kind: str) -> torch.Tensor:
@@ -241,7 +230,7 @@ def looped_real_gradients(net, x, y, counts, params, class_loss=None) -> list[li
     return out
 
 
-class GradientMatching:
+class GradientMatching(SyntheticImageMethod):
     """DC / DSA as a step function over a :class:`MatchingState`; the runner drives the iterations."""
 
     def __init__(self, real: RealData, config: GradientMatchingConfig, batched: bool | None = None) -> None:
@@ -264,25 +253,6 @@ class GradientMatching:
         self._compiled: CompiledClassLoss | None = None
         self.compile_error: str | None = None
 
-    # ------------------------------------------------------------------------------------ state
-    def initial_state(self) -> MatchingState:
-        cfg, real = self.config, self.real
-        k = real.num_classes
-        labels = torch.arange(k, device=real.device).repeat_interleave(cfg.ipc)
-        generator = make_generator(cfg.seed, self.method, "init")
-        if cfg.init == "real":
-            idx = torch.cat([real.sample_indices(c, cfg.ipc, generator) for c in range(k)])
-            images = real.images[idx].clone()
-        else:
-            images = torch.randn((k * cfg.ipc, *real.shape), generator=generator).to(real.device)
-        return MatchingState(images, labels, None)
-
-    def to_synset(self, state: MatchingState, extra_config: dict | None = None) -> SynSet:
-        real = self.real
-        return SynSet(state.images.detach().cpu().clone(), state.labels.cpu().clone(), real.name, real.num_classes,
-                      real.mean, real.std, self.method, self.config.ipc, config={**asdict(self.config), **(extra_config or {})},
-                      class_names=real.class_names)
-
     # ------------------------------------------------------------------------------------- step
     def step(self, state: MatchingState) -> float:
         """One outer iteration (a fresh network, outer_loop matching steps, inner training); returns the mean loss."""
@@ -293,10 +263,7 @@ class GradientMatching:
         net = build_model(cfg.model, real.shape, k, make_generator(cfg.seed, self.method, "network", it), real.device)
         net.train()
         params = matched_parameters(net, cfg.distance)
-        images = state.images.detach().requires_grad_(True)
-        optimizer = torch.optim.SGD([images], lr=cfg.lr_img, momentum=cfg.momentum_img)
-        if state.momentum is not None:
-            optimizer.state[images] = {"momentum_buffer": state.momentum.clone()}
+        images, optimizer = self.image_optimizer(state)
         net_optimizer = torch.optim.SGD(net.parameters(), lr=cfg.lr_net)
         losses = []
         for outer in range(cfg.outer_loop):
@@ -311,11 +278,7 @@ class GradientMatching:
             if outer == cfg.outer_loop - 1:
                 break
             self._train_network(net, net_optimizer, images.detach(), state.labels, generator)
-        state.images = images.detach()
-        state.momentum = optimizer.state[images]["momentum_buffer"].detach().clone()
-        state.iteration = it + 1
-        state.losses.append(sum(losses) / len(losses))
-        return state.losses[-1]
+        return self.commit(state, images, optimizer, sum(losses) / len(losses))
 
     def _matching_loss(self, net, params, images, labels, generator) -> torch.Tensor:
         cfg, real = self.config, self.real

@@ -1,0 +1,67 @@
+"""What every method that learns synthetic images shares: the state it resumes from, its initial
+images, the image optimiser carried across iterations, and the conversion to a SynSet."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from ..data.real import RealData
+from ..seeding import make_generator
+from ..synset import SynSet
+
+
+@dataclass
+class MatchingState:
+    """Everything a resumed run needs: the images, the optimiser's momentum, the next iteration."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    momentum: torch.Tensor | None
+    iteration: int = 0
+    losses: list[float] = field(default_factory=list)
+
+
+class SyntheticImageMethod:
+    """Base of DC/DSA and DM; subclasses set ``method``, ``real`` and ``config`` (ipc, init, seed, lr_img, momentum_img)."""
+
+    method: str
+    real: RealData
+    config: object
+
+    def initial_state(self) -> MatchingState:
+        """``ipc`` images per class, from Gaussian noise or random real images (stream (seed, method, 'init'))."""
+        cfg, real = self.config, self.real
+        k = real.num_classes
+        labels = torch.arange(k, device=real.device).repeat_interleave(cfg.ipc)
+        generator = make_generator(cfg.seed, self.method, "init")
+        if cfg.init == "real":
+            idx = torch.cat([real.sample_indices(c, cfg.ipc, generator) for c in range(k)])
+            images = real.images[idx].clone()
+        else:
+            images = torch.randn((k * cfg.ipc, *real.shape), generator=generator).to(real.device)
+        return MatchingState(images, labels, None)
+
+    def to_synset(self, state: MatchingState, extra_config: dict | None = None) -> SynSet:
+        real = self.real
+        return SynSet(state.images.detach().cpu().clone(), state.labels.cpu().clone(), real.name, real.num_classes,
+                      real.mean, real.std, self.method, self.config.ipc, config={**asdict(self.config), **(extra_config or {})},
+                      class_names=real.class_names)
+
+    def image_optimizer(self, state: MatchingState) -> tuple[torch.Tensor, torch.optim.SGD]:
+        """Leaf images and their SGD optimiser, with the momentum carried over from the last iteration."""
+        images = state.images.detach().requires_grad_(True)
+        optimizer = torch.optim.SGD([images], lr=self.config.lr_img, momentum=self.config.momentum_img)
+        if state.momentum is not None:
+            optimizer.state[images] = {"momentum_buffer": state.momentum.clone()}
+        return images, optimizer
+
+    @staticmethod
+    def commit(state: MatchingState, images: torch.Tensor, optimizer: torch.optim.SGD, loss_per_class: float) -> float:
+        """Store the updated images and momentum and advance the iteration."""
+        state.images = images.detach()
+        state.momentum = optimizer.state[images]["momentum_buffer"].detach().clone()
+        state.iteration += 1
+        state.losses.append(loss_per_class)
+        return loss_per_class
