@@ -19,7 +19,7 @@ from pathlib import Path
 from .data import load_dataset, real_data
 from .errors import DistillsetError, unknown_name
 from .evaluation import evaluate_synset
-from .fileio import atomic_write
+from .fileio import atomic_write, read_yaml_mapping
 from .methods.distribution_matching import DistributionMatching, DistributionMatchingConfig
 from .methods.gradient_matching import GradientMatching, GradientMatchingConfig
 from .methods.image_state import MatchingState
@@ -39,17 +39,7 @@ def load_yaml_config(path: str | os.PathLike | None, config_class=GradientMatchi
     """Method options from a YAML file (keys as in the method's config class); unknown keys are an error."""
     if not path:
         return {}
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except OSError as exc:
-        raise DistillsetError(f"cannot read config {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise DistillsetError(f"config {path} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise DistillsetError(f"config {path} must be a mapping of option: value")
-    return check_options(data, f"config {path}", config_class)
+    return check_options(read_yaml_mapping(path, "config"), f"config {path}", config_class)
 
 
 def check_options(options: dict, source: str = "options", config_class=GradientMatchingConfig) -> dict:

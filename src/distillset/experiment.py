@@ -25,7 +25,7 @@ from .condense import run_condense
 from .data import load_dataset
 from .errors import DistillsetError
 from .evaluation import evaluate_synset
-from .fileio import atomic_write_bytes, atomic_write_json
+from .fileio import atomic_write_bytes, atomic_write_json, read_yaml_mapping
 from .methods import SELECTORS
 from .published import published
 from .runner import Log, resolve_device, run_coreset
@@ -48,16 +48,7 @@ class ExperimentConfig:
 
 
 def load_experiment(path: str | os.PathLike) -> ExperimentConfig:
-    import yaml
-
-    try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise DistillsetError(f"cannot read experiment {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise DistillsetError(f"experiment {path} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise DistillsetError(f"experiment {path} must be a mapping")
+    raw = read_yaml_mapping(path, "experiment")
     evaluation = raw.pop("eval", {}) or {}
     allowed = {"name", "datasets", "methods", "ipc", "seeds", "method_options", "data_root", "out"}
     unknown = sorted(set(raw) - allowed) + sorted(f"eval.{k}" for k in set(evaluation) - {"models", "runs", "epochs", "dsa"})

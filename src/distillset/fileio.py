@@ -48,3 +48,25 @@ def _json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_yaml_mapping(path: str | os.PathLike, what: str) -> dict:
+    """A YAML file that must hold a mapping; missing files, bad YAML and other shapes are one clear error.
+
+    An empty file is an empty mapping. ``what`` names the file's role in messages ("config", "experiment").
+    """
+    import yaml
+
+    from .errors import DistillsetError
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise DistillsetError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise DistillsetError(f"{what} {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise DistillsetError(f"{what} {path} must be a mapping of option: value")
+    return data
