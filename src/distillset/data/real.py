@@ -77,9 +77,6 @@ class RealData:
         perm = torch.randperm(pool.numel(), generator=generator)[:n].to(pool.device)
         return pool[perm]
 
-    def sample_class(self, c: int, n: int, generator: torch.Generator) -> torch.Tensor:
-        return self.images[self.sample_indices(c, n, generator)]
-
     def sample_balanced(self, per_class: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Indices and labels of ``per_class`` distinct images from every class, grouped by class."""
         self.check_ipc(per_class)
