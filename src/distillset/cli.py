@@ -57,17 +57,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature-epochs", type=_positive_int, default=3, help="its training epochs (default 3; cached)")
     _add_data_options(p)
 
-    p = sub.add_parser("condense", help="learn a synthetic set: dc (gradient matching), dsa (with siamese augmentation), dm (distribution matching)")
-    p.add_argument("--method", required=True, help="dc, dsa or dm")
+    p = sub.add_parser("experts", help="train expert trajectories on real data for mtt/datm (parameters after every epoch)")
+    p.add_argument("--dataset", required=True, help="registry name, imagefolder:PATH or npz:PATH")
+    p.add_argument("--model", default="convnet", help="expert network (default convnet)")
+    p.add_argument("--experts", type=_positive_int, default=10, help="number of experts (default 10; the paper used 100)")
+    p.add_argument("--epochs", type=_positive_int, default=50, help="epochs per expert (default 50)")
+    p.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (default 0.01, no momentum as in MTT)")
+    p.add_argument("--momentum", type=float, default=0.0)
+    p.add_argument("--batch-size", type=_positive_int, default=256)
+    p.add_argument("--no-dsa", dest="dsa", action="store_false", help="train without DSA augmentation")
+    p.add_argument("--zca", action="store_true", help="train on ZCA-whitened data (eps 0.1); distillation then uses it too")
+    p.add_argument("--parallel", type=_positive_int, help="experts trained at once as one vmapped network (default: 8 on CUDA, 1 on CPU)")
+    p.add_argument("--out", required=True, help="expert folder (an interrupted run resumes from it)")
+    _add_data_options(p)
+
+    p = sub.add_parser("condense", help="learn a synthetic set: dc (gradient matching), dsa (with siamese augmentation), "
+                                        "dm (distribution matching), mtt/datm (trajectory matching), dd (bi-level)")
+    p.add_argument("--method", required=True, help="dc, dsa, dm, mtt, datm or dd")
     p.add_argument("--dataset", required=True, help="registry name, imagefolder:PATH or npz:PATH")
     p.add_argument("--ipc", type=_positive_int, required=True, help="images per class")
     p.add_argument("--model", default="convnet", help="training network (any zoo model; default convnet)")
     p.add_argument("--iterations", type=_positive_int, help="iterations (default as in the papers: 1000 for dc/dsa, 20000 for dm)")
-    p.add_argument("--init", choices=("noise", "real"), help="initial images (default: noise for dc, real for dsa)")
+    p.add_argument("--init", choices=("noise", "real", "correct"),
+                   help="initial images (default: noise for dc/dd, real for dsa/dm/mtt; datm: real ones the experts classify correctly)")
     p.add_argument("--distance", choices=("ours", "mse", "cos"), help="gradient distance (default ours)")
     p.add_argument("--lr-img", type=float, help="image learning rate (dc/dsa: 0.1, 0.01 with an MLP; dm: 1)")
     p.add_argument("--no-compile", dest="compile", action="store_false", default=None,
                    help="do not torch.compile the real-gradient pass (compiling costs ~20 s once, then steps run ~1.8x faster on CPU)")
+    p.add_argument("--experts-dir", help="mtt/datm: the expert trajectories (made by `distillset experts`)")
+    p.add_argument("--syn-steps", type=_positive_int, help="mtt/datm: student steps per iteration (default 20)")
+    p.add_argument("--expert-epochs", type=_positive_int, help="mtt/datm: expert epochs matched (default 2)")
+    p.add_argument("--max-start-epoch", type=_positive_int, help="mtt/datm: start epochs are drawn below this (default 10)")
+    p.add_argument("--memory", choices=("plain", "checkpointed"),
+                   help="mtt/datm/dd: 'checkpointed' recomputes each unrolled step so memory does not grow with steps")
     p.add_argument("--config", help="YAML file of method options (command-line flags win)")
     p.add_argument("--checkpoint-every", type=_positive_int, default=10, help="iterations between checkpoints (default 10)")
     p.add_argument("--eval-every", type=int, default=0, help="evaluate the set every N iterations (default never)")
@@ -130,7 +152,7 @@ def cmd_condense(args) -> int:
     from .methods.gradient_matching import GradientMatchingConfig
 
     options = load_yaml_config(args.config, METHODS.get(args.method, (GradientMatchingConfig,))[0])
-    for key in ("init", "distance", "lr_img", "compile"):
+    for key in ("init", "distance", "lr_img", "compile", "experts_dir", "syn_steps", "expert_epochs", "max_start_epoch", "memory"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
     iterations = args.iterations if args.iterations is not None else options.pop("iterations", None)
@@ -142,6 +164,19 @@ def cmd_condense(args) -> int:
                  data_root=args.data_root, device=args.device, download=args.download, verify=args.verify,
                  options=options, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
                  eval_runs=args.eval_runs, eval_epochs=args.eval_epochs, progress=args.progress, log=_log)
+    return 0
+
+
+def cmd_experts(args) -> int:
+    from .methods.experts import ExpertConfig, train_experts
+
+    config = ExpertConfig(model=args.model, experts=args.experts, epochs=args.epochs, lr=args.lr, momentum=args.momentum,
+                          batch_size=args.batch_size, dsa=args.dsa, zca=args.zca, seed=args.seed)
+    index = train_experts(args.dataset, args.out, config, data_root=args.data_root, device=args.device,
+                          download=args.download, verify=args.verify, parallel=args.parallel, log=_log)
+    accuracies = [e["test_accuracy"] for e in index["experts"] if e["test_accuracy"] is not None]
+    if accuracies:
+        _log(f"{len(accuracies)} experts in {args.out}; final test accuracy {100 * min(accuracies):.2f}-{100 * max(accuracies):.2f}%")
     return 0
 
 
@@ -190,7 +225,7 @@ def cmd_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"coreset": cmd_coreset, "condense": cmd_condense, "evaluate": cmd_evaluate, "show": cmd_show,
+COMMANDS = {"coreset": cmd_coreset, "experts": cmd_experts, "condense": cmd_condense, "evaluate": cmd_evaluate, "show": cmd_show,
             "experiment": cmd_experiment, "demo": cmd_demo}
 
 

@@ -20,9 +20,11 @@ from .data import load_dataset, real_data
 from .errors import DistillsetError, unknown_name
 from .evaluation import evaluate_synset
 from .fileio import atomic_write, read_yaml_mapping
+from .methods.dataset_distillation import DatasetDistillation, DatasetDistillationConfig
 from .methods.distribution_matching import DistributionMatching, DistributionMatchingConfig
 from .methods.gradient_matching import GradientMatching, GradientMatchingConfig
 from .methods.image_state import MatchingState
+from .methods.trajectory_matching import DATM_DEFAULTS, MTT_DEFAULTS, TrajectoryMatching, TrajectoryMatchingConfig
 from .models import check_model_name
 from .runner import Log, RunOutcome, finished_run, resolve_device, write_run
 
@@ -32,6 +34,9 @@ METHODS = {
     "dc": (GradientMatchingConfig, GradientMatching, {"dsa": False, "init": "noise"}),
     "dsa": (GradientMatchingConfig, GradientMatching, {"dsa": True, "init": "real"}),
     "dm": (DistributionMatchingConfig, DistributionMatching, {}),
+    "mtt": (TrajectoryMatchingConfig, lambda real, cfg: TrajectoryMatching(real, cfg, "mtt"), MTT_DEFAULTS),
+    "datm": (TrajectoryMatchingConfig, lambda real, cfg: TrajectoryMatching(real, cfg, "datm"), DATM_DEFAULTS),
+    "dd": (DatasetDistillationConfig, DatasetDistillation, {}),
 }
 
 
@@ -66,6 +71,8 @@ def save_checkpoint(path: Path, state: MatchingState, config: dict) -> None:
     tensors = {"images": state.images.detach().cpu().contiguous(), "labels": state.labels.cpu()}
     if state.momentum is not None:
         tensors["momentum"] = state.momentum.detach().cpu().contiguous()
+    for name, value in state.extras.items():
+        tensors[f"extra.{name}"] = value.detach().cpu().contiguous()
     meta = {"iteration": str(state.iteration), "losses": json.dumps(state.losses), "config": json.dumps(config, sort_keys=True)}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
@@ -79,8 +86,10 @@ def load_checkpoint(path: Path, config: dict, device) -> MatchingState | None:
     if json.loads(meta.get("config", "null")) != json.loads(json.dumps(config, sort_keys=True)):
         raise DistillsetError(f"{path} is a checkpoint of a different configuration; choose another --out or delete it")
     momentum = tensors.get("momentum")
+    extras = {name[len("extra."):]: value.to(device) for name, value in tensors.items() if name.startswith("extra.")}
     return MatchingState(tensors["images"].to(device), tensors["labels"].to(device),
-                         momentum.to(device) if momentum is not None else None, int(meta["iteration"]), json.loads(meta["losses"]))
+                         momentum.to(device) if momentum is not None else None, int(meta["iteration"]), json.loads(meta["losses"]),
+                         extras)
 
 
 def run_condense(method: str, dataset: str, ipc: int, out: str | os.PathLike, model: str = "convnet",
@@ -144,6 +153,8 @@ def run_condense(method: str, dataset: str, ipc: int, out: str | os.PathLike, mo
                     f"{state.iteration}) is kept in {checkpoint}"
                 ) from None
             done_now += 1
+            for warning in getattr(engine, "pop_warnings", list)():
+                log(f"warning: {warning}")
             if getattr(engine, "compile_error", None) and not compile_warned:
                 log(f"torch.compile failed ({engine.compile_error}); continuing without it")
                 compile_warned = True

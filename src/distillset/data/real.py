@@ -6,12 +6,16 @@ per-class index tensors is far cheaper than any DataLoader for in-memory data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..errors import DistillsetError
+
+if TYPE_CHECKING:
+    from ..augment.zca import ZCA
 
 
 def normalize_pixels(pixels: np.ndarray | torch.Tensor, mean, std, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -37,6 +41,7 @@ class RealData:
     std: tuple[float, ...]
     name: str = ""
     class_names: list[str] | None = None
+    zca: "ZCA | None" = None  # set when ``images`` are ZCA-whitened (see :meth:`whitened`)
 
     @classmethod
     def from_pixels(cls, pixels, labels, num_classes: int, mean, std, device="cpu", name: str = "", class_names=None) -> "RealData":
@@ -76,6 +81,15 @@ class RealData:
         pool = self.class_indices[c]
         perm = torch.randperm(pool.numel(), generator=generator)[:n].to(pool.device)
         return pool[perm]
+
+    def whitened(self, eps: float = 0.1) -> "RealData":
+        """The same data ZCA-whitened with a transform fitted on these images; the transform travels along."""
+        from ..augment.zca import ZCA
+
+        if self.zca is not None:
+            raise DistillsetError("these images are already ZCA-whitened")
+        zca = ZCA.fit(self.images, eps)
+        return replace(self, images=zca(self.images), zca=zca)
 
     def sample_balanced(self, per_class: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Indices and labels of ``per_class`` distinct images from every class, grouped by class."""

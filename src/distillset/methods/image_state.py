@@ -21,6 +21,27 @@ class MatchingState:
     momentum: torch.Tensor | None
     iteration: int = 0
     losses: list[float] = field(default_factory=list)
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)  # other learned tensors and their momenta
+
+
+def sgd_momentum(value: torch.Tensor, grad: torch.Tensor, lr: float, momentum: float,
+                 buffer: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of torch.optim.SGD's momentum rule (the first buffer is the gradient itself), out of place,
+    so the updated value and its buffer can live in a resumable state."""
+    buffer = grad.clone() if buffer is None else buffer * momentum + grad
+    return (value - lr * buffer).detach(), buffer.detach()
+
+
+def adam(value: torch.Tensor, grad: torch.Tensor, lr: float, extras: dict[str, torch.Tensor], name: str,
+         betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> torch.Tensor:
+    """One step of torch.optim.Adam's rule, out of place; its moments live in ``extras`` under ``name``
+    so that a resumed run continues with the same optimiser state."""
+    step = extras.get(f"{name}_adam_step", torch.zeros((), device=grad.device)) + 1
+    first = extras.get(f"{name}_adam_m", torch.zeros_like(grad)) * betas[0] + (1 - betas[0]) * grad
+    second = extras.get(f"{name}_adam_v", torch.zeros_like(grad)) * betas[1] + (1 - betas[1]) * grad * grad
+    extras[f"{name}_adam_step"], extras[f"{name}_adam_m"], extras[f"{name}_adam_v"] = step, first, second
+    corrected = (first / (1 - betas[0] ** step)) / ((second / (1 - betas[1] ** step)).sqrt() + eps)
+    return (value - lr * corrected).detach()
 
 
 class SyntheticImageMethod:
@@ -47,7 +68,8 @@ class SyntheticImageMethod:
         real = self.real
         return SynSet(state.images.detach().cpu().clone(), state.labels.cpu().clone(), real.name, real.num_classes,
                       real.mean, real.std, self.method, self.config.ipc, config={**asdict(self.config), **(extra_config or {})},
-                      class_names=real.class_names)
+                      class_names=real.class_names, zca_mean=real.zca.mean.cpu() if real.zca else None,
+                      zca_matrix=real.zca.matrix.cpu() if real.zca else None)
 
     def image_optimizer(self, state: MatchingState) -> tuple[torch.Tensor, torch.optim.SGD]:
         """Leaf images and their SGD optimiser, with the momentum carried over from the last iteration."""

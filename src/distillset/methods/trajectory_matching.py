@@ -1,0 +1,214 @@
+"""Trajectory matching: MTT (Cazenavette et al., CVPR 2022) and DATM (Guo et al., ICLR 2024).
+
+Each iteration picks an expert and a start epoch t, starts a student at the expert's parameters
+theta*_t, takes ``syn_steps`` SGD steps on synthetic minibatches with a LEARNED step size, and
+minimises ||theta_S - theta*_{t+M}||^2 / ||theta*_t - theta*_{t+M}||^2 (M = ``expert_epochs``) with respect
+to the images and the step size (and, for DATM, the soft labels), differentiating through the unroll
+(:mod:`.unroll`; ``memory="checkpointed"`` keeps one step's activations whatever ``syn_steps`` is).
+
+DATM adds, over MTT:
+* a start-epoch window [min_start_epoch, upper) whose upper end grows linearly from
+  ``current_max_start_epoch`` to ``max_start_epoch`` over ``expansion_end`` iterations: small sets match
+  early (easy) parts of the trajectories, larger ones later (harder) parts;
+* initial images that the experts classify correctly, and soft labels initialised from the experts'
+  averaged logits on them and learned alongside the images;
+* a gate that skips the update of an iteration whose matching loss exceeds ``threshold``.
+
+The learned step size is kept within [lr_min, lr_max]; when it leaves that range it is clamped and
+a warning is logged (a negative or exploding step size means the image lr is too high).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from ..augment import DSA, strategy_for
+from ..data.real import RealData
+from ..errors import DistillsetError
+from ..models import build_model
+from ..seeding import make_generator
+from ..synset import SynSet
+from .experts import ExpertBuffer
+from .image_state import MatchingState, SyntheticImageMethod, sgd_momentum
+from .unroll import FlatStudent, Unroller, draw_steps
+
+
+@dataclass
+class TrajectoryMatchingConfig:
+    ipc: int = 10
+    model: str = "convnet"
+    iterations: int = 5000
+    experts_dir: str = ""
+    syn_steps: int = 20
+    expert_epochs: int = 2
+    max_start_epoch: int = 10
+    min_start_epoch: int = 0  # DATM's window; MTT uses [0, max_start_epoch)
+    current_max_start_epoch: int = -1  # DATM: the window's initial upper end (-1: max_start_epoch, a fixed window)
+    expansion_end: int = 0  # DATM: iterations over which the window grows (0: fixed)
+    batch_syn: int = 0  # synthetic images per student step (0: all)
+    lr_img: float = 100.0
+    momentum_img: float = 0.5
+    lr_teacher: float = 0.01  # the step size's initial value (the experts' lr)
+    lr_lr: float = 1e-5
+    momentum_lr: float = 0.5
+    lr_min: float = 1e-5
+    lr_max: float = 1.0
+    soft_labels: bool = False
+    lr_label: float = 5.0
+    momentum_label: float = 0.9
+    label_init_experts: int = 5  # experts whose logits are averaged for the initial soft labels (and correctness)
+    threshold: float = 0.0  # DATM's gate: skip the update when the matching loss is above this (0: never)
+    dsa: bool = True
+    dsa_strategy: str | None = None
+    init: str = "real"  # "real" (random real images), "correct" (ones the experts classify correctly) or "noise"
+    memory: str = "plain"  # "plain" unroll or "checkpointed" (constant activation memory, same gradient)
+    seed: int = 0
+
+
+MTT_DEFAULTS: dict = {}
+DATM_DEFAULTS = {"soft_labels": True, "init": "correct", "threshold": 1.0}
+
+
+class TrajectoryMatching(SyntheticImageMethod):
+    """MTT or DATM (by configuration) as a step function over a :class:`MatchingState`."""
+
+    def __init__(self, real: RealData, config: TrajectoryMatchingConfig, method: str = "mtt", dataset: str | None = None) -> None:
+        cfg = config
+        self.method = method
+        if cfg.init not in ("noise", "real", "correct"):
+            raise DistillsetError(f"unknown initialisation '{cfg.init}'; use noise, real or correct")
+        if cfg.memory not in ("plain", "checkpointed"):
+            raise DistillsetError(f"unknown memory mode '{cfg.memory}'; use plain or checkpointed")
+        if not cfg.experts_dir:
+            raise DistillsetError(f"--method {method} needs --experts-dir DIR (make one with `distillset experts`)")
+        real.check_ipc(cfg.ipc)
+        self.buffer = ExpertBuffer(cfg.experts_dir, dataset or real.name, cfg.model, real.shape, real.num_classes)
+        epochs = self.buffer.epochs
+        if cfg.max_start_epoch < 1 or cfg.expert_epochs < 1 or cfg.syn_steps < 1:
+            raise DistillsetError("max_start_epoch, expert_epochs and syn_steps must be at least 1")
+        if cfg.max_start_epoch - 1 + cfg.expert_epochs > epochs:
+            raise DistillsetError(f"max_start_epoch {cfg.max_start_epoch} with expert_epochs {cfg.expert_epochs} needs experts "
+                                  f"of at least {cfg.max_start_epoch - 1 + cfg.expert_epochs} epochs, but {cfg.experts_dir} has "
+                                  f"{epochs}; lower --max-start-epoch or train longer experts")
+        if not 0 <= cfg.min_start_epoch < cfg.max_start_epoch:
+            raise DistillsetError(f"min_start_epoch {cfg.min_start_epoch} must be in [0, max_start_epoch {cfg.max_start_epoch})")
+        if self.buffer.zca is not None and real.zca is None:
+            zca = self.buffer.zca.to(real.device)
+            real = replace(real, images=zca(real.images), zca=zca)
+        self.real, self.config = real, cfg
+        self.dsa = DSA(cfg.dsa_strategy or strategy_for(real.name)) if cfg.dsa else None
+        net = build_model(cfg.model, real.shape, real.num_classes)
+        self.student = FlatStudent(net)
+        if self.student.num_params != self.buffer.num_params:
+            raise DistillsetError(f"the experts have {self.buffer.num_params} parameters but '{cfg.model}' has {self.student.num_params}")
+        self.unroller = Unroller(self.student, self.dsa)
+        self.warnings: list[str] = []
+
+    # ------------------------------------------------------------------------------------ init
+    def _expert_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits averaged over the first ``label_init_experts`` experts at max_start_epoch."""
+        cfg = self.config
+        count = max(1, min(cfg.label_init_experts, len(self.buffer)))
+        total = None
+        with torch.no_grad():
+            for i in range(count):
+                theta = self.buffer.trajectory(i)[cfg.max_start_epoch].to(self.real.device)
+                logits = torch.cat([self.student(theta, images[s:s + 1024]) for s in range(0, images.shape[0], 1024)])
+                total = logits if total is None else total + logits
+        return total / count
+
+    def initial_state(self) -> MatchingState:
+        cfg, real = self.config, self.real
+        if cfg.init == "correct":
+            generator = make_generator(cfg.seed, self.method, "init")
+            chosen = []
+            for c in range(real.num_classes):
+                pool = real.sample_indices(c, max(8 * cfg.ipc, 256), generator)  # a shuffled candidate pool of class c
+                predicted = self._expert_logits(real.images[pool]).argmax(1)
+                correct, wrong = pool[predicted == c], pool[predicted != c]
+                chosen.append(torch.cat([correct, wrong])[:cfg.ipc])  # wrong ones only when too few are right
+            idx = torch.cat(chosen)
+            state = MatchingState(real.images[idx].clone(), real.labels[idx].clone(), None)
+        else:
+            state = super().initial_state()
+        state.extras["lr"] = torch.tensor(cfg.lr_teacher, device=real.device)
+        if cfg.soft_labels:
+            state.extras["soft_labels"] = self._expert_logits(state.images).detach()
+        return state
+
+    # ------------------------------------------------------------------------------------ step
+    def start_window(self, iteration: int) -> tuple[int, int]:
+        """[low, high) of the start epoch at this iteration (DATM's growing window; MTT's fixed one)."""
+        cfg = self.config
+        high = cfg.max_start_epoch
+        if cfg.current_max_start_epoch >= 0 and cfg.expansion_end > 0:
+            grown = cfg.current_max_start_epoch + (cfg.max_start_epoch - cfg.current_max_start_epoch) * iteration / cfg.expansion_end
+            high = min(cfg.max_start_epoch, max(cfg.min_start_epoch + 1, int(grown)))
+        elif cfg.current_max_start_epoch >= 0:
+            high = max(cfg.min_start_epoch + 1, cfg.current_max_start_epoch)
+        return cfg.min_start_epoch, high
+
+    def step(self, state: MatchingState) -> float:
+        cfg, real = self.config, self.real
+        it = state.iteration
+        generator = make_generator(cfg.seed, self.method, "iteration", it)
+        expert = int(torch.randint(len(self.buffer), (1,), generator=generator))
+        low, high = self.start_window(it)
+        start_epoch = int(torch.randint(low, high, (1,), generator=generator))
+        trajectory = self.buffer.trajectory(expert)
+        start = trajectory[start_epoch].to(real.device)
+        target = trajectory[start_epoch + cfg.expert_epochs].to(real.device)
+        scale = ((start - target) ** 2).sum()
+        steps = draw_steps(state.images.shape[0], cfg.syn_steps, cfg.batch_syn, generator, self.dsa, tuple(real.shape[1:]), real.device)
+
+        images = state.images.detach().requires_grad_(True)
+        lr = state.extras["lr"].detach().requires_grad_(True)
+        soft = state.extras.get("soft_labels")
+        targets = soft.detach().requires_grad_(True) if soft is not None else state.labels
+        wrt = [images, lr] + ([targets] if soft is not None else [])
+        loss, grads = self.unroller.run(start, images, targets, lr, steps, lambda theta: ((theta - target) ** 2).sum() / scale,
+                                        wrt, checkpointed=cfg.memory == "checkpointed")
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the trajectory-matching loss became {loss.item()} at iteration {it + 1}")
+        value = float(loss)
+        if cfg.threshold > 0 and value > cfg.threshold:
+            state.extras["skipped"] = state.extras.get("skipped", torch.zeros((), device=real.device)) + 1
+        else:
+            self._update(state, grads)
+        state.iteration += 1
+        state.losses.append(value)
+        return value
+
+    def _update(self, state: MatchingState, grads: list[torch.Tensor | None]) -> None:
+        cfg, extras = self.config, state.extras
+        zero = torch.zeros_like
+        state.images, state.momentum = sgd_momentum(state.images, grads[0] if grads[0] is not None else zero(state.images),
+                                                    cfg.lr_img, cfg.momentum_img, state.momentum)
+        lr, extras["lr_momentum"] = sgd_momentum(extras["lr"], grads[1] if grads[1] is not None else zero(extras["lr"]),
+                                                 cfg.lr_lr, cfg.momentum_lr, extras.get("lr_momentum"))
+        if not bool(torch.isfinite(lr)) or float(lr) < cfg.lr_min or float(lr) > cfg.lr_max:
+            clamped = torch.nan_to_num(lr, nan=cfg.lr_teacher).clamp(cfg.lr_min, cfg.lr_max)
+            self.warnings.append(f"the learned step size left [{cfg.lr_min:g}, {cfg.lr_max:g}] ({float(lr):.3g}) at iteration "
+                                 f"{state.iteration + 1}; clamped to {float(clamped):.3g} (lower --lr-lr if this repeats)")
+            lr, extras["lr_momentum"] = clamped, torch.zeros_like(lr)
+        extras["lr"] = lr
+        if "soft_labels" in extras and len(grads) > 2 and grads[2] is not None:
+            extras["soft_labels"], extras["label_momentum"] = sgd_momentum(
+                extras["soft_labels"], grads[2], cfg.lr_label, cfg.momentum_label, extras.get("label_momentum"))
+
+    def pop_warnings(self) -> list[str]:
+        out, self.warnings = self.warnings, []
+        return out
+
+    def to_synset(self, state: MatchingState, extra_config: dict | None = None) -> SynSet:
+        synset = super().to_synset(state, extra_config)
+        synset.lr = state.extras["lr"].detach().cpu().reshape(()).clone()
+        if "soft_labels" in state.extras:
+            synset.soft_labels = state.extras["soft_labels"].detach().cpu().clone()
+        synset.config = {**synset.config, "skipped_updates": int(state.extras.get("skipped", torch.zeros(())).item())}
+        return synset
+
+
+__all__ = ["DATM_DEFAULTS", "MTT_DEFAULTS", "TrajectoryMatching", "TrajectoryMatchingConfig"]
