@@ -326,3 +326,17 @@ def test_functional_student_matches_the_module(digits):
     x = real_data(digits, "train").images[:7]
     assert torch.allclose(student(FlatStudent.flatten(net), x), net(x), atol=1e-6)
     assert F.softmax(net(x), 1).shape == (7, 10)
+
+
+def test_zca_experts_hand_their_whitening_to_the_synset(tmp_path, digits):
+    experts = tmp_path / "experts"
+    train_experts("digits", experts, ExpertConfig(model=MODEL, experts=1, epochs=2, lr=0.1, zca=True), **QUIET)
+    assert (experts / "zca.safetensors").is_file()
+    outcome = run_condense("mtt", "digits", 1, tmp_path / "mtt", model=MODEL, iterations=2, progress=False, **QUIET,
+                           options={"experts_dir": str(experts), "syn_steps": 2, "expert_epochs": 1, "max_start_epoch": 1})
+    synset = SynSet.load(outcome.directory / "synset.safetensors")
+    buffer = ExpertBuffer(experts, "digits", MODEL, (1, 8, 8), 10)
+    assert torch.equal(synset.zca_matrix, buffer.zca.matrix) and torch.equal(synset.zca_mean, buffer.zca.mean)
+    test_x, _ = prepare_test_data(synset, digits.test_images[:20], digits.test_labels[:20], "cpu")
+    plain = real_data(digits, "test").images[:20]
+    assert torch.allclose(test_x, buffer.zca(plain), atol=1e-5)
