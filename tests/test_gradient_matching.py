@@ -103,8 +103,8 @@ def test_bad_method_options(digits):
         GradientMatching(real, GradientMatchingConfig(distance="l7"))
     with pytest.raises(DistillsetError, match="ipc 500 is larger"):
         GradientMatching(real, GradientMatchingConfig(ipc=500))
-    with pytest.raises(DistillsetError, match="unknown condensation method 'mtt'"):
-        run_condense("mtt", "digits", 1, "unused")
+    with pytest.raises(DistillsetError, match="unknown condensation method 'mttx'"):
+        run_condense("mttx", "digits", 1, "unused")
 
 
 def test_compiled_real_gradients_match_eager(digits):

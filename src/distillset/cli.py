@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -88,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--syn-steps", type=_positive_int, help="mtt/datm: student steps per iteration (default 20)")
     p.add_argument("--expert-epochs", type=_positive_int, help="mtt/datm: expert epochs matched (default 2)")
     p.add_argument("--max-start-epoch", type=_positive_int, help="mtt/datm: start epochs are drawn below this (default 10)")
+    p.add_argument("--trajectories", type=_positive_int,
+                   help="mtt/datm: expert trajectories averaged per iteration (default 1; split across torchrun ranks)")
     p.add_argument("--memory", choices=("plain", "checkpointed"),
                    help="mtt/datm/dd: 'checkpointed' recomputes each unrolled step so memory does not grow with steps")
     p.add_argument("--config", help="YAML file of method options (command-line flags win)")
@@ -123,19 +126,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root")
     p.add_argument("--device", default="cpu")
 
-    p = sub.add_parser("demo", help="the embedded default: digits, random coresets, evaluation")
+    p = sub.add_parser("demo", help="the embedded default: digits, DC vs random coresets, evaluation")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--runs", type=_positive_int, default=3)
     p.add_argument("--epochs", type=_positive_int, default=300)
-    p.add_argument("--dc-iterations", type=int, default=0,
-                   help="add a DC row at 1 image per class with N iterations (default 0: off; see README)")
+    p.add_argument("--dc-iterations", type=int, default=100,
+                   help="iterations of the DC row at 1 image per class (default 100; 0 leaves it out)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     return parser
 
 
 def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    from .distributed import context
+
+    if context().is_main:  # under torchrun only rank 0 speaks
+        print(message, file=sys.stderr, flush=True)
 
 
 def cmd_coreset(args) -> int:
@@ -152,7 +158,8 @@ def cmd_condense(args) -> int:
     from .methods.gradient_matching import GradientMatchingConfig
 
     options = load_yaml_config(args.config, METHODS.get(args.method, (GradientMatchingConfig,))[0])
-    for key in ("init", "distance", "lr_img", "compile", "experts_dir", "syn_steps", "expert_epochs", "max_start_epoch", "memory"):
+    for key in ("init", "distance", "lr_img", "compile", "experts_dir", "syn_steps", "expert_epochs", "max_start_epoch", "memory",
+                "trajectories"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
     iterations = args.iterations if args.iterations is not None else options.pop("iterations", None)
@@ -190,6 +197,10 @@ def cmd_evaluate(args) -> int:
     results = evaluate_file(args.synset, models, runs=args.runs, epochs=args.epochs, lr=args.lr, seed=args.seed,
                             data_root=args.data_root, device=args.device, download=args.download,
                             verify=args.verify, strategy=args.strategy, dsa=args.dsa, log=None if args.json else _log)
+    from .distributed import context
+
+    if not context().is_main:
+        return 0
     if args.json:
         print(json.dumps(results.as_dict()))
     else:
@@ -225,6 +236,7 @@ def cmd_demo(args) -> int:
     return 0
 
 
+DISTRIBUTED_COMMANDS = ("condense", "evaluate")
 COMMANDS = {"coreset": cmd_coreset, "experts": cmd_experts, "condense": cmd_condense, "evaluate": cmd_evaluate, "show": cmd_show,
             "experiment": cmd_experiment, "demo": cmd_demo}
 
@@ -235,7 +247,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    from . import distributed
+
     try:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            if args.command not in DISTRIBUTED_COMMANDS:
+                raise DistillsetError(f"'{args.command}' does not run under torchrun; launch it as one process "
+                                      f"(distributed: {', '.join(DISTRIBUTED_COMMANDS)})")
+            distributed.init_from_environment(args.device)
         return COMMANDS[args.command](args)
     except DistillsetError as exc:
         print(f"distillset: error: {exc}", file=sys.stderr)
@@ -243,6 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("distillset: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    finally:
+        distributed.shutdown()
 
 
 if __name__ == "__main__":

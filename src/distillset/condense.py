@@ -17,6 +17,7 @@ from pathlib import Path
 
 
 from .data import load_dataset, real_data
+from .distributed import context, local_device
 from .errors import DistillsetError, unknown_name
 from .evaluation import evaluate_synset
 from .fileio import atomic_write, read_yaml_mapping
@@ -122,7 +123,10 @@ def run_condense(method: str, dataset: str, ipc: int, out: str | os.PathLike, mo
         from .synset import SynSet
 
         return RunOutcome(SynSet.load(directory / "synset.safetensors"), directory, True, record)
-    torch_device = resolve_device(device)
+    ctx = context()
+    if not ctx.is_main:  # under torchrun only rank 0 speaks and writes
+        log, progress = (lambda message: None), False
+    torch_device = resolve_device(local_device(device))
     t0 = time.perf_counter()
     data = load_dataset(dataset, data_root=data_root, download=download, verify=verify)
     real = real_data(data, "train", torch_device)
@@ -133,7 +137,10 @@ def run_condense(method: str, dataset: str, ipc: int, out: str | os.PathLike, mo
         log(f"resuming from {checkpoint} at iteration {state.iteration}/{cfg.iterations}")
     else:
         state = engine.initial_state()
-    directory.mkdir(parents=True, exist_ok=True)
+    if ctx.is_main:
+        directory.mkdir(parents=True, exist_ok=True)
+    if ctx.active:
+        log(f"torchrun: {ctx.world} processes share the work of every iteration")
     if getattr(engine.config, "compile", False) and not engine.batched:
         log("compiling the real-gradient pass with torch.compile (one-off, ~20 s; --no-compile to skip)")
     t1 = time.perf_counter()
@@ -146,7 +153,8 @@ def run_condense(method: str, dataset: str, ipc: int, out: str | os.PathLike, mo
             try:
                 loss = engine.step(state)
             except FloatingPointError as exc:
-                save_checkpoint(checkpoint, state, config)
+                if ctx.is_main:
+                    save_checkpoint(checkpoint, state, config)
                 raise DistillsetError(
                     f"{exc}; likely cause: the image learning rate ({engine.config.lr_img}) is too large for this "
                     f"model and data (try --lr-img {engine.config.lr_img / 10:g}); the last good state (iteration "
@@ -161,7 +169,7 @@ def run_condense(method: str, dataset: str, ipc: int, out: str | os.PathLike, mo
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}")
-            if state.iteration % checkpoint_every == 0 or state.iteration == cfg.iterations:
+            if ctx.is_main and (state.iteration % checkpoint_every == 0 or state.iteration == cfg.iterations):
                 save_checkpoint(checkpoint, state, config)
             if eval_every and state.iteration % eval_every == 0:
                 result = evaluate_synset(engine.to_synset(state), data.test_images, data.test_labels, runs=eval_runs,
@@ -169,7 +177,8 @@ def run_condense(method: str, dataset: str, ipc: int, out: str | os.PathLike, mo
                 evaluations.append({"iteration": state.iteration, "mean": result.mean, "std": result.std, "accs": result.accs})
                 log(f"iteration {state.iteration}: {100 * result.mean:.2f} +- {100 * result.std:.2f}% ({eval_runs} x {model})")
             if stop_after is not None and done_now >= stop_after and state.iteration < cfg.iterations:
-                save_checkpoint(checkpoint, state, config)
+                if ctx.is_main:
+                    save_checkpoint(checkpoint, state, config)
                 log(f"stopped after {done_now} iterations at {state.iteration}/{cfg.iterations}; run again to resume")
                 return None
     finally:
@@ -178,9 +187,14 @@ def run_condense(method: str, dataset: str, ipc: int, out: str | os.PathLike, mo
     t2 = time.perf_counter()
     synset = engine.to_synset(state, {"method": method, "dataset": dataset})
     metrics = {"loss_per_iteration": state.losses, "evaluations": evaluations}
-    outcome = write_run(synset, directory, config, {"load_data": t1 - t0, "condense_this_call": t2 - t1,
-                                                    "seconds_per_iteration": (t2 - t1) / max(done_now, 1)}, log, metrics)
+    if not ctx.is_main:
+        ctx.barrier()  # wait until rank 0 has written the result
+        return RunOutcome(synset, directory, False, {})
+    timings = {"load_data": t1 - t0, "condense_this_call": t2 - t1, "seconds_per_iteration": (t2 - t1) / max(done_now, 1),
+               "processes": ctx.world}
+    outcome = write_run(synset, directory, config, timings, log, metrics)
     checkpoint.unlink(missing_ok=True)
+    ctx.barrier()
     return outcome
 
 

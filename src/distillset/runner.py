@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from .data import load_dataset, real_data
+from .distributed import local_device
 from .errors import DistillsetError, unknown_name
 from .evaluation import EvalResults, evaluate_synset
 from .fileio import atomic_write_json
@@ -139,5 +140,5 @@ def evaluate_file(path: str | os.PathLike, models: list[str], runs: int = 5, epo
     if data.num_classes != synset.num_classes:
         raise DistillsetError(f"{path} has {synset.num_classes} classes but dataset '{synset.dataset}' has {data.num_classes}")
     return evaluate_synset(synset, data.test_images, data.test_labels, models=models, runs=runs, epochs=epochs,
-                           lr=lr, seed=seed, device=resolve_device(device), strategy=strategy,
+                           lr=lr, seed=seed, device=resolve_device(local_device(device)), strategy=strategy,
                            augment=DSA(strategy_for(synset.dataset)) if dsa else None, progress=log)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.real import normalize_pixels
+from ..distributed import context
 from ..errors import DistillsetError
 from ..models import build_model, check_model_name
 from ..seeding import make_generator
@@ -161,20 +162,23 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
     images = synset.images.to(device)
     soft = use_soft_labels and synset.soft_labels is not None
     targets = (synset.soft_labels if soft else synset.labels).to(device)
+    ctx = context()  # under torchrun each rank trains its share of the runs; results are gathered everywhere
     results: dict[str, ModelResult] = {}
     for name in models:
         result = ModelResult()
         start = time.perf_counter()
-        for run, net, failure in _trained_networks(name, synset, images, targets, config, runs, seed, device, augment, strategy):
+        outcomes = []
+        for run, net, failure in _trained_networks(name, synset, images, targets, config, ctx.mine(range(runs)), seed, device,
+                                                   augment, strategy):
+            acc = None if failure is not None else test_accuracy(net, x_test, y_test, config.test_batch_size)
+            outcomes.append((run, acc, failure))
+            if progress:
+                progress(f"{name} run {run + 1}/{runs}: " + (f"stopped, {failure}" if failure else f"accuracy {acc:.4f}"))
+        for run, acc, failure in sorted(o for part in ctx.gather_objects(outcomes) for o in part):
             if failure is not None:
                 result.failed.append(f"run {run}: {failure}")
-                if progress:
-                    progress(f"{name} run {run + 1}/{runs}: stopped, {failure}")
-                continue
-            acc = test_accuracy(net, x_test, y_test, config.test_batch_size)
-            result.accs.append(acc)
-            if progress:
-                progress(f"{name} run {run + 1}/{runs}: accuracy {acc:.4f}")
+            else:
+                result.accs.append(acc)
         result.seconds = time.perf_counter() - start
         results[name] = result
     meta = asdict(config) | {"runs": runs, "seed": seed, "models": list(models), "soft_labels": soft,
@@ -182,9 +186,11 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
     return EvalResults(synset.dataset, results, meta)
 
 
-def _trained_networks(name: str, synset: SynSet, images, targets, config: TrainConfig, runs: int, seed: int, device,
+def _trained_networks(name: str, synset: SynSet, images, targets, config: TrainConfig, runs: list[int], seed: int, device,
                       augment: Augment | None, strategy: str) -> Iterator[tuple[int, nn.Module, str | None]]:
-    """Yield (run, trained network, failure or None): all at once when batching, else one at a time."""
+    """Yield (run, trained network, failure or None) for the given run indices: all at once when
+    batching, else one at a time. A run's network depends only on (seed, model, run), never on which
+    process trains it or beside which others."""
     from .batched import can_batch, train_models_batched  # batched imports this module
 
     def fresh(run: int) -> nn.Module:
@@ -193,16 +199,18 @@ def _trained_networks(name: str, synset: SynSet, images, targets, config: TrainC
     def shuffles(run: int) -> torch.Generator:
         return make_generator(seed, "eval", name, run, "train")
 
+    if not runs:
+        return
     batched = strategy == "batched" or (strategy == "auto" and torch.device(device).type == "cuda")
-    first = fresh(0)
-    if batched and runs > 1 and can_batch(first):
-        nets = [first] + [fresh(run) for run in range(1, runs)]
-        diverged = train_models_batched(nets, images, targets, config, [shuffles(run) for run in range(runs)], augment)
-        for run, (net, bad) in enumerate(zip(nets, diverged)):
+    first = fresh(runs[0])
+    if batched and len(runs) > 1 and can_batch(first):
+        nets = [first] + [fresh(run) for run in runs[1:]]
+        diverged = train_models_batched(nets, images, targets, config, [shuffles(run) for run in runs], augment)
+        for run, net, bad in zip(runs, nets, diverged):
             yield run, net, "loss became NaN or infinite" if bad else None
         return
-    for run in range(runs):
-        net = first if run == 0 else fresh(run)
+    for i, run in enumerate(runs):
+        net = first if i == 0 else fresh(run)
         try:
             train_model(net, images, targets, config, shuffles(run), augment)
         except TrainingDiverged as exc:

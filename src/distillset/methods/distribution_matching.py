@@ -19,6 +19,7 @@ from torch import nn
 
 from ..augment import DSA, strategy_for
 from ..data.real import RealData
+from ..distributed import all_reduce_gradients, context
 from ..errors import DistillsetError
 from ..models import build_model
 from ..seeding import make_generator
@@ -71,33 +72,40 @@ class DistributionMatching(SyntheticImageMethod):
             raise FloatingPointError(f"the matching loss became {loss.item()} at iteration {it + 1}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        loss_value = all_reduce_gradients(images, loss)  # under torchrun: the sum over every rank's classes
         optimizer.step()
-        return self.commit(state, images, optimizer, loss.item() / real.num_classes)
+        return self.commit(state, images, optimizer, loss_value / real.num_classes)
 
     def matching_loss(self, net: nn.Module, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator,
                       batched: bool | None = None) -> torch.Tensor:
-        """Sum over classes of ||mean embed(real_c) - mean embed(syn_c)||^2 under one shared transform per class."""
+        """Sum over this process's classes (all outside torchrun) of ||mean embed(real_c) - mean embed(syn_c)||^2
+        under one shared transform per class; the random draws cover all classes on every rank."""
         cfg, real = self.config, self.real
         k = real.num_classes
-        idx = torch.cat([real.sample_indices(c, cfg.batch_real, generator) for c in range(k)])
+        picks = [real.sample_indices(c, cfg.batch_real, generator) for c in range(k)]
+        params_dsa = self.dsa.draw(k, tuple(real.shape[1:]), generator) if self.dsa is not None else None
+        classes = context().mine(range(k))
+        if not classes:
+            return images.new_zeros(())
+        idx = torch.cat([picks[c] for c in classes])
         x_real, y_real = real.images[idx], real.labels[idx]
-        x_syn = images
-        if self.dsa is not None:
-            p = self.dsa.draw(k, tuple(real.shape[1:]), generator)
-            x_real = self.dsa.apply(x_real, p, y_real)
-            x_syn = self.dsa.apply(images, p, labels)
+        mine = torch.isin(labels, torch.tensor(classes, device=labels.device))
+        x_syn, y_syn = images[mine], labels[mine]
+        if params_dsa is not None:
+            x_real = self.dsa.apply(x_real, params_dsa, y_real)
+            x_syn = self.dsa.apply(x_syn, params_dsa, y_syn)
         if batched is None:
             batched = not has_batchnorm(net)
         if batched:
             with torch.no_grad():
                 real_mean = _class_means(net.embed(x_real), y_real, k)
-            syn_mean = _class_means(net.embed(x_syn), labels, k)
-            return ((real_mean - syn_mean) ** 2).sum()
+            syn_mean = _class_means(net.embed(x_syn), y_syn, k)
+            return ((real_mean - syn_mean)[classes] ** 2).sum()
         total = images.new_zeros(())
-        for c in range(k):
+        for c in classes:
             with torch.no_grad():
                 real_mean = net.embed(x_real[y_real == c]).mean(0)
-            total = total + ((real_mean - net.embed(x_syn[labels == c]).mean(0)) ** 2).sum()
+            total = total + ((real_mean - net.embed(x_syn[y_syn == c]).mean(0)) ** 2).sum()
         return total
 
 

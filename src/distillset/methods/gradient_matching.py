@@ -26,6 +26,7 @@ from torch import nn
 
 from ..augment import DSA, strategy_for
 from ..data.real import RealData
+from ..distributed import all_reduce_gradients, broadcast_parameters, context
 from ..errors import DistillsetError
 from ..models import build_model
 from ..seeding import make_generator
@@ -273,33 +274,43 @@ class GradientMatching(SyntheticImageMethod):
                 raise FloatingPointError(f"the matching loss became {loss.item()} at iteration {it + 1} (outer step {outer + 1})")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            loss_value = all_reduce_gradients(images, loss)  # under torchrun: the sum over every rank's classes
             optimizer.step()
-            losses.append(loss.item() / k)
+            losses.append(loss_value / k)
             if outer == cfg.outer_loop - 1:
                 break
             self._train_network(net, net_optimizer, images.detach(), state.labels, generator)
+            broadcast_parameters(net)  # every rank trained the same network; make it bitwise the same (GPU kernels)
         return self.commit(state, images, optimizer, sum(losses) / len(losses))
 
     def _matching_loss(self, net, params, images, labels, generator) -> torch.Tensor:
+        """Sum of the per-class distances over this process's classes (all of them outside torchrun).
+        Every rank draws the real batches and transforms of ALL classes, so the random streams, and
+        hence the result, do not depend on the number of ranks."""
         cfg, real = self.config, self.real
         k, ipc = real.num_classes, cfg.ipc
-        real_idx = torch.cat([real.sample_indices(c, cfg.batch_real, generator) for c in range(k)])
+        classes = context().mine(range(k))
+        picks = [real.sample_indices(c, cfg.batch_real, generator) for c in range(k)]
+        params_dsa = self.dsa.draw(k, tuple(real.shape[1:]), generator) if self.dsa is not None else None
+        total = images.new_zeros(())
+        if not classes:
+            return total
+        real_idx = torch.cat([picks[c] for c in classes])
         x_real, y_real = real.images[real_idx], real.labels[real_idx]
-        counts = [min(cfg.batch_real, real.class_count(c)) for c in range(k)]
-        x_syn = images
-        if self.dsa is not None:  # one transform per class, shared by its real and synthetic batch
-            p = self.dsa.draw(k, tuple(real.shape[1:]), generator)
-            x_real = self.dsa.apply(x_real, p, y_real)
-            x_syn = self.dsa.apply(images, p, labels)
+        counts = [picks[c].numel() for c in classes]
+        syn_idx = torch.cat([torch.arange(c * ipc, (c + 1) * ipc, device=images.device) for c in classes])
+        x_syn, y_syn = images[syn_idx], labels[syn_idx]
+        if params_dsa is not None:  # one transform per class, shared by its real and synthetic batch
+            x_real = self.dsa.apply(x_real, params_dsa, y_real)
+            x_syn = self.dsa.apply(x_syn, params_dsa, y_syn)
         grads_real = per_class_real_gradients(net, x_real, y_real, counts, params) if self.batched else None
         if grads_real is None:
             grads_real = self._looped(net, x_real, y_real, counts, params)
-        total = images.new_zeros(())
-        for c in range(k):
-            sl = slice(c * ipc, (c + 1) * ipc)
-            loss_syn = F.cross_entropy(net(x_syn[sl]), labels[sl])
+        for i in range(len(classes)):
+            sl = slice(i * ipc, (i + 1) * ipc)
+            loss_syn = F.cross_entropy(net(x_syn[sl]), y_syn[sl])
             grads_syn = torch.autograd.grad(loss_syn, [p for _, p in params], create_graph=True)
-            total = total + distance(grads_real[c], list(grads_syn), cfg.distance)
+            total = total + distance(grads_real[i], list(grads_syn), cfg.distance)
         return total
 
     def _looped(self, net, x, y, counts, params) -> list[list[torch.Tensor]]:

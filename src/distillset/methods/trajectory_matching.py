@@ -26,6 +26,7 @@ import torch
 
 from ..augment import DSA, strategy_for
 from ..data.real import RealData
+from ..distributed import context
 from ..errors import DistillsetError
 from ..models import build_model
 from ..seeding import make_generator
@@ -64,6 +65,7 @@ class TrajectoryMatchingConfig:
     dsa_strategy: str | None = None
     init: str = "real"  # "real" (random real images), "correct" (ones the experts classify correctly) or "noise"
     memory: str = "plain"  # "plain" unroll or "checkpointed" (constant activation memory, same gradient)
+    trajectories: int = 1  # (expert, start epoch) draws per iteration, averaged; split across ranks under torchrun
     seed: int = 0
 
 
@@ -86,8 +88,8 @@ class TrajectoryMatching(SyntheticImageMethod):
         real.check_ipc(cfg.ipc)
         self.buffer = ExpertBuffer(cfg.experts_dir, dataset or real.name, cfg.model, real.shape, real.num_classes)
         epochs = self.buffer.epochs
-        if cfg.max_start_epoch < 1 or cfg.expert_epochs < 1 or cfg.syn_steps < 1:
-            raise DistillsetError("max_start_epoch, expert_epochs and syn_steps must be at least 1")
+        if cfg.max_start_epoch < 1 or cfg.expert_epochs < 1 or cfg.syn_steps < 1 or cfg.trajectories < 1:
+            raise DistillsetError("max_start_epoch, expert_epochs, syn_steps and trajectories must be at least 1")
         if cfg.max_start_epoch - 1 + cfg.expert_epochs > epochs:
             raise DistillsetError(f"max_start_epoch {cfg.max_start_epoch} with expert_epochs {cfg.expert_epochs} needs experts "
                                   f"of at least {cfg.max_start_epoch - 1 + cfg.expert_epochs} epochs, but {cfg.experts_dir} has "
@@ -151,32 +153,50 @@ class TrajectoryMatching(SyntheticImageMethod):
         return cfg.min_start_epoch, high
 
     def step(self, state: MatchingState) -> float:
+        """One iteration over ``trajectories`` (expert, start epoch) draws: the mean matching loss and its gradients.
+        Under torchrun the draws are split across ranks and the gradients summed, so any world size gives
+        the single-process result (up to reduction order)."""
         cfg, real = self.config, self.real
         it = state.iteration
         generator = make_generator(cfg.seed, self.method, "iteration", it)
-        expert = int(torch.randint(len(self.buffer), (1,), generator=generator))
         low, high = self.start_window(it)
-        start_epoch = int(torch.randint(low, high, (1,), generator=generator))
-        trajectory = self.buffer.trajectory(expert)
-        start = trajectory[start_epoch].to(real.device)
-        target = trajectory[start_epoch + cfg.expert_epochs].to(real.device)
-        scale = ((start - target) ** 2).sum()
-        steps = draw_steps(state.images.shape[0], cfg.syn_steps, cfg.batch_syn, generator, self.dsa, tuple(real.shape[1:]), real.device)
-
+        draws = []
+        for _ in range(cfg.trajectories):  # every rank draws all of them: the streams do not depend on the ranks
+            expert = int(torch.randint(len(self.buffer), (1,), generator=generator))
+            start_epoch = int(torch.randint(low, high, (1,), generator=generator))
+            steps = draw_steps(state.images.shape[0], cfg.syn_steps, cfg.batch_syn, generator, self.dsa,
+                               tuple(real.shape[1:]), real.device)
+            draws.append((expert, start_epoch, steps))
         images = state.images.detach().requires_grad_(True)
         lr = state.extras["lr"].detach().requires_grad_(True)
         soft = state.extras.get("soft_labels")
         targets = soft.detach().requires_grad_(True) if soft is not None else state.labels
         wrt = [images, lr] + ([targets] if soft is not None else [])
-        loss, grads = self.unroller.run(start, images, targets, lr, steps, lambda theta: ((theta - target) ** 2).sum() / scale,
-                                        wrt, checkpointed=cfg.memory == "checkpointed")
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"the trajectory-matching loss became {loss.item()} at iteration {it + 1}")
-        value = float(loss)
+        total_loss = torch.zeros((), device=real.device)
+        total_grads = [torch.zeros_like(t) for t in wrt]
+        ctx = context()
+        for expert, start_epoch, steps in (draws[t] for t in ctx.mine(range(cfg.trajectories))):
+            trajectory = self.buffer.trajectory(expert)
+            start = trajectory[start_epoch].to(real.device)
+            target = trajectory[start_epoch + cfg.expert_epochs].to(real.device)
+            scale = ((start - target) ** 2).sum()
+            loss, grads = self.unroller.run(start, images, targets, lr, steps,
+                                            lambda theta, target=target, scale=scale: ((theta - target) ** 2).sum() / scale,
+                                            wrt, checkpointed=cfg.memory == "checkpointed")
+            total_loss += loss
+            for total, grad in zip(total_grads, grads):
+                if grad is not None:
+                    total += grad
+        for tensor in [total_loss, *total_grads]:
+            ctx.all_reduce_sum(tensor)
+            tensor /= cfg.trajectories
+        if not torch.isfinite(total_loss):
+            raise FloatingPointError(f"the trajectory-matching loss became {total_loss.item()} at iteration {it + 1}")
+        value = float(total_loss)
         if cfg.threshold > 0 and value > cfg.threshold:
             state.extras["skipped"] = state.extras.get("skipped", torch.zeros((), device=real.device)) + 1
         else:
-            self._update(state, grads)
+            self._update(state, total_grads)
         state.iteration += 1
         state.losses.append(value)
         return value
