@@ -72,6 +72,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="expert folder (an interrupted run resumes from it)")
     _add_data_options(p)
 
+    p = sub.add_parser("continual", help="class-incremental learning with a memory built by a coreset or condensation method")
+    p.add_argument("--dataset", required=True, help="registry name, imagefolder:PATH or npz:PATH")
+    p.add_argument("--steps", type=_positive_int, default=5, help="groups the classes arrive in (default 5)")
+    p.add_argument("--ipc", type=_positive_int, default=10, help="memory images per class (default 10)")
+    p.add_argument("--memory", default="random,herding,dc", help="memory method(s), comma-separated: random, herding, "
+                                                                  "kcenter, forgetting, dc, dsa, dm (default random,herding,dc)")
+    p.add_argument("--orders", type=_positive_int, default=3, help="class orders (default 3; order 0 is the natural one)")
+    p.add_argument("--model", default="convnet")
+    p.add_argument("--epochs", type=_positive_int, default=300, help="training epochs of the fresh network per step")
+    p.add_argument("--runs", type=_positive_int, default=1, help="fresh networks per step (default 1)")
+    p.add_argument("--iterations", type=_positive_int, help="condensation iterations per step (default: the method's)")
+    p.add_argument("--out", required=True, help="output directory (results.json, results.md, continual.png; resumes)")
+    _add_data_options(p)
+
+    p = sub.add_parser("nas", help="neural architecture search on a proxy set, ranked against whole-data training")
+    p.add_argument("--dataset", required=True, help="registry name, imagefolder:PATH or npz:PATH")
+    p.add_argument("--proxy", default="random", help="a SynSet file, 'random' (--ipc per class) or 'whole' (default random)")
+    p.add_argument("--space", default="small", help="search space: small (24), medium (96) or paper (720)")
+    p.add_argument("--ipc", type=_positive_int, default=10, help="images per class of the random proxy (default 10)")
+    p.add_argument("--proxy-epochs", type=float, default=300, help="epochs on the proxy; with 'whole', a fraction stops early")
+    p.add_argument("--reference-epochs", type=float, default=2, help="epochs of the whole-data reference (default 2)")
+    p.add_argument("--final-epochs", type=float, default=2, help="retraining epochs of the chosen candidate (default 2)")
+    p.add_argument("--out", required=True, help="output folder (the reference ranking is cached there for every proxy)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_data_options(p)
+
     p = sub.add_parser("condense", help="learn a synthetic set: dc (gradient matching), dsa (with siamese augmentation), "
                                         "dm (distribution matching), mtt/datm (trajectory matching), dd (bi-level)")
     p.add_argument("--method", required=True, help="dc, dsa, dm, mtt, datm or dd")
@@ -187,6 +213,32 @@ def cmd_experts(args) -> int:
     return 0
 
 
+def cmd_continual(args) -> int:
+    from .evaluation.continual import ContinualConfig, markdown_table, run_continual
+
+    memories = [m.strip() for m in args.memory.split(",") if m.strip()]
+    if not memories:
+        raise DistillsetError("--memory is empty; give methods such as random,herding,dc")
+    config = ContinualConfig(dataset=args.dataset, steps=args.steps, ipc=args.ipc, memories=memories, orders=args.orders,
+                             model=args.model, epochs=args.epochs, runs=args.runs, iterations=args.iterations, seed=args.seed)
+    results = run_continual(config, args.out, data_root=args.data_root, device=args.device, log=_log)
+    print(markdown_table(results))
+    return 0
+
+
+def cmd_nas(args) -> int:
+    from .evaluation.nas import NASConfig, report, run_nas
+
+    config = NASConfig(dataset=args.dataset, space=args.space, proxy=args.proxy, ipc=args.ipc, proxy_epochs=args.proxy_epochs,
+                       reference_epochs=args.reference_epochs, final_epochs=args.final_epochs, seed=args.seed)
+    for name in ("proxy_epochs", "reference_epochs", "final_epochs"):
+        if getattr(config, name) <= 0:
+            raise DistillsetError(f"--{name.replace('_', '-')} must be positive")
+    result = run_nas(config, args.out, data_root=args.data_root, device=args.device, log=_log)
+    print(json.dumps(result) if args.json else report(result))
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from .evaluation import format_table
     from .runner import evaluate_file
@@ -237,7 +289,7 @@ def cmd_demo(args) -> int:
 
 
 DISTRIBUTED_COMMANDS = ("condense", "evaluate")
-COMMANDS = {"coreset": cmd_coreset, "experts": cmd_experts, "condense": cmd_condense, "evaluate": cmd_evaluate, "show": cmd_show,
+COMMANDS = {"coreset": cmd_coreset, "experts": cmd_experts, "continual": cmd_continual, "nas": cmd_nas, "condense": cmd_condense, "evaluate": cmd_evaluate, "show": cmd_show,
             "experiment": cmd_experiment, "demo": cmd_demo}
 
 

@@ -93,6 +93,27 @@ def load_checkpoint(path: Path, config: dict, device) -> MatchingState | None:
                          extras)
 
 
+def condense_real(method: str, real, ipc: int, model: str = "convnet", iterations: int | None = None, seed: int = 0,
+                  options: dict | None = None):
+    """Condense in memory, without an output directory: for applications that condense many small
+    problems (a class-incremental step, a NAS proxy). Returns the SynSet."""
+    if method not in METHODS:
+        raise unknown_name("condensation method", method, list(METHODS))
+    config_class, engine_class, method_defaults = METHODS[method]
+    options = check_options(dict(options or {}), config_class=config_class)
+    cfg = config_class(**{**method_defaults, **options, "ipc": ipc, "model": model, "seed": seed})
+    if iterations is not None:
+        cfg.iterations = iterations
+    engine = engine_class(real, cfg)
+    state = engine.initial_state()
+    while state.iteration < cfg.iterations:
+        try:
+            engine.step(state)
+        except FloatingPointError as exc:
+            raise DistillsetError(f"{method} on {real.name}: {exc}; lower the image learning rate") from None
+    return engine.to_synset(state, {"method": method})
+
+
 def run_condense(method: str, dataset: str, ipc: int, out: str | os.PathLike, model: str = "convnet",
                  iterations: int | None = None, seed: int = 0, data_root=None, device: str | None = "cpu",
                  download: bool = False, verify: bool = True, options: dict | None = None, checkpoint_every: int = 10,

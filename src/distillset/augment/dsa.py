@@ -30,7 +30,8 @@ NO_FLIP_STRATEGY = "color_crop_cutout_scale_rotate"  # digits and house numbers 
 
 def strategy_for(dataset: str) -> str:
     """The paper's choice: no flip for MNIST-style digits and SVHN, all six families otherwise."""
-    return NO_FLIP_STRATEGY if dataset in ("mnist", "kmnist", "svhn", "digits") else DEFAULT_STRATEGY
+    base = dataset.split("[")[0]  # a class subset such as "mnist[classes=0,1]" is still MNIST
+    return NO_FLIP_STRATEGY if base in ("mnist", "kmnist", "svhn", "digits") else DEFAULT_STRATEGY
 
 
 @dataclass

@@ -82,6 +82,21 @@ class RealData:
         perm = torch.randperm(pool.numel(), generator=generator)[:n].to(pool.device)
         return pool[perm]
 
+    def subset_classes(self, classes: list[int]) -> "RealData":
+        """Only the images of ``classes``, relabelled 0..len(classes)-1 in the given order (class-incremental
+        steps see their own classes only). The name records the subset, so caches keyed on it stay apart."""
+        if len(set(classes)) != len(classes) or not all(0 <= c < self.num_classes for c in classes):
+            raise DistillsetError(f"a class subset must list distinct classes in [0, {self.num_classes}), got {classes}")
+        idx = torch.cat([self.class_indices[c] for c in classes])
+        new_labels = torch.cat([torch.full((self.class_indices[c].numel(),), i, dtype=torch.long, device=self.device)
+                                for i, c in enumerate(classes)])
+        names = [self.class_names[c] for c in classes] if self.class_names else None
+        subset = RealData(self.images[idx], new_labels, len(classes), [], self.mean, self.std,
+                          f"{self.name}[classes={','.join(map(str, classes))}]", names, self.zca)
+        counts = [self.class_indices[c].numel() for c in classes]
+        subset.class_indices = list(torch.split(torch.arange(idx.numel(), device=self.device), counts))
+        return subset
+
     def whitened(self, eps: float = 0.1) -> "RealData":
         """The same data ZCA-whitened with a transform fitted on these images; the transform travels along."""
         from ..augment.zca import ZCA
