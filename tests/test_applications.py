@@ -45,7 +45,7 @@ def test_continual_runs_resumes_and_reports(tmp_path, monkeypatch, capsys):
     from distillset.cli import main
 
     args = ["continual", "--dataset", "digits", "--steps", "2", "--ipc", "2", "--memory", "random,dm", "--orders", "2",
-            "--model", MODEL, "--epochs", "20", "--iterations", "3", "--out", str(tmp_path)]
+            "--model", MODEL, "--epochs", "20", "--iterations", "dm=3", "--out", str(tmp_path)]
     assert main(args) == 0
     table = capsys.readouterr().out
     assert "| random |" in table and "| dm |" in table and "step 2" in table

@@ -35,6 +35,23 @@ def _image_size(text: str) -> tuple[int, int]:
     return (parts[0], parts[-1])
 
 
+def _iterations(text: str) -> int | dict:
+    """'200' or 'dc=200,dm=2000'."""
+    try:
+        if "=" not in text:
+            value = int(text)
+            if value < 1:
+                raise ValueError
+            return value
+        pairs = dict(part.split("=", 1) for part in text.split(",") if part)
+        out = {k.strip(): int(v) for k, v in pairs.items()}
+        if any(v < 1 for v in out.values()):
+            raise ValueError
+        return out
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or METHOD=N,METHOD=N with positive N, got '{text}'") from None
+
+
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", help="folder holding the datasets (default: $DISTILLSET_DATA, else ~/.cache/distillset)")
     p.add_argument("--download", action="store_true", help="fetch missing dataset files (checksums verified)")
@@ -82,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="convnet")
     p.add_argument("--epochs", type=_positive_int, default=300, help="training epochs of the fresh network per step")
     p.add_argument("--runs", type=_positive_int, default=1, help="fresh networks per step (default 1)")
-    p.add_argument("--iterations", type=_positive_int, help="condensation iterations per step (default: the method's)")
+    p.add_argument("--iterations", type=_iterations,
+                   help="condensation iterations per step: N, or per method as dc=200,dm=2000 (default: each method's)")
     p.add_argument("--out", required=True, help="output directory (results.json, results.md, continual.png; resumes)")
     _add_data_options(p)
 

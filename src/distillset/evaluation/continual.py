@@ -43,7 +43,7 @@ class ContinualConfig:
     model: str = "convnet"
     epochs: int = 300  # training of the fresh network at every step
     runs: int = 1  # fresh networks per step (their mean is the order's value)
-    iterations: int | None = None  # condensation iterations per step (None: each method's default)
+    iterations: int | dict | None = None  # condensation iterations per step: one number, {method: n}, or None (defaults)
     feature_epochs: int = 3  # herding's feature network, trained on the step's data
     seed: int = 0
 
@@ -75,7 +75,8 @@ def build_memory(method: str, real: RealData, classes: list[int], config: Contin
         options = {"dsa_strategy": strategy_for(real.name)} if method in ("dsa", "dm") else {}
         if method == "dc":
             options["compile"] = False  # a fresh compile per step would cost more than it saves on small steps
-        synset = condense_real(method, step_data, config.ipc, model=config.model, iterations=config.iterations, seed=seed,
+        iterations = config.iterations.get(method) if isinstance(config.iterations, dict) else config.iterations
+        synset = condense_real(method, step_data, config.ipc, model=config.model, iterations=iterations, seed=seed,
                                options=options)
     else:
         raise unknown_name("memory method", method, sorted(set(SELECTORS) | set(METHODS)))
