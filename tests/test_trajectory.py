@@ -340,3 +340,13 @@ def test_zca_experts_hand_their_whitening_to_the_synset(tmp_path, digits):
     test_x, _ = prepare_test_data(synset, digits.test_images[:20], digits.test_labels[:20], "cpu")
     plain = real_data(digits, "test").images[:20]
     assert torch.allclose(test_x, buffer.zca(plain), atol=1e-5)
+
+
+def test_dd_resumes_bitwise_with_its_optimiser_state(tmp_path):
+    options = {"steps": 2, "epochs": 1, "batch_real": 100}
+    whole = run_condense("dd", "digits", 1, tmp_path / "whole", model=MODEL, iterations=3, options=options, progress=False, **QUIET)
+    assert run_condense("dd", "digits", 1, tmp_path / "part", model=MODEL, iterations=3, options=options, progress=False,
+                        stop_after=1, **QUIET) is None
+    resumed = run_condense("dd", "digits", 1, tmp_path / "part", model=MODEL, iterations=3, options=options, progress=False, **QUIET)
+    assert torch.equal(whole.synset.images, resumed.synset.images)
+    assert whole.synset.config["learned_step_sizes"] == resumed.synset.config["learned_step_sizes"]

@@ -122,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, help="registry name, imagefolder:PATH or npz:PATH")
     p.add_argument("--ipc", type=_positive_int, required=True, help="images per class")
     p.add_argument("--model", default="convnet", help="training network (any zoo model; default convnet)")
-    p.add_argument("--iterations", type=_positive_int, help="iterations (default as in the papers: 1000 for dc/dsa, 20000 for dm)")
+    p.add_argument("--iterations", type=_positive_int,
+                   help="iterations (default as in the papers: 1000 for dc/dsa/dd, 20000 for dm, 5000 for mtt/datm)")
     p.add_argument("--init", choices=("noise", "real", "correct"),
                    help="initial images (default: noise for dc/dd, real for dsa/dm/mtt; datm: real ones the experts classify correctly)")
     p.add_argument("--distance", choices=("ours", "mse", "cos"), help="gradient distance (default ours)")
