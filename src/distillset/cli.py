@@ -66,9 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("coreset", help="select real images per class (random, ...)")
-    p.add_argument("--method", required=True, help="coreset method: random, herding, kcenter, forgetting")
+    p.add_argument("--method", required=True, help="coreset method: random, herding, kcenter, forgetting, dq")
     p.add_argument("--dataset", required=True, help="registry name, imagefolder:PATH or npz:PATH")
-    p.add_argument("--ipc", type=_positive_int, required=True, help="images per class")
+    size = p.add_mutually_exclusive_group(required=True)
+    size.add_argument("--ipc", type=_positive_int, help="images per class")
+    size.add_argument("--ratio", type=float, help="fraction of the training set to keep, class-balanced (e.g. 0.01)")
+    p.add_argument("--bins", type=_positive_int, help="dq: GraphCut bins per class (default 10)")
+    p.add_argument("--patch-drop", type=float, help="dq: fraction of least salient patches dropped and filled (default 0)")
+    p.add_argument("--patch-size", type=_positive_int, help="dq: patch side in pixels (default 4)")
     p.add_argument("--image-size", type=_image_size, help="resize image-folder data to H or H,W")
     p.add_argument("--out", required=True, help="output directory (resumes / recognises a finished run)")
     p.add_argument("--feature-model", default="convnet", help="network trained on the real data for herding/kcenter/forgetting")
@@ -116,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     _add_data_options(p)
 
+    p = sub.add_parser("train-pool", help="train a pool of networks on real data (seeds x models x checkpoint epochs) for --guide-models")
+    p.add_argument("--dataset", required=True, help="registry name, imagefolder:PATH or npz:PATH")
+    p.add_argument("--models", default="convnet", help="comma-separated model names (default convnet)")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    p.add_argument("--epochs", default="1,5", help="checkpoint epochs kept, comma-separated (default 1,5)")
+    p.add_argument("--out", required=True, help="pool folder (resumes member by member)")
+    _add_data_options(p)
+
     p = sub.add_parser("condense", help="learn a synthetic set: dc (gradient matching), dsa (with siamese augmentation), "
                                         "dm (distribution matching), mtt/datm (trajectory matching), dd (bi-level)")
     p.add_argument("--method", required=True, help="dc, dsa, dm, mtt, datm or dd")
@@ -136,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-start-epoch", type=_positive_int, help="mtt/datm: start epochs are drawn below this (default 10)")
     p.add_argument("--trajectories", type=_positive_int,
                    help="mtt/datm: expert trajectories averaged per iteration (default 1; split across torchrun ranks)")
+    p.add_argument("--guide-models", help="dc/dsa/dm: pre-trained guides, pool folders or member files, comma-separated; "
+                                         "filter a pool with DIR:model=convnet|lenet;epoch=1 (made by `distillset train-pool`)")
+    p.add_argument("--guide-weight", type=float, help="weight of the guides' cross-entropy (default 1)")
+    p.add_argument("--guide-per-iteration", type=_positive_int, help="pool members sampled per iteration (default 1)")
     p.add_argument("--memory", choices=("plain", "checkpointed"),
                    help="mtt/datm/dd: 'checkpointed' recomputes each unrolled step so memory does not grow with steps")
     p.add_argument("--config", help="YAML file of method options (command-line flags win)")
@@ -192,9 +209,11 @@ def _log(message: str) -> None:
 def cmd_coreset(args) -> int:
     from .runner import run_coreset
 
+    method_options = {k: getattr(args, k) for k in ("bins", "patch_drop", "patch_size") if getattr(args, k) is not None}
     run_coreset(args.method, args.dataset, args.ipc, args.out, seed=args.seed, data_root=args.data_root,
                 device=args.device, download=args.download, verify=args.verify, image_size=args.image_size,
-                feature_model=args.feature_model, feature_epochs=args.feature_epochs, log=_log)
+                feature_model=args.feature_model, feature_epochs=args.feature_epochs, ratio=args.ratio,
+                method_options=method_options, log=_log)
     return 0
 
 
@@ -204,7 +223,7 @@ def cmd_condense(args) -> int:
 
     options = load_yaml_config(args.config, METHODS.get(args.method, (GradientMatchingConfig,))[0])
     for key in ("init", "distance", "lr_img", "compile", "experts_dir", "syn_steps", "expert_epochs", "max_start_epoch", "memory",
-                "trajectories"):
+                "trajectories", "guide_models", "guide_weight", "guide_per_iteration"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
     iterations = args.iterations if args.iterations is not None else options.pop("iterations", None)
@@ -258,6 +277,20 @@ def cmd_nas(args) -> int:
     return 0
 
 
+def cmd_train_pool(args) -> int:
+    from .methods.guidance import PoolConfig, train_pool
+
+    try:
+        config = PoolConfig(models=[m.strip() for m in args.models.split(",") if m.strip()],
+                            seeds=[int(v) for v in args.seeds.split(",") if v.strip()],
+                            epochs=[int(v) for v in args.epochs.split(",") if v.strip()])
+    except ValueError:
+        raise DistillsetError("--seeds and --epochs take comma-separated integers") from None
+    index = train_pool(args.dataset, args.out, config, data_root=args.data_root, device=args.device, log=_log)
+    _log(f"{len(index['members'])} members in {args.out}")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from .evaluation import format_table
     from .runner import evaluate_file
@@ -308,7 +341,8 @@ def cmd_demo(args) -> int:
 
 
 DISTRIBUTED_COMMANDS = ("condense", "evaluate")
-COMMANDS = {"coreset": cmd_coreset, "experts": cmd_experts, "continual": cmd_continual, "nas": cmd_nas, "condense": cmd_condense, "evaluate": cmd_evaluate, "show": cmd_show,
+COMMANDS = {"coreset": cmd_coreset, "experts": cmd_experts, "continual": cmd_continual, "nas": cmd_nas,
+            "train-pool": cmd_train_pool, "condense": cmd_condense, "evaluate": cmd_evaluate, "show": cmd_show,
             "experiment": cmd_experiment, "demo": cmd_demo}
 
 

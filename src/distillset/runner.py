@@ -81,25 +81,36 @@ def finished_run(directory: Path, config: dict) -> dict | None:
     return record
 
 
-def run_coreset(method: str, dataset: str, ipc: int, out: str | os.PathLike, seed: int = 0, data_root=None,
+def run_coreset(method: str, dataset: str, ipc: int | None, out: str | os.PathLike, seed: int = 0, data_root=None,
                 device: str | None = "cpu", download: bool = False, verify: bool = True,
                 image_size: tuple[int, int] | None = None, feature_model: str = "convnet", feature_epochs: int = 3,
-                log: Log = print) -> RunOutcome:
+                ratio: float | None = None, method_options: dict | None = None, log: Log = print) -> RunOutcome:
     """Select a coreset and write it with its record and grid into ``out``.
 
-    herding, kcenter and forgetting first train ``feature_model`` on the real data for
-    ``feature_epochs`` (cached, so other ipc values and methods reuse it).
+    herding, kcenter, forgetting and dq first train ``feature_model`` on the real data for
+    ``feature_epochs`` (cached, so other ipc values and methods reuse it). ``ratio`` (instead of
+    ``ipc``) keeps that fraction of the training set, class-balanced: ipc = round(ratio * N / classes).
+    ``method_options``: dq's ``bins``, ``patch_drop`` and ``patch_size``.
     """
     if method not in SELECTORS:
         raise unknown_name("coreset method", method, list(SELECTORS))
+    if (ipc is None) == (ratio is None):
+        raise DistillsetError("give exactly one of --ipc and --ratio")
+    if ratio is not None and not 0 < ratio <= 1:
+        raise DistillsetError(f"--ratio must be in (0, 1], got {ratio}")
+    method_options = dict(method_options or {})
+    if method_options and method != "dq":
+        raise DistillsetError(f"options {', '.join(sorted(method_options))} apply to --method dq only")
     check_model_name(feature_model)
     directory = Path(out)
     config = {"command": "coreset", "method": method, "dataset": dataset, "ipc": ipc, "seed": seed,
               "image_size": list(image_size) if image_size else None}
-    options: dict = {}
+    if ratio is not None:
+        config["ratio"] = ratio
+    options: dict = dict(method_options)
     if method in NEEDS_FEATURES:
-        options = {"feature_model": feature_model, "feature_epochs": feature_epochs}
-        config.update(options)
+        options.update(feature_model=feature_model, feature_epochs=feature_epochs)
+    config.update(options)
     record = finished_run(directory, config)
     if record is not None:
         log(f"{directory} already holds this finished run; nothing to do")
@@ -108,6 +119,9 @@ def run_coreset(method: str, dataset: str, ipc: int, out: str | os.PathLike, see
     t0 = time.perf_counter()
     data = load_dataset(dataset, data_root=data_root, download=download, verify=verify, image_size=image_size)
     real = real_data(data, "train", torch_device)
+    if ratio is not None:
+        ipc = max(1, round(ratio * real.labels.numel() / real.num_classes))
+        log(f"--ratio {ratio:g}: {ipc} images per class ({ipc * real.num_classes} of {real.labels.numel()})")
     t1 = time.perf_counter()
     synset = make_coreset(method, real, ipc, seed, config=config, log=log, **options)
     t2 = time.perf_counter()

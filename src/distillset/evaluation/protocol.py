@@ -9,6 +9,7 @@ reported as failed; the others still count.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -111,12 +112,16 @@ def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, c
 def test_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> float:
     """Accuracy on a test set. Channels-last with batches of 256 measured ~2x faster than NCHW with
     large batches for ConvNet inference on a 2-core CPU (see BENCHMARKS.md)."""
+    was_training = model.training
     model.eval()
-    model = model.to(memory_format=torch.channels_last)
+    # a channels-last COPY: converting the caller's model in inference mode would turn its parameters into
+    # inference tensors that can no longer be trained (a pool member is tested, then trained further)
+    net = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    model.train(was_training)
     correct = 0
     for start in range(0, images.shape[0], batch_size):
         x = images[start:start + batch_size].contiguous(memory_format=torch.channels_last)
-        correct += int((model(x).argmax(dim=1) == labels[start:start + batch_size]).sum())
+        correct += int((net(x).argmax(dim=1) == labels[start:start + batch_size]).sum())
     return correct / images.shape[0]
 
 

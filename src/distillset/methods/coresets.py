@@ -4,6 +4,7 @@ random: class-balanced uniform sample. herding: greedily add the image that keep
 selected embeddings closest to the class mean (argmin). kcenter: greedy farthest point (start from
 the image nearest the class mean). forgetting: the images forgotten most often while a network
 trained on the real data (never-learned images count as forgotten most; ties broken at random).
+dq: Dataset Quantization (GraphCut bins, a uniform share of every bin; see methods.quantization).
 Embeddings come from a network trained on the real training set (cached, see feature_network).
 """
 
@@ -18,6 +19,7 @@ from ..errors import unknown_name
 from ..seeding import make_generator
 from ..synset import SynSet
 from .feature_network import embed_all, train_feature_network
+from .quantization import drop_patches, select_dq
 
 
 def herding(features: torch.Tensor, k: int) -> torch.Tensor:
@@ -91,13 +93,26 @@ def select_forgetting(real: RealData, ipc: int, seed: int, feature_model: str = 
     return _per_class(real, ipc, lambda pool, k: most_forgotten(network.forgetting_events[pool], network.ever_learned[pool], k, generator))
 
 
+def _dq_patches(real: RealData, indices: torch.Tensor, images: torch.Tensor, seed: int, feature_model: str = "convnet",
+                feature_epochs: int = 3, patch_drop: float = 0.0, patch_size: int = 4, log=None, **_) -> torch.Tensor:
+    """DQ's optional patch dropping on the selected images (see methods.quantization)."""
+    if patch_drop <= 0:
+        return images
+    network = train_feature_network(real, feature_model, feature_epochs, seed, log=log)
+    filled, _ = drop_patches(images, real.labels[indices], network.model, patch_size, patch_drop)
+    return filled
+
+
 SELECTORS: dict[str, Callable[..., torch.Tensor]] = {
     "random": select_random,
     "herding": _feature_selector(herding),
     "kcenter": _feature_selector(k_center),
     "forgetting": select_forgetting,
+    "dq": select_dq,
 }
-NEEDS_FEATURES = {"herding", "kcenter", "forgetting"}
+# selected images a method changes after selection
+POSTPROCESS: dict[str, Callable[..., torch.Tensor]] = {"dq": _dq_patches}
+NEEDS_FEATURES = {"herding", "kcenter", "forgetting", "dq"}
 
 
 def make_coreset(method: str, real: RealData, ipc: int, seed: int = 0, config: dict | None = None, **options) -> SynSet:
@@ -106,8 +121,11 @@ def make_coreset(method: str, real: RealData, ipc: int, seed: int = 0, config: d
         raise unknown_name("coreset method", method, list(SELECTORS))
     real.check_ipc(ipc)
     indices = SELECTORS[method](real, ipc, seed, **options)
+    images = real.images[indices].detach()
+    if method in POSTPROCESS:
+        images = POSTPROCESS[method](real, indices, images, seed, **options)
     return SynSet(
-        images=real.images[indices].detach().to("cpu").clone(),
+        images=images.to("cpu").clone(),
         labels=real.labels[indices].detach().to("cpu").clone(),
         dataset=real.name, num_classes=real.num_classes, mean=real.mean, std=real.std,
         method=f"coreset:{method}", ipc=ipc, config=dict(config or {}, method=method, ipc=ipc, seed=seed),

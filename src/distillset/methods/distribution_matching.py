@@ -37,6 +37,9 @@ class DistributionMatchingConfig:
     lr_img: float = 1.0
     momentum_img: float = 0.5
     batch_real: int = 256
+    guide_models: str = ""  # pre-trained-model guidance: pool folders / members (methods.guidance); "" = none
+    guide_weight: float = 1.0  # weight of the guides' cross-entropy added to the matching loss
+    guide_per_iteration: int = 1  # pool members sampled per iteration
     seed: int = 0
 
 
@@ -56,6 +59,7 @@ class DistributionMatching(SyntheticImageMethod):
         self.real, self.config = real, config
         self.dsa = DSA(config.dsa_strategy or strategy_for(real.name)) if config.dsa else None
         build_model(config.model, real.shape, real.num_classes)  # fail now on a model the data cannot feed
+        self.setup_guidance()
 
     def step(self, state: MatchingState) -> float:
         """One iteration: a fresh frozen network, one matching loss, one image update; returns loss per class."""
@@ -67,7 +71,7 @@ class DistributionMatching(SyntheticImageMethod):
         for p in net.parameters():
             p.requires_grad_(False)
         images, optimizer = self.image_optimizer(state)
-        loss = self.matching_loss(net, images, state.labels, generator)
+        loss = self.matching_loss(net, images, state.labels, generator) + self.guidance_loss(images, state.labels, it)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"the matching loss became {loss.item()} at iteration {it + 1}")
         optimizer.zero_grad(set_to_none=True)

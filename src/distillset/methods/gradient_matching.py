@@ -66,6 +66,9 @@ class GradientMatchingConfig:
     inner_loop: int | None = None
     bn_real_per_class: int = 16
     compile: bool = True  # torch.compile the real-gradient passes (one-off ~20 s compile; ~1.8x faster steps on CPU)
+    guide_models: str = ""  # pre-trained-model guidance: pool folders / members (methods.guidance); "" = none
+    guide_weight: float = 1.0  # weight of the guides' cross-entropy added to the matching loss
+    guide_per_iteration: int = 1  # pool members sampled per iteration
     seed: int = 0
 
     def resolved(self) -> "GradientMatchingConfig":
@@ -253,6 +256,7 @@ class GradientMatching(SyntheticImageMethod):
         self.method = "dsa" if self.config.dsa else "dc"
         self._compiled: CompiledClassLoss | None = None
         self.compile_error: str | None = None
+        self.setup_guidance()
 
     # ------------------------------------------------------------------------------------- step
     def step(self, state: MatchingState) -> float:
@@ -270,6 +274,7 @@ class GradientMatching(SyntheticImageMethod):
         for outer in range(cfg.outer_loop):
             freeze_batchnorm(net, real, cfg.bn_real_per_class, generator)
             loss = self._matching_loss(net, params, images, state.labels, generator)
+            loss = loss + self.guidance_loss(images, state.labels, it, outer)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"the matching loss became {loss.item()} at iteration {it + 1} (outer step {outer + 1})")
             optimizer.zero_grad(set_to_none=True)

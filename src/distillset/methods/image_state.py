@@ -71,6 +71,28 @@ class SyntheticImageMethod:
                       class_names=real.class_names, zca_mean=real.zca.mean.cpu() if real.zca else None,
                       zca_matrix=real.zca.matrix.cpu() if real.zca else None)
 
+    def setup_guidance(self) -> None:
+        """The pre-trained-model guidance of ``config.guide_models`` (methods.guidance), or none."""
+        cfg, real = self.config, self.real
+        self.guidance = None
+        if getattr(cfg, "guide_models", ""):
+            from .guidance import Guidance
+
+            self.guidance = Guidance(cfg.guide_models, real.name, real.shape, real.num_classes, real.device,
+                                     cfg.guide_weight, cfg.guide_per_iteration)
+
+    def guidance_loss(self, images: torch.Tensor, labels: torch.Tensor, *stream: object) -> torch.Tensor:
+        """The guides' weighted cross-entropy of this process's classes (all outside torchrun), as a
+        share of the mean over every synthetic image so that ranks sum to the single-process value."""
+        if getattr(self, "guidance", None) is None:
+            return images.new_zeros(())
+        from ..distributed import context
+
+        classes = torch.tensor(context().mine(range(self.real.num_classes)), dtype=torch.long, device=labels.device)
+        mine = torch.isin(labels, classes)
+        generator = make_generator(self.config.seed, self.method, "guide", *stream)
+        return self.guidance.loss(images[mine], labels[mine], generator, total=labels.numel())
+
     def image_optimizer(self, state: MatchingState) -> tuple[torch.Tensor, torch.optim.SGD]:
         """Leaf images and their SGD optimiser, with the momentum carried over from the last iteration."""
         images = state.images.detach().requires_grad_(True)
