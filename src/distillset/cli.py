@@ -131,9 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("condense", help="learn a synthetic set: dc (gradient matching), dsa (with siamese augmentation), "
                                         "dm (distribution matching), mtt/datm (trajectory matching), dd (bi-level)")
-    p.add_argument("--method", required=True, help="dc, dsa, dm, mtt, datm or dd")
-    p.add_argument("--dataset", required=True, help="registry name, imagefolder:PATH or npz:PATH")
-    p.add_argument("--ipc", type=_positive_int, required=True, help="images per class")
+    p.add_argument("--method", required=True, help="dc, dsa, dm, mtt, datm or dd; on graphs gcond or gcond-x")
+    p.add_argument("--dataset", required=True, help="registry name, imagefolder:PATH or npz:PATH; graphs: cora, citeseer, ...")
+    p.add_argument("--ipc", type=_positive_int, help="images per class (image methods)")
+    p.add_argument("--reduction", type=float, help="graph methods: fraction of the labelled training nodes kept (e.g. 0.5)")
+    p.add_argument("--epochs", type=_positive_int, help="graph methods: condensation epochs (default 600)")
     p.add_argument("--model", default="convnet", help="training network (any zoo model; default convnet)")
     p.add_argument("--iterations", type=_positive_int,
                    help="iterations (default as in the papers: 1000 for dc/dsa/dd, 20000 for dm, 5000 for mtt/datm)")
@@ -219,7 +221,13 @@ def cmd_coreset(args) -> int:
 
 def cmd_condense(args) -> int:
     from .condense import METHODS, load_yaml_config, run_condense
+    from .graph.data import is_graph_dataset
     from .methods.gradient_matching import GradientMatchingConfig
+
+    if args.method in ("gcond", "gcond-x") or is_graph_dataset(args.dataset):
+        return _condense_graph(args)
+    if args.ipc is None:
+        raise DistillsetError(f"--method {args.method} needs --ipc (images per class)")
 
     options = load_yaml_config(args.config, METHODS.get(args.method, (GradientMatchingConfig,))[0])
     for key in ("init", "distance", "lr_img", "compile", "experts_dir", "syn_steps", "expert_epochs", "max_start_epoch", "memory",
@@ -235,6 +243,40 @@ def cmd_condense(args) -> int:
                  data_root=args.data_root, device=args.device, download=args.download, verify=args.verify,
                  options=options, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
                  eval_runs=args.eval_runs, eval_epochs=args.eval_epochs, progress=args.progress, log=_log)
+    return 0
+
+
+def _condense_graph(args) -> int:
+    from .graph.data import is_graph_dataset
+    from .graph.gcond import run_gcond
+
+    if args.method not in ("gcond", "gcond-x"):
+        raise DistillsetError(f"'{args.dataset}' is a graph; condense it with --method gcond or gcond-x, not {args.method}")
+    if not is_graph_dataset(args.dataset):
+        raise DistillsetError(f"--method {args.method} condenses graphs; '{args.dataset}' is not a graph dataset (cora, citeseer, ...)")
+    if args.reduction is None:
+        raise DistillsetError(f"--method {args.method} needs --reduction (fraction of labelled training nodes, e.g. 0.5)")
+    run_gcond(args.method, args.dataset, args.reduction, args.out, epochs=args.epochs, seed=args.seed, data_root=args.data_root,
+              device=args.device, checkpoint_every=args.checkpoint_every, log=_log)
+    return 0
+
+
+def _evaluate_graph(args, models: list[str]) -> int:
+    from .graph.data import load_graph
+    from .graph.evaluate import evaluate_graph
+    from .graph.synset import GraphSynSet
+
+    synset = GraphSynSet.load(args.synset)
+    models = ["gcn" if m == "convnet" else m for m in models]  # the image default means the graph default
+    data = load_graph(synset.dataset, args.data_root)
+    results = evaluate_graph(synset, data, models, runs=args.runs, epochs=args.epochs or 600, seed=args.seed, device=args.device)
+    payload = {"dataset": synset.dataset, "results": {m: r.as_dict() for m, r in results.items()}}
+    if args.json:
+        print(json.dumps(payload))
+    else:
+        print(f"| model | test accuracy (%) | runs | dataset {synset.dataset}, {len(synset)} synthetic nodes |\n|---|---|---|---|")
+        for m, r in results.items():
+            print(f"| {m} | {100 * r.mean:.2f} +- {100 * r.std:.2f} | {len(r.accs)} | |")
     return 0
 
 
@@ -298,6 +340,10 @@ def cmd_evaluate(args) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models:
         raise DistillsetError("--models is empty; give names such as convnet,mlp")
+    from .synset import read_safetensors
+
+    if read_safetensors(args.synset)[1].get("format") == "distillset.graphsynset/1":
+        return _evaluate_graph(args, models)
     results = evaluate_file(args.synset, models, runs=args.runs, epochs=args.epochs, lr=args.lr, seed=args.seed,
                             data_root=args.data_root, device=args.device, download=args.download,
                             verify=args.verify, strategy=args.strategy, dsa=args.dsa, log=None if args.json else _log)

@@ -1,0 +1,283 @@
+"""GCond (Jin et al., ICLR 2022): condensing a graph by per-class gradient matching.
+
+Learned: node features X' (initialised from real training nodes of each class; class counts follow the
+training label distribution times the reduction r) and, for ``gcond``, a structure generator (PGE):
+A'_ij = sigmoid(MLP([x'_i, x'_j])), symmetrised, zero diagonal. ``gcond-x`` learns features only
+(A' = 0, so the GNN sees only self loops).
+
+Each epoch draws a fresh matching network (SGC by default). For ``outer_loop`` steps: per class c,
+the gradient of the cross-entropy on up to 256 sampled real training nodes of c (full-graph
+propagation over the sparse real graph, or a sampled k-hop neighbourhood on large graphs) is matched
+to the gradient on the synthetic nodes of c (dense propagation over A'), with DC's distance; the
+update goes to the structure for ``structure_epochs`` epochs, then to the features for
+``feature_epochs`` epochs, alternating. Between outer steps the network trains ``inner_loop`` steps on
+the synthetic graph. The first layer of the PGE is applied per node (W1 x_i + W2 x_j), so memory is
+n'^2 x hidden, never n'^2 x 2F.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import DistillsetError
+from ..fileio import atomic_write, atomic_write_json
+from ..methods.gradient_matching import distance
+from ..seeding import make_generator
+from .data import GraphData
+from .models import Propagation, build_gnn
+from .synset import GraphSynSet
+
+
+@dataclass
+class GCondConfig:
+    reduction: float = 0.5  # fraction of the labelled training nodes
+    structure: bool = True  # False: gcond-x
+    epochs: int = 600
+    outer_loop: int = 20
+    inner_loop: int = 15
+    lr_features: float = 1e-4
+    lr_structure: float = 1e-4
+    lr_model: float = 0.01
+    structure_epochs: int = 10
+    feature_epochs: int = 40
+    matching_model: str = "sgc"
+    batch_real: int = 256
+    pge_hidden: int = 128
+    pge_layers: int = 3
+    threshold: float = 0.01  # A' entries below this are zeroed in the saved graph (GCond's sparsification)
+    seed: int = 0
+
+
+class StructureGenerator(nn.Module):
+    """PGE: an MLP over node pairs; the first layer is split so the pair input is never materialised."""
+
+    def __init__(self, features: int, hidden: int = 128, layers: int = 3) -> None:
+        super().__init__()
+        self.left, self.right = nn.Linear(features, hidden), nn.Linear(features, hidden, bias=False)
+        self.body = nn.ModuleList()
+        for _ in range(layers - 2):
+            self.body.append(nn.Sequential(nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, hidden)))
+        self.out = nn.Sequential(nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        pairs = (self.left(x)[:, None, :] + self.right(x)[None, :, :]).reshape(n * n, -1)
+        for block in self.body:
+            pairs = block(pairs)
+        logits = self.out(pairs).reshape(n, n)
+        adjacency = torch.sigmoid((logits + logits.T) / 2)
+        return adjacency * (1 - torch.eye(n, device=x.device))
+
+
+def class_counts(data: GraphData, reduction: float) -> list[int]:
+    """Synthetic nodes per class: the training label distribution times ``reduction`` (at least one each)."""
+    if not 0 < reduction <= 1:
+        raise DistillsetError(f"--reduction must be in (0, 1], got {reduction}")
+    train_labels = data.labels[data.train]
+    counts = torch.bincount(train_labels, minlength=data.num_classes)
+    if (counts == 0).any():
+        raise DistillsetError(f"class(es) {torch.nonzero(counts == 0).flatten().tolist()} have no training node")
+    return [max(1, int(round(reduction * int(c)))) for c in counts]
+
+
+class GCond:
+    def __init__(self, data: GraphData, config: GCondConfig, method: str = "gcond") -> None:
+        self.data, self.config, self.method = data, config, method
+        self.counts = class_counts(data, config.reduction)
+        self.real_graph = Propagation.from_edges(data.edge_index, data.num_nodes)
+        self.train_by_class = [data.train[data.labels[data.train] == c] for c in range(data.num_classes)]
+        gen = make_generator(config.seed, method, "init")
+        picks = [pool[torch.randperm(pool.numel(), generator=gen)[:n].to(pool.device)] if n <= pool.numel()
+                 else pool[torch.randint(pool.numel(), (n,), generator=gen).to(pool.device)]
+                 for pool, n in zip(self.train_by_class, self.counts)]
+        self.labels = torch.cat([torch.full((n,), c, dtype=torch.long) for c, n in enumerate(self.counts)]).to(data.features.device)
+        self.features = data.features[torch.cat(picks)].clone().requires_grad_(True)
+        self.pge = None
+        if config.structure:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(torch.randint(2**62, (1,), generator=make_generator(config.seed, method, "pge"))))
+                self.pge = StructureGenerator(data.features.shape[1], config.pge_hidden, config.pge_layers).to(data.features.device)
+        self.opt_features = torch.optim.Adam([self.features], lr=config.lr_features)
+        self.opt_structure = torch.optim.Adam(self.pge.parameters(), lr=config.lr_structure) if self.pge is not None else None
+        self.epoch = 0
+        self.losses: list[float] = []
+
+    def adjacency(self) -> torch.Tensor:
+        n = self.features.shape[0]
+        if self.pge is None:
+            return torch.zeros(n, n, device=self.features.device)
+        return self.pge(self.features)
+
+    def step(self) -> float:
+        """One epoch: a fresh matching network, ``outer_loop`` matching updates with inner training between."""
+        cfg, data = self.config, self.data
+        epoch = self.epoch
+        generator = make_generator(cfg.seed, self.method, "epoch", epoch)
+        model = build_gnn(cfg.matching_model, data.features.shape[1], data.num_classes, 256,
+                          make_generator(cfg.seed, self.method, "model", epoch), data.features.device, dropout=0.0)
+        params = [p for p in model.parameters()]
+        model_opt = torch.optim.Adam(params, lr=cfg.lr_model)
+        update_structure = self.pge is not None and epoch % (cfg.structure_epochs + cfg.feature_epochs) < cfg.structure_epochs
+        total = 0.0
+        for outer in range(cfg.outer_loop):
+            if self.pge is not None:
+                self.pge.train(update_structure)
+            adjacency = self.adjacency()
+            syn_graph = Propagation.from_dense(adjacency)
+            model.train()
+            out_real = model(data.features, self.real_graph)
+            out_syn = model(self.features, syn_graph)
+            loss = self.features.new_zeros(())
+            offset = 0
+            for c, n in enumerate(self.counts):
+                pool = self.train_by_class[c]
+                idx = pool[torch.randperm(pool.numel(), generator=generator)[:cfg.batch_real].to(pool.device)]
+                g_real = torch.autograd.grad(F.cross_entropy(out_real[idx], data.labels[idx]), params, retain_graph=True)
+                g_real = [g.detach() for g in g_real]
+                g_syn = torch.autograd.grad(F.cross_entropy(out_syn[offset:offset + n], self.labels[offset:offset + n]), params,
+                                            create_graph=True, retain_graph=True)
+                loss = loss + distance(g_real, list(g_syn), "ours")
+                offset += n
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"the matching loss became {loss.item()} at epoch {epoch + 1}")
+            optimizer = self.opt_structure if update_structure else self.opt_features
+            self.opt_features.zero_grad(set_to_none=True)
+            if self.opt_structure is not None:
+                self.opt_structure.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach())
+            if outer == cfg.outer_loop - 1:
+                break
+            with torch.no_grad():
+                if self.pge is not None:
+                    self.pge.eval()
+                fixed_graph = Propagation.from_dense(self.adjacency().detach())
+                fixed_x = self.features.detach()
+            for _ in range(cfg.inner_loop):
+                out = model(fixed_x, fixed_graph)
+                inner = F.cross_entropy(out, self.labels)
+                model_opt.zero_grad(set_to_none=True)
+                inner.backward()
+                model_opt.step()
+        self.epoch += 1
+        value = total / cfg.outer_loop
+        self.losses.append(value)
+        return value
+
+    def to_synset(self, dataset: str) -> GraphSynSet:
+        with torch.no_grad():
+            if self.pge is not None:
+                self.pge.eval()
+            adjacency = self.adjacency().detach().float().cpu()
+        adjacency = torch.where(adjacency < self.config.threshold, torch.zeros_like(adjacency), adjacency)
+        adjacency = (adjacency + adjacency.T) / 2
+        return GraphSynSet(self.features.detach().float().cpu().clone(), adjacency, self.labels.cpu().clone(), dataset,
+                           self.data.num_classes, self.method, self.config.reduction, {"method": self.method, **asdict(self.config)})
+
+    # ------------------------------------------------------------------------------------ checkpoints
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        tensors = {"features": self.features.detach().cpu()}
+        tensors.update(_optimizer_tensors(self.opt_features, "opt_features"))
+        if self.pge is not None:
+            tensors.update({f"pge.{k}": v.detach().cpu() for k, v in self.pge.state_dict().items()})
+            tensors.update(_optimizer_tensors(self.opt_structure, "opt_structure"))
+        return {k: v.contiguous() for k, v in tensors.items()}
+
+    def load_state(self, tensors: dict[str, torch.Tensor], epoch: int, losses: list[float]) -> None:
+        device = self.features.device
+        with torch.no_grad():
+            self.features.copy_(tensors["features"].to(device))
+        _load_optimizer(self.opt_features, tensors, "opt_features", device)
+        if self.pge is not None:
+            self.pge.load_state_dict({k[4:]: v.to(device) for k, v in tensors.items() if k.startswith("pge.")})
+            _load_optimizer(self.opt_structure, tensors, "opt_structure", device)
+        self.epoch, self.losses = epoch, list(losses)
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Tensor]:
+    out = {}
+    for i, (_, state) in enumerate(optimizer.state_dict()["state"].items()):
+        for key, value in state.items():
+            out[f"{prefix}.{i}.{key}"] = torch.as_tensor(value).detach().cpu().clone()
+    return out
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, prefix: str, device) -> None:
+    state_dict = optimizer.state_dict()
+    for i in range(len(state_dict["param_groups"][0]["params"])):
+        entries = {k.split(".")[-1]: v for k, v in tensors.items() if k.startswith(f"{prefix}.{i}.")}
+        if entries:
+            state_dict["state"][i] = {k: (v.to(device) if k != "step" else v) for k, v in entries.items()}
+    optimizer.load_state_dict(state_dict)
+
+
+def run_gcond(method: str, dataset: str, reduction: float, out: str | Path, epochs: int | None = None, seed: int = 0,
+              data_root=None, device: str | None = "cpu", checkpoint_every: int = 20, stop_after: int | None = None,
+              log=print) -> GraphSynSet | None:
+    """Condense ``dataset`` into ``out`` (synset.safetensors, run.json); resumes from out/checkpoint.safetensors."""
+    from safetensors.torch import save_file
+
+    from ..runner import resolve_device
+    from ..synset import read_safetensors
+    from .data import load_graph
+
+    if method not in ("gcond", "gcond-x"):
+        raise DistillsetError(f"unknown graph condensation method '{method}'; use gcond or gcond-x")
+    config = GCondConfig(reduction=reduction, structure=method == "gcond", seed=seed)
+    if epochs is not None:
+        config.epochs = epochs
+    out = Path(out)
+    identity = {"command": "condense", "method": method, "dataset": dataset, **asdict(config)}
+    record_path = out / "run.json"
+    if record_path.is_file():
+        record = json.loads(record_path.read_text())
+        if record.get("status") == "complete" and record.get("config") == identity:
+            log(f"{out} already holds this finished run; nothing to do")
+            return GraphSynSet.load(out / "synset.safetensors")
+    torch_device = resolve_device(device)
+    data = load_graph(dataset, data_root).to(torch_device)
+    engine = GCond(data, config, method)
+    checkpoint = out / "checkpoint.safetensors"
+    if checkpoint.is_file():
+        tensors, meta = read_safetensors(checkpoint)
+        if json.loads(meta.get("config", "null")) != identity:
+            raise DistillsetError(f"{checkpoint} belongs to another configuration; choose another --out or delete it")
+        engine.load_state(tensors, int(meta["epoch"]), json.loads(meta["losses"]))
+        log(f"resuming from {checkpoint} at epoch {engine.epoch}/{config.epochs}")
+    out.mkdir(parents=True, exist_ok=True)
+
+    def save_checkpoint() -> None:
+        tensors = engine.state_tensors()
+        meta = {"epoch": str(engine.epoch), "losses": json.dumps(engine.losses), "config": json.dumps(identity)}
+        atomic_write(checkpoint, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+    start, done = time.perf_counter(), 0
+    while engine.epoch < config.epochs:
+        try:
+            loss = engine.step()
+        except FloatingPointError as exc:
+            raise DistillsetError(f"{exc}; lower the learning rates") from None
+        done += 1
+        if engine.epoch % checkpoint_every == 0 or engine.epoch == config.epochs:
+            save_checkpoint()
+        if engine.epoch % max(1, config.epochs // 10) == 0:
+            log(f"{method} epoch {engine.epoch}/{config.epochs}: matching loss {loss:.4f}")
+        if stop_after is not None and done >= stop_after and engine.epoch < config.epochs:
+            save_checkpoint()
+            return None
+    synset = engine.to_synset(data.name)
+    synset.save(out / "synset.safetensors")
+    atomic_write_json(record_path, {"status": "complete", "config": identity, "metrics": {"loss_per_epoch": engine.losses},
+                                    "timings_s": {"condense_this_call": time.perf_counter() - start},
+                                    "synset": {"nodes": len(synset), "edges": int((synset.adjacency > 0).sum()) // 2}})
+    checkpoint.unlink(missing_ok=True)
+    log(f"wrote {out / 'synset.safetensors'} ({len(synset)} nodes) and {record_path}")
+    return synset

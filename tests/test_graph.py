@@ -1,0 +1,200 @@
+"""Graph condensation: readers (Planetoid on the real files, GraphSAINT/OGB on files written here), the
+GNN zoo on sparse and dense graphs, the graph SynSet, GCond/GCond-X and the evaluation protocol."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from distillset.errors import DistillsetError
+from distillset.graph.data import load_graph, read_graphsaint, read_ogb_node, read_planetoid
+from distillset.graph.evaluate import evaluate_graph
+from distillset.graph.gcond import GCond, GCondConfig, StructureGenerator, class_counts, run_gcond
+from distillset.graph.models import GNNS, Propagation, build_gnn
+from distillset.graph.synset import GraphSynSet
+
+QUIET = dict(log=lambda message: None)
+
+
+@pytest.fixture(scope="module")
+def cora(data_root):
+    return load_graph("cora", data_root)
+
+
+def test_planetoid_public_splits(data_root, cora):
+    assert cora.features.shape == (2708, 1433) and cora.edge_index.shape == (2, 10556) and cora.num_classes == 7
+    assert (len(cora.train), len(cora.val), len(cora.test)) == (140, 500, 1000)
+    assert torch.equal(torch.bincount(cora.labels[cora.train]), torch.full((7,), 20))
+    citeseer = load_graph("citeseer", data_root)
+    assert citeseer.features.shape == (3327, 3703) and citeseer.edge_index.shape == (2, 9104) and citeseer.num_classes == 6
+    assert int((citeseer.labels < 0).sum()) == 15 and len(citeseer.test) == 1000  # isolated test nodes padded, unlabelled
+    src, dst = cora.edge_index
+    assert not (src == dst).any()
+    assert set(zip(src.tolist(), dst.tolist())) == set(zip(dst.tolist(), src.tolist()))  # undirected
+
+
+def test_planetoid_refuses_code_and_names_truncated_files(tmp_path, data_root):
+    source = data_root / "Planetoid" / "Cora" / "raw"
+    for f in source.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    (tmp_path / "ind.cora.graph").write_bytes(pickle.dumps(Evil(), protocol=2))
+    with pytest.raises(DistillsetError, match="unsafe"):
+        read_planetoid(tmp_path, "cora")
+    (tmp_path / "ind.cora.graph").write_bytes((source / "ind.cora.graph").read_bytes()[:100])
+    with pytest.raises(DistillsetError, match="ind.cora.graph is not a readable Planetoid file"):
+        read_planetoid(tmp_path, "cora")
+    (tmp_path / "ind.cora.tx").unlink()
+    with pytest.raises(DistillsetError, match="missing Planetoid file"):
+        read_planetoid(tmp_path, "cora")
+
+
+def _tiny_graph():
+    rows = np.array([0, 1, 2, 3, 4])
+    cols = np.array([1, 2, 3, 4, 0])
+    features = np.arange(6 * 3, dtype=np.float32).reshape(6, 3)
+    labels = np.array([0, 1, 0, 1, 0, 1])
+    return rows, cols, features, labels
+
+
+def test_graphsaint_layout(tmp_path):
+    rows, cols, features, labels = _tiny_graph()
+    indptr = np.zeros(7, dtype=np.int64)
+    np.add.at(indptr, rows + 1, 1)
+    indptr = np.cumsum(indptr)
+    np.savez(tmp_path / "adj_full.npz", data=np.ones(5), indices=cols[np.argsort(rows, kind="stable")], indptr=indptr,
+             shape=np.array([6, 6]))
+    np.save(tmp_path / "feats.npy", features)
+    (tmp_path / "class_map.json").write_text(json.dumps({str(i): int(v) for i, v in enumerate(labels)}))
+    (tmp_path / "role.json").write_text(json.dumps({"tr": [0, 1], "va": [2, 3], "te": [4, 5]}))
+    graph = read_graphsaint(tmp_path, "flickr")
+    assert graph.num_nodes == 6 and graph.edge_index.shape == (2, 10) and graph.num_classes == 2
+    assert graph.train.tolist() == [0, 1] and graph.test.tolist() == [4, 5]
+    (tmp_path / "role.json").unlink()
+    with pytest.raises(DistillsetError, match="missing GraphSAINT file"):
+        read_graphsaint(tmp_path, "flickr")
+
+
+def test_ogb_csv_layout(tmp_path):
+    rows, cols, features, labels = _tiny_graph()
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "split" / "time").mkdir(parents=True)
+
+    def write(path, array, fmt):
+        with gzip.open(path, "wt") as handle:
+            np.savetxt(handle, array, delimiter=",", fmt=fmt)
+
+    write(tmp_path / "raw" / "node-feat.csv.gz", features, "%.4f")
+    write(tmp_path / "raw" / "edge.csv.gz", np.stack([rows, cols], 1), "%d")
+    write(tmp_path / "raw" / "node-label.csv.gz", labels[:, None], "%d")
+    for name, nodes in (("train", [0, 1, 2]), ("valid", [3]), ("test", [4, 5])):
+        write(tmp_path / "split" / "time" / f"{name}.csv.gz", np.array(nodes)[:, None], "%d")
+    graph = read_ogb_node(tmp_path, "ogbn-arxiv")
+    assert graph.num_nodes == 6 and graph.edge_index.shape == (2, 10) and graph.val.tolist() == [3]
+    (tmp_path / "raw" / "edge.csv.gz").write_bytes(b"not gzip")
+    with pytest.raises(DistillsetError, match="not a readable gzipped CSV"):
+        read_ogb_node(tmp_path, "ogbn-arxiv")
+
+
+@pytest.mark.parametrize("name", sorted(GNNS))
+def test_every_gnn_gives_the_same_output_on_a_sparse_and_a_dense_graph(name):
+    g = torch.Generator().manual_seed(0)
+    n = 12
+    a = (torch.rand(n, n, generator=g) < 0.3).float()
+    a = torch.triu(a, 1)
+    a = a + a.T
+    edges = a.nonzero().T
+    x = torch.randn(n, 5, generator=g)
+    model = build_gnn(name, 5, 3, 8, torch.Generator().manual_seed(1)).eval()
+    sparse_out = model(x, Propagation.from_edges(edges, n))
+    dense_out = model(x, Propagation.from_dense(a))
+    assert sparse_out.shape == (n, 3) and torch.allclose(sparse_out, dense_out, atol=1e-5)
+
+
+def test_structure_generator_is_symmetric_without_self_loops():
+    pge = StructureGenerator(7, 16, 3).eval()
+    adjacency = pge(torch.randn(9, 7))
+    assert torch.allclose(adjacency, adjacency.T) and adjacency.diagonal().abs().max() == 0
+    assert 0 <= adjacency.min() and adjacency.max() <= 1
+
+
+def test_graph_synset_validation(tmp_path):
+    x, y = torch.randn(4, 3), torch.tensor([0, 1, 0, 1])
+    a = torch.zeros(4, 4)
+    a[0, 1] = a[1, 0] = 0.5
+    GraphSynSet(x, a, y, "cora", 2, "gcond", 0.5).save(tmp_path / "g.safetensors")
+    loaded = GraphSynSet.load(tmp_path / "g.safetensors")
+    assert torch.equal(loaded.adjacency, a) and loaded.reduction == 0.5
+    a[2, 3] = 0.3
+    with pytest.raises(DistillsetError, match="symmetric"):
+        GraphSynSet(x, a, y, "cora", 2, "gcond", 0.5).validate()
+    from distillset.synset import SynSet
+
+    with pytest.raises(DistillsetError, match="is a graph SynSet"):
+        SynSet.load(tmp_path / "g.safetensors")
+
+
+def test_class_counts_follow_the_training_distribution(cora):
+    assert class_counts(cora, 0.5) == [10] * 7 and sum(class_counts(cora, 0.25)) == 35
+    with pytest.raises(DistillsetError, match="--reduction must be in"):
+        class_counts(cora, 1.5)
+
+
+def test_gcond_initialises_from_training_nodes_and_learns(cora):
+    engine = GCond(cora, GCondConfig(reduction=0.25, epochs=2, outer_loop=3, inner_loop=2, lr_features=1e-3, lr_structure=1e-3,
+                                     structure_epochs=1, feature_epochs=1))
+    train_features = cora.features[cora.train]
+    assert all((train_features == row).all(1).any() for row in engine.features.detach())
+    before = engine.features.detach().clone()
+    pge_before = [p.detach().clone() for p in engine.pge.parameters()]
+    engine.step()  # a structure epoch: only the generator moves
+    assert torch.equal(engine.features.detach(), before)
+    assert any(not torch.equal(a, b.detach()) for a, b in zip(pge_before, engine.pge.parameters()))
+    engine.step()  # a feature epoch
+    assert not torch.equal(engine.features.detach(), before)
+    synset = engine.to_synset("cora").validate()
+    assert len(synset) == 35 and synset.adjacency.max() > 0
+
+
+def test_gcond_resumes_bitwise_and_gcond_x_has_no_structure(tmp_path, data_root, monkeypatch):
+    import distillset.graph.gcond as gcond
+
+    monkeypatch.setattr(gcond, "GCondConfig", lambda **kw: GCondConfig(**kw, outer_loop=2, inner_loop=1))
+    whole = run_gcond("gcond", "cora", 0.25, tmp_path / "whole", epochs=3, data_root=data_root, **QUIET)
+    assert run_gcond("gcond", "cora", 0.25, tmp_path / "part", epochs=3, data_root=data_root, stop_after=1, **QUIET) is None
+    resumed = run_gcond("gcond", "cora", 0.25, tmp_path / "part", epochs=3, data_root=data_root, **QUIET)
+    assert torch.equal(whole.features, resumed.features) and torch.equal(whole.adjacency, resumed.adjacency)
+    features_only = run_gcond("gcond-x", "cora", 0.25, tmp_path / "x", epochs=1, data_root=data_root, **QUIET)
+    assert features_only.adjacency.abs().max() == 0
+
+
+def test_graph_evaluation_selects_on_validation(cora):
+    whole = evaluate_graph(None, cora, ["gcn"], runs=1, epochs=30)["gcn"]
+    assert 0.6 < whole.accs[0] < 0.9 and 0.6 < whole.val_accs[0]
+    x = cora.features[cora.train]
+    synset = GraphSynSet(x, torch.zeros(len(x), len(x)), cora.labels[cora.train], "cora", 7, "train-nodes", 1.0)
+    again = evaluate_graph(synset, cora, ["mlp", "sgc"], runs=2, epochs=20)
+    assert set(again) == {"mlp", "sgc"} and len(again["mlp"].accs) == 2 and all(0.2 < a < 0.9 for a in again["sgc"].accs)
+
+
+def test_graph_command_line(tmp_path, data_root, capsys):
+    from distillset.cli import main
+
+    base = ["condense", "--dataset", "cora", "--data-root", str(data_root), "--out", str(tmp_path / "g")]
+    assert main(base + ["--method", "gcond"]) == 2 and "needs --reduction" in capsys.readouterr().err
+    assert main(base + ["--method", "dc", "--reduction", "0.5"]) == 2 and "is a graph" in capsys.readouterr().err
+    assert main(base + ["--method", "gcond-x", "--reduction", "0.25", "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "g" / "synset.safetensors"), "--models", "gcn,mlp", "--runs", "1", "--epochs", "5",
+                 "--data-root", str(data_root), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["results"]) == {"gcn", "mlp"}
