@@ -198,3 +198,57 @@ def test_graph_command_line(tmp_path, data_root, capsys):
                  "--data-root", str(data_root), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result["results"]) == {"gcn", "mlp"}
+
+
+# ---------------------------------------------------------------------------------------------- LED
+def _cycle(n: int) -> torch.Tensor:
+    a = torch.zeros(n, n)
+    for i in range(n):
+        a[i, (i + 1) % n] = a[(i + 1) % n, i] = 1
+    return a
+
+
+def test_led_puts_smooth_signals_low_and_alternating_ones_high():
+    from distillset.graph.led import energy_distribution, led_shift
+
+    a = _cycle(8)
+    smooth = energy_distribution(torch.ones(8, 2), a)
+    rough = energy_distribution(torch.tensor([[(-1.0) ** i] for i in range(8)]), a)
+    assert abs(smooth.shares.sum() - 1) < 1e-9 and smooth.mean_eigenvalue < 1e-9
+    assert abs(rough.mean_eigenvalue - 2) < 1e-9
+    assert led_shift(smooth, smooth) == 0 and abs(led_shift(smooth, rough) - 2) < 1e-9
+    edges, values = rough.histogram(4)
+    assert values[-1] == pytest.approx(1.0) and len(edges) == 5
+    with pytest.raises(DistillsetError, match="no energy"):
+        energy_distribution(torch.zeros(8, 2), a)
+    bad = a.clone()
+    bad[0, 1] = float("nan")
+    with pytest.raises(DistillsetError, match="NaN"):
+        energy_distribution(torch.ones(8, 1), bad)
+
+
+def test_node_selection_baselines_keep_the_induced_subgraph(cora):
+    from distillset.graph.coresets import select_nodes
+
+    edges = set(zip(cora.edge_index[0].tolist(), cora.edge_index[1].tolist()))
+    for method in ("random", "herding", "kcenter"):
+        synset = select_nodes(method, cora, 0.5).validate()
+        nodes = synset.config["nodes"]
+        assert len(nodes) == 70 and torch.equal(torch.bincount(synset.labels), torch.full((7,), 10))
+        assert all(n in set(cora.train.tolist()) for n in nodes)
+        for i, j in synset.adjacency.nonzero().tolist():
+            assert (nodes[i], nodes[j]) in edges
+    assert select_nodes("herding", cora, 0.5).config["nodes"] == select_nodes("herding", cora, 0.5).config["nodes"]
+
+
+def test_graph_report_prints_accuracy_and_led_shift(tmp_path, data_root, capsys):
+    from distillset.cli import main
+
+    assert main(["coreset", "--method", "random", "--dataset", "cora", "--reduction", "0.25", "--data-root", str(data_root),
+                 "--out", str(tmp_path / "r")]) == 0
+    capsys.readouterr()
+    assert main(["graph-report", str(tmp_path / "r" / "synset.safetensors"), "--runs", "1", "--epochs", "5", "--json",
+                 "--plot", str(tmp_path / "led.png"), "--data-root", str(data_root)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert 0 < report["led_shift"] < 2 and report["nodes"] == 35 and "gcn" in report["results"]
+    assert (tmp_path / "led.png").stat().st_size > 1000

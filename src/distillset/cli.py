@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument("--ipc", type=_positive_int, help="images per class")
     size.add_argument("--ratio", type=float, help="fraction of the training set to keep, class-balanced (e.g. 0.01)")
+    size.add_argument("--reduction", type=float, help="graphs: fraction of the labelled training nodes kept (e.g. 0.5)")
     p.add_argument("--bins", type=_positive_int, help="dq: GraphCut bins per class (default 10)")
     p.add_argument("--patch-drop", type=float, help="dq: fraction of least salient patches dropped and filled (default 0)")
     p.add_argument("--patch-size", type=_positive_int, help="dq: patch side in pixels (default 4)")
@@ -78,6 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory (resumes / recognises a finished run)")
     p.add_argument("--feature-model", default="convnet", help="network trained on the real data for herding/kcenter/forgetting")
     p.add_argument("--feature-epochs", type=_positive_int, default=3, help="its training epochs (default 3; cached)")
+    _add_data_options(p)
+
+    p = sub.add_parser("graph-report", help="accuracy and Laplacian Energy Distribution shift of a condensed graph")
+    p.add_argument("synset", help="a graph SynSet file")
+    p.add_argument("--models", default="gcn", help="GNNs to evaluate (default gcn): gcn, sgc, appnp, cheby, sage, mlp")
+    p.add_argument("--runs", type=_positive_int, default=5)
+    p.add_argument("--epochs", type=_positive_int, default=600)
+    p.add_argument("--plot", help="also write the two energy distributions to this PNG")
+    p.add_argument("--json", action="store_true")
     _add_data_options(p)
 
     p = sub.add_parser("experts", help="train expert trajectories on real data for mtt/datm (parameters after every epoch)")
@@ -211,6 +221,10 @@ def _log(message: str) -> None:
 def cmd_coreset(args) -> int:
     from .runner import run_coreset
 
+    from .graph.data import is_graph_dataset
+
+    if is_graph_dataset(args.dataset) or args.reduction is not None:
+        return _graph_coreset(args)
     method_options = {k: getattr(args, k) for k in ("bins", "patch_drop", "patch_size") if getattr(args, k) is not None}
     run_coreset(args.method, args.dataset, args.ipc, args.out, seed=args.seed, data_root=args.data_root,
                 device=args.device, download=args.download, verify=args.verify, image_size=args.image_size,
@@ -243,6 +257,55 @@ def cmd_condense(args) -> int:
                  data_root=args.data_root, device=args.device, download=args.download, verify=args.verify,
                  options=options, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
                  eval_runs=args.eval_runs, eval_epochs=args.eval_epochs, progress=args.progress, log=_log)
+    return 0
+
+
+def _graph_coreset(args) -> int:
+    from .graph.coresets import select_nodes
+    from .graph.data import is_graph_dataset, load_graph
+
+    if not is_graph_dataset(args.dataset):
+        raise DistillsetError(f"--reduction selects graph nodes; '{args.dataset}' is not a graph dataset (use --ipc or --ratio)")
+    if args.reduction is None:
+        raise DistillsetError(f"'{args.dataset}' is a graph: give --reduction (fraction of labelled training nodes)")
+    from pathlib import Path
+
+    synset = select_nodes(args.method, load_graph(args.dataset, args.data_root), args.reduction, args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    synset.save(out / "synset.safetensors")
+    _log(f"wrote {out / 'synset.safetensors'} ({len(synset)} nodes, {int((synset.adjacency > 0).sum()) // 2} edges)")
+    return 0
+
+
+def cmd_graph_report(args) -> int:
+    from .graph.data import load_graph
+    from .graph.evaluate import evaluate_graph
+    from .graph.led import dense_adjacency, energy_distribution, led_shift, plot_distributions
+    from .graph.synset import GraphSynSet
+
+    synset = GraphSynSet.load(args.synset)
+    data = load_graph(synset.dataset, args.data_root)
+    original = energy_distribution(data.features, dense_adjacency(data.edge_index, data.num_nodes))
+    condensed = energy_distribution(synset.features, synset.adjacency)
+    shift = led_shift(original, condensed)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    results = evaluate_graph(synset, data, models, runs=args.runs, epochs=args.epochs, seed=args.seed, device=args.device)
+    report = {"dataset": synset.dataset, "method": synset.method, "nodes": len(synset), "led_shift": shift,
+              "led_mean_eigenvalue": {"original": original.mean_eigenvalue, "condensed": condensed.mean_eigenvalue},
+              "results": {m: r.as_dict() for m, r in results.items()}}
+    if args.plot:
+        plot_distributions({f"{synset.dataset} (whole graph)": original, f"{synset.method} ({len(synset)} nodes)": condensed}, args.plot)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"{args.synset}: {synset.method} on {synset.dataset}, {len(synset)} nodes, reduction {synset.reduction:g}")
+    print(f"LED shift (1-Wasserstein on the eigenvalue axis): {shift:.4f}; mean eigenvalue of the feature energy "
+          f"{original.mean_eigenvalue:.3f} (whole graph) vs {condensed.mean_eigenvalue:.3f} (condensed)")
+    for m, r in results.items():
+        print(f"{m}: {100 * r.mean:.2f} +- {100 * r.std:.2f} ({len(r.accs)} runs, selected on the real validation split)")
+    if args.plot:
+        print(f"plot: {args.plot}")
     return 0
 
 
@@ -388,7 +451,7 @@ def cmd_demo(args) -> int:
 
 DISTRIBUTED_COMMANDS = ("condense", "evaluate")
 COMMANDS = {"coreset": cmd_coreset, "experts": cmd_experts, "continual": cmd_continual, "nas": cmd_nas,
-            "train-pool": cmd_train_pool, "condense": cmd_condense, "evaluate": cmd_evaluate, "show": cmd_show,
+            "train-pool": cmd_train_pool, "graph-report": cmd_graph_report, "condense": cmd_condense, "evaluate": cmd_evaluate, "show": cmd_show,
             "experiment": cmd_experiment, "demo": cmd_demo}
 
 
