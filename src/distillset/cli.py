@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("condense", help="learn a synthetic set: dc (gradient matching), dsa (with siamese augmentation), "
                                         "dm (distribution matching), mtt/datm (trajectory matching), dd (bi-level)")
-    p.add_argument("--method", required=True, help="dc, dsa, dm, mtt, datm or dd; on graphs gcond or gcond-x")
+    p.add_argument("--method", required=True, help="dc, dsa, dm, mtt, datm or dd; on graphs gcond, gcond-x or sgdd")
     p.add_argument("--dataset", required=True, help="registry name, imagefolder:PATH or npz:PATH; graphs: cora, citeseer, ...")
     p.add_argument("--ipc", type=_positive_int, help="images per class (image methods)")
     p.add_argument("--reduction", type=float, help="graph methods: fraction of the labelled training nodes kept (e.g. 0.5)")
@@ -238,7 +238,7 @@ def cmd_condense(args) -> int:
     from .graph.data import is_graph_dataset
     from .methods.gradient_matching import GradientMatchingConfig
 
-    if args.method in ("gcond", "gcond-x") or is_graph_dataset(args.dataset):
+    if args.method in ("gcond", "gcond-x", "sgdd") or is_graph_dataset(args.dataset):
         return _condense_graph(args)
     if args.ipc is None:
         raise DistillsetError(f"--method {args.method} needs --ipc (images per class)")
@@ -281,12 +281,12 @@ def _graph_coreset(args) -> int:
 def cmd_graph_report(args) -> int:
     from .graph.data import load_graph
     from .graph.evaluate import evaluate_graph
-    from .graph.led import dense_adjacency, energy_distribution, led_shift, plot_distributions
+    from .graph.led import energy_distribution, graph_led, led_shift, plot_distributions
     from .graph.synset import GraphSynSet
 
     synset = GraphSynSet.load(args.synset)
     data = load_graph(synset.dataset, args.data_root)
-    original = energy_distribution(data.features, dense_adjacency(data.edge_index, data.num_nodes))
+    original = graph_led(data)
     condensed = energy_distribution(synset.features, synset.adjacency)
     shift = led_shift(original, condensed)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -313,8 +313,8 @@ def _condense_graph(args) -> int:
     from .graph.data import is_graph_dataset
     from .graph.gcond import run_gcond
 
-    if args.method not in ("gcond", "gcond-x"):
-        raise DistillsetError(f"'{args.dataset}' is a graph; condense it with --method gcond or gcond-x, not {args.method}")
+    if args.method not in ("gcond", "gcond-x", "sgdd"):
+        raise DistillsetError(f"'{args.dataset}' is a graph; condense it with --method gcond, gcond-x or sgdd, not {args.method}")
     if not is_graph_dataset(args.dataset):
         raise DistillsetError(f"--method {args.method} condenses graphs; '{args.dataset}' is not a graph dataset (cora, citeseer, ...)")
     if args.reduction is None:

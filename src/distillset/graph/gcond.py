@@ -52,6 +52,10 @@ class GCondConfig:
     pge_hidden: int = 128
     pge_layers: int = 3
     threshold: float = 0.01  # A' entries below this are zeroed in the saved graph (GCond's sparsification)
+    ot_weight: float = 1.0  # SGDD only: weight of the optimal-transport LED term
+    coordinates: int = 8  # SGDD only: graphon coordinate dimensions
+    led_bins: int = 16  # SGDD only: spectral bins of the LED term
+    led_sigma: float = 0.1  # SGDD only: their width on the eigenvalue axis
     seed: int = 0
 
 
@@ -103,11 +107,20 @@ class GCond:
         if config.structure:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(torch.randint(2**62, (1,), generator=make_generator(config.seed, method, "pge"))))
-                self.pge = StructureGenerator(data.features.shape[1], config.pge_hidden, config.pge_layers).to(data.features.device)
+                self.pge = self.make_generator().to(data.features.device)
         self.opt_features = torch.optim.Adam([self.features], lr=config.lr_features)
         self.opt_structure = torch.optim.Adam(self.pge.parameters(), lr=config.lr_structure) if self.pge is not None else None
         self.epoch = 0
         self.losses: list[float] = []
+
+    def make_generator(self) -> nn.Module:
+        """The structure generator (GCond's PGE; SGDD overrides it with its graphon)."""
+        cfg = self.config
+        return StructureGenerator(self.data.features.shape[1], cfg.pge_hidden, cfg.pge_layers)
+
+    def structure_loss(self, adjacency: torch.Tensor) -> torch.Tensor:
+        """An extra loss on the generated structure (none for GCond; SGDD's optimal-transport term)."""
+        return adjacency.new_zeros(())
 
     def adjacency(self) -> torch.Tensor:
         n = self.features.shape[0]
@@ -145,6 +158,8 @@ class GCond:
                                             create_graph=True, retain_graph=True)
                 loss = loss + distance(g_real, list(g_syn), "ours")
                 offset += n
+            if update_structure:
+                loss = loss + self.structure_loss(adjacency)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"the matching loss became {loss.item()} at epoch {epoch + 1}")
             optimizer = self.opt_structure if update_structure else self.opt_features
@@ -219,6 +234,17 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, prefix: str
     optimizer.load_state_dict(state_dict)
 
 
+GRAPH_METHODS = ("gcond", "gcond-x", "sgdd")
+
+
+def make_engine(method: str, data: GraphData, config: GCondConfig) -> GCond:
+    if method == "sgdd":
+        from .sgdd import SGDD
+
+        return SGDD(data, config, config.ot_weight, config.coordinates, config.led_bins, config.led_sigma)
+    return GCond(data, config, method)
+
+
 def run_gcond(method: str, dataset: str, reduction: float, out: str | Path, epochs: int | None = None, seed: int = 0,
               data_root=None, device: str | None = "cpu", checkpoint_every: int = 20, stop_after: int | None = None,
               log=print) -> GraphSynSet | None:
@@ -229,9 +255,9 @@ def run_gcond(method: str, dataset: str, reduction: float, out: str | Path, epoc
     from ..synset import read_safetensors
     from .data import load_graph
 
-    if method not in ("gcond", "gcond-x"):
-        raise DistillsetError(f"unknown graph condensation method '{method}'; use gcond or gcond-x")
-    config = GCondConfig(reduction=reduction, structure=method == "gcond", seed=seed)
+    if method not in GRAPH_METHODS:
+        raise DistillsetError(f"unknown graph condensation method '{method}'; use {', '.join(GRAPH_METHODS)}")
+    config = GCondConfig(reduction=reduction, structure=method != "gcond-x", seed=seed)
     if epochs is not None:
         config.epochs = epochs
     out = Path(out)
@@ -244,7 +270,7 @@ def run_gcond(method: str, dataset: str, reduction: float, out: str | Path, epoc
             return GraphSynSet.load(out / "synset.safetensors")
     torch_device = resolve_device(device)
     data = load_graph(dataset, data_root).to(torch_device)
-    engine = GCond(data, config, method)
+    engine = make_engine(method, data, config)
     checkpoint = out / "checkpoint.safetensors"
     if checkpoint.is_file():
         tensors, meta = read_safetensors(checkpoint)
