@@ -297,3 +297,64 @@ def test_sgdd_runs_from_the_command_line(tmp_path, data_root, monkeypatch):
                                                                         feature_epochs=1))
     synset = run_gcond("sgdd", "cora", 0.25, tmp_path / "s", epochs=2, data_root=data_root, **QUIET)
     assert synset.method == "sgdd" and len(synset) == 35 and synset.config["ot_weight"] == 1.0
+
+
+# ---------------------------------------------------------------------------------------------- tasks
+def test_roc_auc_matches_pairwise_counting():
+    from distillset.graph.tasks import roc_auc
+
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 5, (40,), generator=g).float()  # many ties
+    labels = torch.rand(40, generator=g) < 0.4
+    pos, neg = scores[labels], scores[~labels]
+    brute = float(((pos[:, None] > neg[None, :]).float() + 0.5 * (pos[:, None] == neg[None, :]).float()).mean())
+    assert roc_auc(scores, labels) == pytest.approx(brute)
+    with pytest.raises(DistillsetError, match="both positive and negative"):
+        roc_auc(scores, torch.ones(40, dtype=torch.bool))
+
+
+def test_link_prediction_holds_out_edges(cora):
+    from distillset.graph.tasks import link_prediction_auc, split_edges
+
+    kept, positives, negatives = split_edges(cora)
+    kept_pairs = set(zip(kept[0].tolist(), kept[1].tolist()))
+    all_pairs = set(zip(cora.edge_index[0].tolist(), cora.edge_index[1].tolist()))
+    assert positives.shape == negatives.shape and positives.shape[1] == 527  # 10% of 5,278 undirected edges
+    assert not any((u, v) in kept_pairs for u, v in positives.T.tolist())
+    assert not any((u, v) in all_pairs for u, v in negatives.T.tolist())
+    x = cora.features[cora.train]
+    synset = GraphSynSet(x, torch.zeros(len(x), len(x)), cora.labels[cora.train], "cora", 7, "train-nodes", 1.0)
+    assert 0.5 < link_prediction_auc(synset, cora, epochs=10) <= 1
+
+
+def test_injected_anomalies_and_detection(cora):
+    from distillset.graph.tasks import anomaly_auc, inject_anomalies
+
+    graph = inject_anomalies(cora, cliques=3, clique_size=5)
+    assert int(graph.labels.sum()) == 30 and graph.num_classes == 2
+    edges = set(zip(graph.edge_index[0].tolist(), graph.edge_index[1].tolist()))
+    anomalous = torch.nonzero(graph.labels).flatten().tolist()
+    clique_members = [n for n in anomalous if sum((n, m) in edges for m in anomalous) >= 4]
+    assert len(clique_members) >= 15  # the 3 cliques of 5 are fully connected
+    changed = (graph.features != cora.features).any(1)
+    assert 10 <= int(changed.sum()) <= 15 and bool(graph.labels[changed].all())
+    assert set(graph.train.tolist()).isdisjoint(graph.test.tolist())
+    assert 0 <= anomaly_auc(None, graph, epochs=10) <= 1
+
+
+def test_fraud_mat_layout(tmp_path):
+    from scipy.io import savemat
+    from scipy.sparse import csr_matrix
+
+    from distillset.graph.tasks import read_fraud_mat
+
+    rows, cols, features, labels = _tiny_graph()
+    adjacency = csr_matrix((np.ones(5), (rows, cols)), shape=(6, 6))
+    savemat(tmp_path / "YelpChi.mat", {"features": csr_matrix(features), "label": labels[None, :], "homo": adjacency})
+    graph = read_fraud_mat(tmp_path / "YelpChi.mat")
+    assert graph.num_nodes == 6 and graph.edge_index.shape == (2, 10) and graph.num_classes == 2
+    with pytest.raises(DistillsetError, match="lacks net_rur"):
+        read_fraud_mat(tmp_path / "YelpChi.mat", relation="net_rur")
+    (tmp_path / "bad.mat").write_bytes(b"nonsense")
+    with pytest.raises(DistillsetError, match="not a readable .mat file"):
+        read_fraud_mat(tmp_path / "bad.mat")

@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=_positive_int, default=5)
     p.add_argument("--epochs", type=_positive_int, default=600)
     p.add_argument("--plot", help="also write the two energy distributions to this PNG")
+    p.add_argument("--link-prediction", action="store_true",
+                   help="also score held-out real edges with a GCN trained on the condensed graph (ROC-AUC)")
     p.add_argument("--json", action="store_true")
     _add_data_options(p)
 
@@ -294,6 +296,11 @@ def cmd_graph_report(args) -> int:
     report = {"dataset": synset.dataset, "method": synset.method, "nodes": len(synset), "led_shift": shift,
               "led_mean_eigenvalue": {"original": original.mean_eigenvalue, "condensed": condensed.mean_eigenvalue},
               "results": {m: r.as_dict() for m, r in results.items()}}
+    if args.link_prediction:
+        from .graph.tasks import link_prediction_auc
+
+        report["link_prediction_auc"] = link_prediction_auc(synset, data, seed=args.seed)
+        report["link_prediction_auc_whole_graph"] = link_prediction_auc(None, data, seed=args.seed)
     if args.plot:
         plot_distributions({f"{synset.dataset} (whole graph)": original, f"{synset.method} ({len(synset)} nodes)": condensed}, args.plot)
     if args.json:
@@ -304,6 +311,9 @@ def cmd_graph_report(args) -> int:
           f"{original.mean_eigenvalue:.3f} (whole graph) vs {condensed.mean_eigenvalue:.3f} (condensed)")
     for m, r in results.items():
         print(f"{m}: {100 * r.mean:.2f} +- {100 * r.std:.2f} ({len(r.accs)} runs, selected on the real validation split)")
+    if args.link_prediction:
+        print(f"link prediction ROC-AUC: {report['link_prediction_auc']:.4f} (trained on the whole graph: "
+              f"{report['link_prediction_auc_whole_graph']:.4f})")
     if args.plot:
         print(f"plot: {args.plot}")
     return 0
