@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import pickle
 
 import numpy as np
@@ -358,3 +359,64 @@ def test_fraud_mat_layout(tmp_path):
     (tmp_path / "bad.mat").write_bytes(b"nonsense")
     with pytest.raises(DistillsetError, match="not a readable .mat file"):
         read_fraud_mat(tmp_path / "bad.mat")
+
+
+def test_the_zoo_agrees_with_pytorch_geometric(cora):
+    """Our layers, which also take dense differentiable adjacencies, against PyG's on the real sparse graph."""
+    try:
+        import torch_geometric.nn as pyg
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("torch_geometric (a test dependency) is missing: the layer cross-check must run in CI")
+        pytest.skip("torch_geometric not installed")
+    from distillset.graph.models import APPNP as OurAPPNP
+    from distillset.graph.models import SGC, ChebNet, GraphSAGE
+
+    torch.manual_seed(0)
+    x, edges = cora.features, cora.edge_index
+    graph = Propagation.from_edges(edges, cora.num_nodes)
+    ours = build_gnn("gcn", 1433, 7, 16).eval()
+    conv1, conv2 = pyg.GCNConv(1433, 16), pyg.GCNConv(16, 7)
+    with torch.no_grad():
+        conv1.lin.weight.copy_(ours.lins[0].weight)
+        conv1.bias.copy_(ours.biases[0])
+        conv2.lin.weight.copy_(ours.lins[1].weight)
+        conv2.bias.copy_(ours.biases[1])
+    reference = conv2(torch.relu(conv1(x, edges)), edges)
+    assert torch.allclose(ours(x, graph), reference, atol=1e-5)
+
+    sgc = SGC(1433, 0, 7).eval()
+    sg = pyg.SGConv(1433, 7, K=2)
+    with torch.no_grad():
+        sg.lin.weight.copy_(sgc.lin.weight)
+        sg.lin.bias.copy_(sgc.lin.bias)
+    assert torch.allclose(sgc(x, graph), sg(x, edges), atol=1e-5)
+
+    cheb = ChebNet(1433, 16, 7, order=2).eval()
+    layer = pyg.ChebConv(1433, 16, K=3)
+    with torch.no_grad():
+        for k in range(3):
+            layer.lins[k].weight.copy_(cheb.layers[0][k].weight)
+        layer.bias.copy_(cheb.layers[0][0].bias)
+    hidden_ours = sum(cheb.layers[0][k](t) for k, t in enumerate(_chebyshev(x, graph, 2)))
+    assert torch.allclose(hidden_ours, layer(x, edges, lambda_max=2.0), atol=1e-4)
+
+    sage = GraphSAGE(1433, 16, 7).eval()
+    conv = pyg.SAGEConv(1433, 16, aggr="mean")
+    with torch.no_grad():
+        conv.lin_l.weight.copy_(sage.neigh1.weight)
+        conv.lin_l.bias.copy_(sage.self1.bias)
+        conv.lin_r.weight.copy_(sage.self1.weight)
+    ours_hidden = sage.self1(x) + sage.neigh1(graph.mean @ x)
+    assert torch.allclose(ours_hidden, conv(x, edges), atol=1e-5)
+
+    appnp = OurAPPNP(1433, 16, 7, hops=10, alpha=0.1).eval()
+    h0 = appnp.lin2(torch.relu(appnp.lin1(x)))
+    assert torch.allclose(appnp(x, graph), pyg.APPNP(K=10, alpha=0.1)(h0, edges), atol=1e-5)
+
+
+def _chebyshev(x, graph, order):
+    terms = [x, -(graph.sym @ x)]
+    for _ in range(2, order + 1):
+        terms.append(-2 * (graph.sym @ terms[-1]) - terms[-2])
+    return terms

@@ -62,15 +62,18 @@ def _mm(op: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
 
 
 class GCN(nn.Module):
+    """Kipf & Welling: H' = A_hat (H W) + b, with A_hat = D^-1/2 (A + I) D^-1/2 (bias after propagation)."""
+
     def __init__(self, features: int, hidden: int, classes: int, layers: int = 2, dropout: float = 0.5) -> None:
         super().__init__()
         sizes = [features] + [hidden] * (layers - 1) + [classes]
-        self.lins = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.lins = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.biases = nn.ParameterList(nn.Parameter(torch.zeros(b)) for b in sizes[1:])
         self.dropout = dropout
 
     def forward(self, x, graph: Propagation):
-        for i, lin in enumerate(self.lins):
-            x = _mm(graph.gcn, lin(x))
+        for i, (lin, bias) in enumerate(zip(self.lins, self.biases)):
+            x = _mm(graph.gcn, lin(x)) + bias
             if i < len(self.lins) - 1:
                 x = F.dropout(F.relu(x), self.dropout, self.training)
         return x
@@ -84,10 +87,15 @@ class SGC(nn.Module):
         self.lin, self.hops = nn.Linear(features, classes), hops
 
     def forward(self, x, graph: Propagation):
-        x = self.lin(x)
+        # S^K X W + b; propagating the narrower side first gives the same numbers
+        if self.lin.in_features <= self.lin.out_features:
+            for _ in range(self.hops):
+                x = _mm(graph.gcn, x)
+            return self.lin(x)
+        x = x @ self.lin.weight.T
         for _ in range(self.hops):
             x = _mm(graph.gcn, x)
-        return x
+        return x + self.lin.bias
 
 
 class APPNP(nn.Module):

@@ -82,7 +82,7 @@ def link_prediction_auc(synset: GraphSynSet | None, data: GraphData, epochs: int
     _train_classifier(model, features, graph, labels, train, epochs, seed)
     model.eval()
     with torch.no_grad():
-        hidden = F.relu(real_graph.gcn @ model.lins[0](data.features))  # the first layer's output on the real graph
+        hidden = F.relu(real_graph.gcn @ model.lins[0](data.features) + model.biases[0])  # first layer on the real graph
         embedding = F.normalize(hidden, dim=1)
     pairs = torch.cat([positives, negatives], 1)
     scores = (embedding[pairs[0]] * embedding[pairs[1]]).sum(1)
