@@ -1,0 +1,109 @@
+"""Graph condensation table: node baselines, GCond and SGDD on Cora and CiteSeer, with LED shift.
+
+Each cell (dataset, method, reduction, seed) condenses (or selects) a graph, evaluates it with the
+GCond protocol (--runs GCNs, selected on the real validation split, tested on the real test split)
+and measures its LED shift against the whole graph; with --cross-arch also SGC, APPNP, ChebNet,
+GraphSAGE and MLP. Cells are stored in --results as they finish (atomic JSON), so the table can be
+completed across sessions. Prints the table with the published numbers beside ours.
+
+    python benchmarks/graph_table.py --data-root ../shared/data --datasets cora,citeseer --reductions 0.25,0.5,1 --seeds 0,1,2,3,4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from distillset.fileio import atomic_write_json
+from distillset.graph.coresets import GRAPH_SELECTORS, select_nodes
+from distillset.graph.data import load_graph
+from distillset.graph.evaluate import evaluate_graph
+from distillset.graph.gcond import run_gcond
+from distillset.graph.led import energy_distribution, graph_led, led_shift
+
+PUBLISHED = {  # ../shared/PAPERS.md (test accuracy %, GCN)
+    ("cora", "gcond", 0.25): 79.8, ("citeseer", "gcond", 0.25): 70.5, ("citeseer", "gcond", 0.5): 70.6,
+    ("citeseer", "gcond", 1.0): 69.8, ("citeseer", "sgdd", 0.25): 69.5, ("citeseer", "sgdd", 0.5): 70.2,
+    ("citeseer", "sgdd", 1.0): 70.3, ("citeseer", "random", 0.25): 54.4, ("citeseer", "random", 0.5): 64.2,
+    ("citeseer", "random", 1.0): 69.1,
+}
+ARCHS = ["gcn", "sgc", "appnp", "cheby", "sage", "mlp"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root")
+    parser.add_argument("--datasets", default="cora,citeseer")
+    parser.add_argument("--methods", default="random,herding,kcenter,gcond,sgdd")
+    parser.add_argument("--reductions", default="0.25,0.5,1")
+    parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--epochs", type=int, default=600, help="condensation epochs of gcond/sgdd")
+    parser.add_argument("--eval-epochs", type=int, default=600)
+    parser.add_argument("--runs", type=int, default=1, help="GCNs per condensed graph")
+    parser.add_argument("--cross-arch", action="store_true")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default="runs/bench-graph")
+    parser.add_argument("--results", default="benchmarks/results/graph_table.json")
+    args = parser.parse_args()
+
+    path = Path(args.results)
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    models = ARCHS if args.cross_arch else ["gcn"]
+    for dataset in args.datasets.split(","):
+        data = load_graph(dataset, args.data_root)
+        original = graph_led(data)
+        whole_key = f"{dataset}/whole"
+        if whole_key not in results:
+            whole = evaluate_graph(None, data, ["gcn"], runs=args.runs, epochs=args.eval_epochs, device=args.device)["gcn"]
+            results[whole_key] = {"accs": whole.accs}
+            atomic_write_json(path, results)
+        for method in args.methods.split(","):
+            for reduction in [float(r) for r in args.reductions.split(",")]:
+                for seed in [int(s) for s in args.seeds.split(",")]:
+                    key = f"{dataset}/{method}/{reduction:g}/{seed}"
+                    if key in results and set(models) <= set(results[key]["results"]):
+                        continue
+                    start = time.perf_counter()
+                    if method in GRAPH_SELECTORS:
+                        synset = select_nodes(method, data, reduction, seed)
+                    else:
+                        synset = run_gcond(method, dataset, reduction, Path(args.out) / key.replace("/", "-"), epochs=args.epochs,
+                                           seed=seed, data_root=args.data_root, device=args.device, log=lambda m: None)
+                    seconds = time.perf_counter() - start
+                    evaluation = evaluate_graph(synset, data, models, runs=args.runs, epochs=args.eval_epochs, seed=seed,
+                                                device=args.device)
+                    shift = led_shift(original, energy_distribution(synset.features, synset.adjacency))
+                    results[key] = {"results": {m: r.as_dict() for m, r in evaluation.items()}, "led_shift": shift,
+                                    "nodes": len(synset), "condense_seconds": seconds, "date": time.strftime("%Y-%m-%d")}
+                    atomic_write_json(path, results)
+                    print(f"{key}: GCN {100 * evaluation['gcn'].mean:.2f}, LED shift {shift:.4f} ({seconds:.0f} s)", flush=True)
+    print(table(results, models))
+
+
+def table(results: dict, models: list[str]) -> str:
+    groups: dict[tuple, list[dict]] = {}
+    for key, cell in results.items():
+        parts = key.split("/")
+        if len(parts) == 4:
+            groups.setdefault((parts[0], parts[1], float(parts[2])), []).append(cell)
+    lines = ["| dataset | method | r | GCN (%) | published | LED shift | " + " | ".join(models[1:]) + " | seeds |",
+             "|---|---|---|---|---|---|" + "---|" * (len(models) - 1) + "---|"]
+    for (dataset, method, reduction), cells in sorted(groups.items()):
+        gcn = [100 * np.mean(c["results"]["gcn"]["accs"]) for c in cells]
+        shift = [c["led_shift"] for c in cells]
+        others = []
+        for m in models[1:]:
+            values = [100 * np.mean(c["results"][m]["accs"]) for c in cells if m in c["results"]]
+            others.append(f"{np.mean(values):.1f}" if values else "-")
+        published = PUBLISHED.get((dataset, method, reduction))
+        lines.append(f"| {dataset} | {method} | {reduction:g} | {np.mean(gcn):.2f} +- {np.std(gcn):.2f} | "
+                     f"{published if published is not None else '-'} | {np.mean(shift):.4f} | " + " | ".join(others) + f" | {len(cells)} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
