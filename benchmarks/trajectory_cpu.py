@@ -39,6 +39,16 @@ def method_options(method: str, args) -> dict:
     }[method]
 
 
+def experts_budget(experts_dir: str) -> dict | None:
+    """What the experts a trajectory cell used cost and reached (from the folder's index), stored with the cell."""
+    index_path = Path(experts_dir) / "index.json"
+    if not index_path.is_file():
+        return None
+    index = json.loads(index_path.read_text())
+    return {"experts": len(index["experts"]), "epochs": index["config"]["epochs"], "model": index["model"],
+            "test_accuracy": [e["test_accuracy"] for e in index["experts"]]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root")
@@ -74,7 +84,9 @@ def main() -> None:
         evaluation = ds.evaluate_synset(outcome.synset, data.test_images, data.test_labels, runs=args.runs, epochs=args.epochs,
                                         seed=0, device=device)
         result = evaluation.results["convnet"]
+        experts = experts_budget(args.experts_dir) if method in ("mtt", "datm") else None
         results[key] = {"mean": result.mean, "std": result.std, "accs": result.accs, "condense_seconds": condense_seconds,
+                        "experts": experts,
                         "eval": {k: evaluation.config[k] for k in ("epochs", "lr", "soft_labels")}, "options": options,
                         "date": time.strftime("%Y-%m-%d"), "environment": environment(), "device": str(device)}
         atomic_write_json(path, results)

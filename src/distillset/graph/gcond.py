@@ -6,9 +6,11 @@ A'_ij = sigmoid(MLP([x'_i, x'_j])), symmetrised, zero diagonal. ``gcond-x`` lear
 (A' = 0, so the GNN sees only self loops).
 
 Each epoch draws a fresh matching network (SGC by default). For ``outer_loop`` steps: per class c,
-the gradient of the cross-entropy on up to 256 sampled real training nodes of c (full-graph
-propagation over the sparse real graph, or a sampled k-hop neighbourhood on large graphs) is matched
-to the gradient on the synthetic nodes of c (dense propagation over A'), with DC's distance; the
+the gradient of the cross-entropy on up to 256 sampled real training nodes of c is matched to the
+gradient on the synthetic nodes of c (dense propagation over A'), with DC's distance. The real side
+reads only what the sampled nodes need (``sampling.RealGraphView``): SGC from features propagated
+once, GCN on the nodes' exact L-hop computation subgraph, or with ``fanout`` a sampled one for large
+graphs (at most ``fanout`` neighbours per node and hop, reweighted to stay unbiased). The
 update goes to the structure for ``structure_epochs`` epochs, then to the features for
 ``feature_epochs`` epochs, alternating. Between outer steps the network trains ``inner_loop`` steps on
 the synthetic graph. The first layer of the PGE is applied per node (W1 x_i + W2 x_j), so memory is
@@ -32,6 +34,7 @@ from ..methods.gradient_matching import distance
 from ..seeding import make_generator
 from .data import GraphData
 from .models import Propagation, build_gnn
+from .sampling import RealGraphView
 from .synset import GraphSynSet
 
 
@@ -56,6 +59,7 @@ class GCondConfig:
     coordinates: int = 8  # SGDD only: graphon coordinate dimensions
     led_bins: int = 16  # SGDD only: spectral bins of the LED term
     led_sigma: float = 0.1  # SGDD only: their width on the eigenvalue axis
+    fanout: int = 0  # real-graph neighbours sampled per node and hop for a GCN matching network (0: all, exact)
     seed: int = 0
 
 
@@ -95,7 +99,8 @@ class GCond:
     def __init__(self, data: GraphData, config: GCondConfig, method: str = "gcond") -> None:
         self.data, self.config, self.method = data, config, method
         self.counts = class_counts(data, config.reduction)
-        self.real_graph = Propagation.from_edges(data.edge_index, data.num_nodes)
+        self.real_view = RealGraphView(data.features, Propagation.from_edges(data.edge_index, data.num_nodes),
+                                       fanout=config.fanout or None)
         self.train_by_class = [data.train[data.labels[data.train] == c] for c in range(data.num_classes)]
         gen = make_generator(config.seed, method, "init")
         picks = [pool[torch.randperm(pool.numel(), generator=gen)[:n].to(pool.device)] if n <= pool.numel()
@@ -145,14 +150,15 @@ class GCond:
             adjacency = self.adjacency()
             syn_graph = Propagation.from_dense(adjacency)
             model.train()
-            out_real = model(data.features, self.real_graph)
+            batches = [pool[torch.randperm(pool.numel(), generator=generator)[:cfg.batch_real].to(pool.device)]
+                       for pool in self.train_by_class]
+            out_real = self.real_view.outputs(model, torch.cat(batches), generator).split([b.numel() for b in batches])
             out_syn = model(self.features, syn_graph)
             loss = self.features.new_zeros(())
             offset = 0
             for c, n in enumerate(self.counts):
-                pool = self.train_by_class[c]
-                idx = pool[torch.randperm(pool.numel(), generator=generator)[:cfg.batch_real].to(pool.device)]
-                g_real = torch.autograd.grad(F.cross_entropy(out_real[idx], data.labels[idx]), params, retain_graph=True)
+                idx = batches[c]
+                g_real = torch.autograd.grad(F.cross_entropy(out_real[c], data.labels[idx]), params, retain_graph=True)
                 g_real = [g.detach() for g in g_real]
                 g_syn = torch.autograd.grad(F.cross_entropy(out_syn[offset:offset + n], self.labels[offset:offset + n]), params,
                                             create_graph=True, retain_graph=True)
