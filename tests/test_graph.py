@@ -193,9 +193,16 @@ def test_graph_command_line(tmp_path, data_root, capsys):
     base = ["condense", "--dataset", "cora", "--data-root", str(data_root), "--out", str(tmp_path / "g")]
     assert main(base + ["--method", "gcond"]) == 2 and "needs --reduction" in capsys.readouterr().err
     assert main(base + ["--method", "dc", "--reduction", "0.5"]) == 2 and "is a graph" in capsys.readouterr().err
-    assert main(base + ["--method", "gcond-x", "--reduction", "0.25", "--epochs", "1"]) == 0
+    assert main(base + ["--method", "gcond", "--reduction", "0.5", "--fanout", "5"]) == 2
+    assert "--model gcn" in capsys.readouterr().err
+    assert main(base + ["--method", "gcond", "--reduction", "0.5", "--model", "lenet"]) == 2
+    assert "sgc or gcn" in capsys.readouterr().err
+    assert main(base + ["--method", "gcond-x", "--reduction", "0.25", "--epochs", "1", "--model", "gcn", "--fanout", "5"]) == 0
+    config = json.loads((tmp_path / "g" / "run.json").read_text())["config"]
+    assert (config["matching_model"], config["fanout"]) == ("gcn", 5)
+    assert main(base[:-1] + [str(tmp_path / "g2"), "--method", "gcond-x", "--reduction", "0.25", "--epochs", "1"]) == 0
     capsys.readouterr()
-    assert main(["evaluate", str(tmp_path / "g" / "synset.safetensors"), "--models", "gcn,mlp", "--runs", "1", "--epochs", "5",
+    assert main(["evaluate", str(tmp_path / "g2" / "synset.safetensors"), "--models", "gcn,mlp", "--runs", "1", "--epochs", "5",
                  "--data-root", str(data_root), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result["results"]) == {"gcn", "mlp"}

@@ -148,7 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ipc", type=_positive_int, help="images per class (image methods)")
     p.add_argument("--reduction", type=float, help="graph methods: fraction of the labelled training nodes kept (e.g. 0.5)")
     p.add_argument("--epochs", type=_positive_int, help="graph methods: condensation epochs (default 600)")
-    p.add_argument("--model", default="convnet", help="training network (any zoo model; default convnet)")
+    p.add_argument("--model", default="convnet", help="training network (any zoo model; default convnet); graphs: the "
+                                                      "matching GNN, sgc (default) or gcn")
+    p.add_argument("--fanout", type=_positive_int, help="graph methods with --model gcn: real neighbours sampled per node "
+                                                        "and hop (default: all, exact; for large graphs)")
     p.add_argument("--iterations", type=_positive_int,
                    help="iterations (default as in the papers: 1000 for dc/dsa/dd, 20000 for dm, 5000 for mtt/datm)")
     p.add_argument("--init", choices=("noise", "real", "correct"),
@@ -329,8 +332,15 @@ def _condense_graph(args) -> int:
         raise DistillsetError(f"--method {args.method} condenses graphs; '{args.dataset}' is not a graph dataset (cora, citeseer, ...)")
     if args.reduction is None:
         raise DistillsetError(f"--method {args.method} needs --reduction (fraction of labelled training nodes, e.g. 0.5)")
+    matching = "sgc" if args.model == "convnet" else args.model.lower()  # convnet is the image default: not a GNN
+    if matching not in ("sgc", "gcn"):
+        raise DistillsetError(f"graph condensation matches gradients of an sgc or gcn network, not '{args.model}' (--model sgc|gcn)")
+    if args.fanout is not None and matching != "gcn":
+        raise DistillsetError("--fanout samples the neighbourhoods a GCN reads; SGC needs none (its propagation is computed "
+                              "once): add --model gcn or drop --fanout")
+    options = {"matching_model": matching, "fanout": args.fanout or 0}
     run_gcond(args.method, args.dataset, args.reduction, args.out, epochs=args.epochs, seed=args.seed, data_root=args.data_root,
-              device=args.device, checkpoint_every=args.checkpoint_every, log=_log)
+              device=args.device, checkpoint_every=args.checkpoint_every, log=_log, options=options)
     return 0
 
 

@@ -253,8 +253,10 @@ def make_engine(method: str, data: GraphData, config: GCondConfig) -> GCond:
 
 def run_gcond(method: str, dataset: str, reduction: float, out: str | Path, epochs: int | None = None, seed: int = 0,
               data_root=None, device: str | None = "cpu", checkpoint_every: int = 20, stop_after: int | None = None,
-              log=print) -> GraphSynSet | None:
-    """Condense ``dataset`` into ``out`` (synset.safetensors, run.json); resumes from out/checkpoint.safetensors."""
+              log=print, options: dict | None = None) -> GraphSynSet | None:
+    """Condense ``dataset`` into ``out`` (synset.safetensors, run.json); resumes from out/checkpoint.safetensors.
+
+    ``options`` overrides fields of GCondConfig (e.g. ``{"matching_model": "gcn", "fanout": 10}``)."""
     from safetensors.torch import save_file
 
     from ..runner import resolve_device
@@ -266,6 +268,10 @@ def run_gcond(method: str, dataset: str, reduction: float, out: str | Path, epoc
     config = GCondConfig(reduction=reduction, structure=method != "gcond-x", seed=seed)
     if epochs is not None:
         config.epochs = epochs
+    for key, value in (options or {}).items():
+        if key not in GCondConfig.__dataclass_fields__ or key in ("reduction", "structure", "seed", "epochs"):
+            raise DistillsetError(f"unknown graph condensation option '{key}'")
+        setattr(config, key, value)
     out = Path(out)
     identity = {"command": "condense", "method": method, "dataset": dataset, **asdict(config)}
     record_path = out / "run.json"
