@@ -399,27 +399,39 @@ def test_the_zoo_agrees_with_pytorch_geometric(cora):
         sg.lin.bias.copy_(sgc.lin.bias)
     assert torch.allclose(sgc(x, graph), sg(x, edges), atol=1e-5)
 
-    cheb = ChebNet(1433, 16, 7, order=2).eval()
-    layer = pyg.ChebConv(1433, 16, K=3)
+    cheb = ChebNet(1433, 16, 7, order=2).eval()  # the whole forward (Clenshaw's recurrence) against two PyG layers
+    layers = [pyg.ChebConv(1433, 16, K=3), pyg.ChebConv(16, 7, K=3)]
     with torch.no_grad():
-        for k in range(3):
-            layer.lins[k].weight.copy_(cheb.layers[0][k].weight)
-        layer.bias.copy_(cheb.layers[0][0].bias)
+        for ours_layer, layer in zip(cheb.layers, layers):
+            for k in range(3):
+                layer.lins[k].weight.copy_(ours_layer[k].weight)
+            layer.bias.copy_(ours_layer[0].bias)
     hidden_ours = sum(cheb.layers[0][k](t) for k, t in enumerate(_chebyshev(x, graph, 2)))
-    assert torch.allclose(hidden_ours, layer(x, edges, lambda_max=2.0), atol=1e-4)
+    assert torch.allclose(hidden_ours, layers[0](x, edges, lambda_max=2.0), atol=1e-4)
+    reference = layers[1](torch.relu(layers[0](x, edges, lambda_max=2.0)), edges, lambda_max=2.0)
+    assert torch.allclose(cheb(x, graph), reference, atol=1e-4)
 
     sage = GraphSAGE(1433, 16, 7).eval()
-    conv = pyg.SAGEConv(1433, 16, aggr="mean")
+    convs = [pyg.SAGEConv(1433, 16, aggr="mean"), pyg.SAGEConv(16, 7, aggr="mean")]
     with torch.no_grad():
-        conv.lin_l.weight.copy_(sage.neigh1.weight)
-        conv.lin_l.bias.copy_(sage.self1.bias)
-        conv.lin_r.weight.copy_(sage.self1.weight)
-    ours_hidden = sage.self1(x) + sage.neigh1(graph.mean @ x)
-    assert torch.allclose(ours_hidden, conv(x, edges), atol=1e-5)
+        for conv, own_self, own_neigh in zip(convs, (sage.self1, sage.self2), (sage.neigh1, sage.neigh2)):
+            conv.lin_l.weight.copy_(own_neigh.weight)
+            conv.lin_l.bias.copy_(own_self.bias)
+            conv.lin_r.weight.copy_(own_self.weight)
+    assert torch.allclose(sage(x, graph), convs[1](torch.relu(convs[0](x, edges)), edges), atol=1e-5)
 
     appnp = OurAPPNP(1433, 16, 7, hops=10, alpha=0.1).eval()
     h0 = appnp.lin2(torch.relu(appnp.lin1(x)))
     assert torch.allclose(appnp(x, graph), pyg.APPNP(K=10, alpha=0.1)(h0, edges), atol=1e-5)
+
+
+def test_every_gnn_takes_sparse_csr_features_and_gives_the_dense_result(cora):
+    graph = Propagation.from_edges(cora.edge_index, cora.num_nodes)
+    sparse = cora.features.to_sparse_csr()
+    for name in GNNS:
+        model = build_gnn(name, 1433, 7, 32, torch.Generator().manual_seed(0)).eval()
+        with torch.no_grad():
+            torch.testing.assert_close(model(sparse, graph), model(cora.features, graph), rtol=1e-4, atol=1e-5)
 
 
 def _chebyshev(x, graph, order):

@@ -114,7 +114,13 @@ class APPNP(nn.Module):
 
 
 class ChebNet(nn.Module):
-    """Chebyshev filters of order K on the scaled Laplacian L~ = -D^-1/2 A D^-1/2 (lambda_max taken as 2)."""
+    """Chebyshev filters of order K on the scaled Laplacian L~ = -D^-1/2 A D^-1/2 (lambda_max taken as 2).
+
+    A layer is sum_k T_k(L~) x W_k. It projects first (y_k = x W_k, as wide as the output) and then
+    sums the series by Clenshaw's recurrence, b_k = y_k + 2 L~ b_(k+1) - b_(k+2), out = y_0 + L~ b_1 - b_2:
+    the same numbers as propagating x itself, but the propagations run on hidden/classes columns
+    instead of the input's (1,433 on Cora), and x may be a sparse (CSR) feature matrix.
+    """
 
     def __init__(self, features: int, hidden: int, classes: int, order: int = 2, dropout: float = 0.5) -> None:
         super().__init__()
@@ -124,17 +130,18 @@ class ChebNet(nn.Module):
 
     def forward(self, x, graph: Propagation):
         for i, lins in enumerate(self.layers):
-            t_prev, t = x, -_mm(graph.sym, x)
-            out = lins[0](t_prev) + (lins[1](t) if len(lins) > 1 else 0)
-            for k in range(2, len(lins)):
-                t_prev, t = t, -2 * _mm(graph.sym, t) - t_prev
-                out = out + lins[k](t)
+            projected = [lin(x) for lin in lins]
+            b_next, b_next2 = torch.zeros_like(projected[0]), torch.zeros_like(projected[0])
+            for y in reversed(projected[1:]):
+                b_next, b_next2 = y - 2 * _mm(graph.sym, b_next) - b_next2, b_next
+            out = projected[0] - _mm(graph.sym, b_next) - b_next2
             x = out if i == len(self.layers) - 1 else F.dropout(F.relu(out), self.dropout, self.training)
         return x
 
 
 class GraphSAGE(nn.Module):
-    """Mean aggregator: h' = W_self h + W_neigh mean_{neighbours} h."""
+    """Mean aggregator: h' = W_self h + W_neigh mean_{neighbours} h, computed as mean_{neighbours}(W_neigh h)
+    (equal by linearity; the mean then runs on the narrow side, and h may be a sparse CSR matrix)."""
 
     def __init__(self, features: int, hidden: int, classes: int, dropout: float = 0.5) -> None:
         super().__init__()
@@ -143,8 +150,8 @@ class GraphSAGE(nn.Module):
         self.dropout = dropout
 
     def forward(self, x, graph: Propagation):
-        x = F.dropout(F.relu(self.self1(x) + self.neigh1(_mm(graph.mean, x))), self.dropout, self.training)
-        return self.self2(x) + self.neigh2(_mm(graph.mean, x))
+        x = F.dropout(F.relu(self.self1(x) + _mm(graph.mean, self.neigh1(x))), self.dropout, self.training)
+        return self.self2(x) + _mm(graph.mean, self.neigh2(x))
 
 
 class MLP(nn.Module):
