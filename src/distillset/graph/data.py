@@ -6,7 +6,8 @@ Readers (no network access; files are found under the data root as PyTorch Geome
   allow-list (numpy arrays, a CSR placeholder, dict/list containers; never an arbitrary callable), with
   the public split: the first 20 labelled nodes per class for training (all of ``y``), the next 500 for
   validation, ``test.index`` for testing. CiteSeer's isolated test nodes get zero features and no label
-  (excluded from every split), as in the usual loaders.
+  (excluded from every split), as in the usual loaders. Features are row-normalised, as GCN and
+  GCond preprocess them (``row_normalised``).
 * GraphSAINT (Flickr, Reddit): ``adj_full.npz`` (CSR arrays), ``feats.npy``, ``class_map.json``, ``role.json``.
 * OGB node property (ogbn-arxiv): ``raw/node-feat.csv.gz``, ``raw/edge.csv.gz``, ``raw/node-label.csv.gz``
   and ``split/time/{train,valid,test}.csv.gz``.
@@ -110,8 +111,20 @@ def _dense(obj, path: Path) -> np.ndarray:
     raise DistillsetError(f"{path} holds {type(obj).__name__}, expected a sparse or dense matrix")
 
 
+def row_normalised(features: np.ndarray) -> np.ndarray:
+    """Each row divided by its sum (all-zero rows stay zero).
+
+    The standard preprocessing of the Planetoid bag-of-words features (Kipf & Welling's GCN, and GCond's
+    default): GCond's learning rates (1e-4 for the synthetic features) are set for entries of ~1/20,
+    and on the raw 0/1 features its condensed Cora graph measured no better than random nodes
+    (63.5% vs 64.3% at r = 0.25, BENCHMARKS.md).
+    """
+    sums = features.sum(1, keepdims=True)
+    return (features / np.where(sums == 0, 1, sums)).astype(np.float32)
+
+
 def read_planetoid(directory: Path, name: str) -> GraphData:
-    """The Planetoid files of ``name`` (lower case: cora, citeseer, pubmed) in ``directory``."""
+    """The Planetoid files of ``name`` (lower case: cora, citeseer, pubmed) in ``directory``; features row-normalised."""
     parts = {}
     for key in ("x", "y", "tx", "ty", "allx", "ally", "graph"):
         parts[key] = _unpickle(directory / f"ind.{name}.{key}")
@@ -133,7 +146,7 @@ def read_planetoid(directory: Path, name: str) -> GraphData:
     tx_full = np.zeros((high - low + 1, tx.shape[1]), dtype=np.float32)
     ty_full = np.zeros((high - low + 1, ty.shape[1]), dtype=np.float32)
     tx_full[test_index - low], ty_full[test_index - low] = tx, ty
-    features = np.concatenate([allx, tx_full])[:n]
+    features = row_normalised(np.concatenate([allx, tx_full])[:n])
     onehot = np.concatenate([ally, ty_full])[:n]
     labels = np.where(onehot.sum(1) > 0, onehot.argmax(1), -1).astype(np.int64)
     graph = parts["graph"]
