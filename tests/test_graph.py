@@ -32,7 +32,7 @@ def test_planetoid_public_splits(data_root, cora):
     assert (len(cora.train), len(cora.val), len(cora.test)) == (140, 500, 1000)
     assert torch.equal(torch.bincount(cora.labels[cora.train]), torch.full((7,), 20))
     sums = cora.features.sum(1)  # row-normalised bag of words, as GCN and GCond preprocess it
-    assert torch.allclose(sums, torch.ones_like(sums), atol=1e-5) and float(cora.features.max()) < 1
+    assert torch.allclose(sums, torch.ones_like(sums), atol=1e-5) and float(cora.features[cora.features > 0].mean()) < 0.1
     citeseer = load_graph("citeseer", data_root)
     assert citeseer.features.shape == (3327, 3703) and citeseer.edge_index.shape == (2, 9104) and citeseer.num_classes == 6
     assert int((citeseer.labels < 0).sum()) == 15 and len(citeseer.test) == 1000  # isolated test nodes padded, unlabelled
