@@ -15,6 +15,7 @@ from ..methods.coresets import herding, k_center
 from ..seeding import make_generator
 from .data import GraphData
 from .gcond import class_counts
+from . import sampling
 from .models import Propagation
 from .synset import GraphSynSet
 
@@ -22,11 +23,7 @@ GRAPH_SELECTORS = ("random", "herding", "kcenter")
 
 
 def propagated_features(data: GraphData, hops: int = 2) -> torch.Tensor:
-    graph = Propagation.from_edges(data.edge_index, data.num_nodes)
-    x = data.features
-    for _ in range(hops):
-        x = graph.gcn @ x
-    return x
+    return sampling.propagated_features(data.features, Propagation.from_edges(data.edge_index, data.num_nodes), hops)
 
 
 def select_nodes(method: str, data: GraphData, reduction: float, seed: int = 0) -> GraphSynSet:
