@@ -45,9 +45,9 @@ def inference_features(features: torch.Tensor, max_density: float = 0.1) -> torc
     """The real features as a CSR matrix when they are mostly zeros (bag-of-words graphs: Cora 1.3% non-zero).
 
     Every GNN of the zoo projects its input before propagating it, so a sparse input makes the
-    validation and test passes (one full-graph forward per training epoch) much faster (the protocol
-    as a whole 2.6-9.3x, BENCHMARKS.md) with the same
-    outputs. Only used without gradients: training keeps dense inputs.
+    validation and test passes (one full-graph forward per training epoch) much faster with the same
+    outputs (the whole protocol 2.6-9.3x, BENCHMARKS.md). Only used without gradients: training keeps
+    dense inputs.
     """
     if features.layout != torch.strided or features.dim() != 2 or float((features != 0).float().mean()) > max_density:
         return features
