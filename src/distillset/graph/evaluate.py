@@ -65,13 +65,15 @@ def accuracy(model, features, graph, nodes, labels) -> float:
 
 def train_and_test(model_name: str, features: torch.Tensor, graph: Propagation, labels: torch.Tensor, train_nodes: torch.Tensor,
                    data: GraphData, real_graph: Propagation, epochs: int = 600, lr: float = 0.01, weight_decay: float = 5e-4,
-                   hidden: int = 256, seed: int = 0, run: int = 0) -> tuple[float, float]:
+                   hidden: int = 256, seed: int = 0, run: int = 0,
+                   real_features: torch.Tensor | None = None) -> tuple[float, float]:
     """(best validation accuracy, test accuracy of that epoch's network) of one fresh network."""
     model = build_gnn(model_name, features.shape[1], data.num_classes, hidden, make_generator(seed, "graph-eval", model_name, run, "init"),
                       features.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     best_val, best_state = -1.0, None
-    real_features = inference_features(data.features)
+    if real_features is None:  # evaluate_graph passes them in, converted once for all its networks
+        real_features = inference_features(data.features)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "graph-eval", model_name, run, "dropout"))
         for _ in range(epochs):
@@ -93,6 +95,7 @@ def evaluate_graph(synset: GraphSynSet | None, data: GraphData, models: list[str
     """Evaluate a condensed graph (or, with ``synset=None``, the whole real graph's training nodes)."""
     data = data.to(device)
     real_graph = Propagation.from_edges(data.edge_index, data.num_nodes)
+    real_features = inference_features(data.features)
     if synset is None:
         features, graph, labels, train = data.features, real_graph, data.labels, data.train
     else:
@@ -103,7 +106,8 @@ def evaluate_graph(synset: GraphSynSet | None, data: GraphData, models: list[str
     for name in models:
         result = GraphEvalResult()
         for run in range(runs):
-            val, test = train_and_test(name, features, graph, labels, train, data, real_graph, epochs, seed=seed, run=run)
+            val, test = train_and_test(name, features, graph, labels, train, data, real_graph, epochs, seed=seed, run=run,
+                                       real_features=real_features)
             result.accs.append(test)
             result.val_accs.append(val)
         results[name] = result
