@@ -284,6 +284,25 @@ def test_smooth_led_bins_equal_the_exact_ones():
     assert float(wasserstein_1d(p, q, 1.0)) == 2.0 and float(wasserstein_1d(p, p, 1.0)) == 0.0
 
 
+def test_spectral_led_gradient_equals_the_matrix_exponential_one_at_repeated_eigenvalues():
+    from distillset.graph.sgdd import binned_led_matrix_exp, binned_led_smooth
+
+    g = torch.Generator().manual_seed(1)
+    block = torch.triu(torch.rand(5, 5, generator=g) * (torch.rand(5, 5, generator=g) < 0.6), 1)
+    block = block + block.T
+    a = torch.block_diag(block, block, torch.zeros(3, 3)).double()  # two equal components + isolated nodes
+    x = torch.randn(13, 3, generator=g, dtype=torch.float64)
+    weights = torch.randn(10, generator=g, dtype=torch.float64)
+    grads = []
+    for fn in (binned_led_smooth, binned_led_matrix_exp):
+        a_, x_ = a.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        value = fn(x_, a_, 10, 0.2)
+        (value * weights).sum().backward()
+        grads.append((value.detach(), a_.grad, x_.grad))
+    for fast, slow in zip(*grads):
+        assert torch.allclose(fast, slow, atol=1e-8, rtol=1e-6), (fast - slow).abs().max()
+
+
 def test_sgdd_structure_term_pulls_the_led_toward_the_original(cora):
     from distillset.graph.sgdd import SGDD
 

@@ -144,10 +144,12 @@ class GCond:
         model_opt = torch.optim.Adam(params, lr=cfg.lr_model)
         update_structure = self.pge is not None and epoch % (cfg.structure_epochs + cfg.feature_epochs) < cfg.structure_epochs
         total = 0.0
+        adjacency = None
         for outer in range(cfg.outer_loop):
-            if self.pge is not None:
-                self.pge.train(update_structure)
-            adjacency = self.adjacency()
+            if adjacency is None:
+                if self.pge is not None:
+                    self.pge.train(update_structure)
+                adjacency = self.adjacency()
             syn_graph = Propagation.from_dense(adjacency)
             model.train()
             batches = [pool[torch.randperm(pool.numel(), generator=generator)[:cfg.batch_real].to(pool.device)]
@@ -172,16 +174,25 @@ class GCond:
             self.opt_features.zero_grad(set_to_none=True)
             if self.opt_structure is not None:
                 self.opt_structure.zero_grad(set_to_none=True)
-            loss.backward()
+            # Only the tensors this phase updates get gradients: the PGE's weight gradients are skipped in
+            # feature epochs, the features' in structure epochs (same updates, about a third less backward).
+            loss.backward(inputs=list(self.pge.parameters()) if update_structure else [self.features])
             optimizer.step()
             total += float(loss.detach())
+            adjacency = None
             if outer == cfg.outer_loop - 1:
                 break
-            with torch.no_grad():
-                if self.pge is not None:
-                    self.pge.eval()
-                fixed_graph = Propagation.from_dense(self.adjacency().detach())
-                fixed_x = self.features.detach()
+            if self.pge is not None and not update_structure:
+                # Feature epochs: the PGE is frozen and in eval mode for matching and inner training alike, so
+                # the next matching's adjacency (with its graph) is also the inner loop's: one forward, not two.
+                adjacency = self.adjacency()
+                fixed_graph = Propagation.from_dense(adjacency.detach())
+            else:
+                with torch.no_grad():
+                    if self.pge is not None:
+                        self.pge.eval()
+                    fixed_graph = Propagation.from_dense(self.adjacency().detach())
+            fixed_x = self.features.detach()
             for _ in range(cfg.inner_loop):
                 out = model(fixed_x, fixed_graph)
                 inner = F.cross_entropy(out, self.labels)
