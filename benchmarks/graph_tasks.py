@@ -1,0 +1,122 @@
+"""Condensed graphs beyond node classification: link prediction and anomaly detection (issue 7, item 6).
+
+Link prediction (Cora): every condensed graph of the graph table (runs/bench-graph/DATASET-METHOD-R-SEED,
+made by benchmarks/graph_table.py) and the node baselines of the same seeds train a GCN; held-out real
+edges against non-edges are scored by the cosine of its hidden embeddings (ROC-AUC). The whole training
+graph is the reference.
+
+Anomaly detection (Cora, CiteSeer): structural and contextual anomalies are injected (Ding et al. 2019),
+the anomaly graph (2 classes, 40/20/40 split) is condensed with GCond and SGDD at --anomaly-reduction of
+its training nodes for --epochs, and a GCN detector trained on the condensed graph is scored by ROC-AUC
+on the test nodes, against random training nodes of the same count and against the whole graph.
+
+Cells are stored in --results as they finish (atomic JSON) and skipped when present.
+
+    python benchmarks/graph_tasks.py --data-root ../shared/data --seeds 0,1,2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from distillset.fileio import atomic_write_json
+from distillset.graph.coresets import select_nodes
+from distillset.graph.data import load_graph
+from distillset.graph.gcond import GCondConfig, make_engine
+from distillset.graph.synset import GraphSynSet
+from distillset.graph.tasks import anomaly_auc, inject_anomalies, link_prediction_auc
+
+
+def link_cells(args, results: dict, path: Path) -> None:
+    data = load_graph("cora", args.data_root)
+    for seed in args.seeds:
+        for method in ["whole", "random", "herding", "kcenter", "gcond", "sgdd"]:
+            for reduction in args.reductions:
+                key = f"link/cora/{method}/{reduction:g}/{seed}" if method != "whole" else f"link/cora/whole/{seed}"
+                if key in results:
+                    continue
+                if method == "whole":
+                    synset = None
+                elif method in ("gcond", "sgdd"):
+                    file = Path(args.graph_runs) / f"cora-{method}-{reduction:g}-{seed}" / "synset.safetensors"
+                    if not file.is_file():
+                        print(f"{key}: skipped, {file} not made yet (benchmarks/graph_table.py makes it)")
+                        continue
+                    synset = GraphSynSet.load(file)
+                else:
+                    synset = select_nodes(method, data, reduction, seed)
+                results[key] = {"auc": link_prediction_auc(synset, data, seed=seed), "date": time.strftime("%Y-%m-%d")}
+                atomic_write_json(path, results)
+                print(f"{key}: link ROC-AUC {results[key]['auc']:.4f}", flush=True)
+
+
+def anomaly_cells(args, results: dict, path: Path) -> None:
+    for dataset in args.anomaly_datasets:
+        base = load_graph(dataset, args.data_root)
+        for seed in args.seeds:
+            graph = inject_anomalies(base, seed=seed)
+            for method in ["whole", "random", "gcond", "sgdd"]:
+                key = f"anomaly/{dataset}/{method}/{seed}"
+                if key in results:
+                    continue
+                start = time.perf_counter()
+                if method == "whole":
+                    synset = None
+                elif method == "random":
+                    synset = select_nodes("random", graph, args.anomaly_reduction, seed)
+                else:
+                    engine = make_engine(method, graph, GCondConfig(reduction=args.anomaly_reduction, epochs=args.epochs, seed=seed))
+                    for _ in range(args.epochs):
+                        engine.step()
+                    synset = engine.to_synset(graph.name)
+                seconds = time.perf_counter() - start
+                results[key] = {"auc": anomaly_auc(synset, graph, seed=seed), "nodes": None if synset is None else len(synset),
+                                "condense_seconds": seconds, "epochs": args.epochs, "reduction": args.anomaly_reduction,
+                                "date": time.strftime("%Y-%m-%d")}
+                atomic_write_json(path, results)
+                print(f"{key}: anomaly ROC-AUC {results[key]['auc']:.4f} ({seconds:.0f} s)", flush=True)
+
+
+def table(results: dict) -> str:
+    groups: dict[str, list[float]] = {}
+    for key, cell in results.items():
+        groups.setdefault(key.rsplit("/", 1)[0], []).append(cell["auc"])
+    lines = ["| task | dataset | method | r | ROC-AUC | seeds |", "|---|---|---|---|---|---|"]
+    for name, values in sorted(groups.items()):
+        parts = name.split("/")
+        reduction = parts[3] if len(parts) > 3 else "-"
+        lines.append(f"| {parts[0]} | {parts[1]} | {parts[2]} | {reduction} | {np.mean(values):.4f} +- {np.std(values):.4f} | {len(values)} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--reductions", default="0.25", help="link prediction: reductions of the graph table's runs")
+    parser.add_argument("--graph-runs", default="runs/bench-graph")
+    parser.add_argument("--anomaly-datasets", default="cora,citeseer")
+    parser.add_argument("--anomaly-reduction", type=float, default=0.05, help="fraction of the anomaly graph's training nodes")
+    parser.add_argument("--epochs", type=int, default=600, help="condensation epochs of the anomaly graphs")
+    parser.add_argument("--tasks", default="link,anomaly")
+    parser.add_argument("--results", default="benchmarks/results/graph_tasks.json")
+    args = parser.parse_args()
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    args.reductions = [float(r) for r in args.reductions.split(",")]
+    args.anomaly_datasets = [d for d in args.anomaly_datasets.split(",") if d]
+    path = Path(args.results)
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    if "link" in args.tasks:
+        link_cells(args, results, path)
+    if "anomaly" in args.tasks:
+        anomaly_cells(args, results, path)
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
