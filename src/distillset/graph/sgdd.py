@@ -13,8 +13,9 @@ Two changes to GCond, in this library's reading of the paper:
   function of L' even where eigenvalues repeat (as they always do in a sparse synthetic graph), but
   the textbook eigendecomposition gradient is not (it divides by eigenvalue gaps), so the gradient
   is taken with the Daleckii-Krein formula instead: divided differences of g_b between eigenvalue
-  pairs, its derivative where they (nearly) coincide. It is about 50x cheaper than evaluating g_b
-  through matrix exponentials, which stay as the fallback and the test reference. The term is the 1-D optimal-transport
+  pairs, its derivative where they (nearly) coincide. Against 16 matrix exponentials per step (kept
+  as the fallback and the test reference) it made whole SGDD runs 3.9x faster at Cora r = 1
+  (BENCHMARKS.md). The term is the 1-D optimal-transport
   (1-Wasserstein) distance between the two binned distributions, weighted by ``ot_weight`` (1 by
   default: a real weight, unlike the reference code's 1e-10, and never silently zero: an original
   graph whose eigendecomposition fails stops the run with the reason).
