@@ -35,24 +35,25 @@ from distillset.graph.tasks import anomaly_auc, inject_anomalies, link_predictio
 def link_cells(args, results: dict, path: Path) -> None:
     data = load_graph("cora", args.data_root)
     for seed in args.seeds:
-        for method in ["whole", "random", "herding", "kcenter", "gcond", "sgdd"]:
-            for reduction in args.reductions:
-                key = f"link/cora/{method}/{reduction:g}/{seed}" if method != "whole" else f"link/cora/whole/{seed}"
-                if key in results:
+        cells = [(f"link/cora/whole/{seed}", "whole", None)]
+        cells += [(f"link/cora/{method}/{reduction:g}/{seed}", method, reduction)
+                  for method in ["random", "herding", "kcenter", "gcond", "sgdd"] for reduction in args.reductions]
+        for key, method, reduction in cells:
+            if key in results:
+                continue
+            if method == "whole":
+                synset = None
+            elif method in ("gcond", "sgdd"):
+                file = Path(args.graph_runs) / f"cora-{method}-{reduction:g}-{seed}" / "synset.safetensors"
+                if not file.is_file():
+                    print(f"{key}: skipped, {file} not made yet (benchmarks/graph_table.py makes it)")
                     continue
-                if method == "whole":
-                    synset = None
-                elif method in ("gcond", "sgdd"):
-                    file = Path(args.graph_runs) / f"cora-{method}-{reduction:g}-{seed}" / "synset.safetensors"
-                    if not file.is_file():
-                        print(f"{key}: skipped, {file} not made yet (benchmarks/graph_table.py makes it)")
-                        continue
-                    synset = GraphSynSet.load(file)
-                else:
-                    synset = select_nodes(method, data, reduction, seed)
-                results[key] = {"auc": link_prediction_auc(synset, data, seed=seed), "date": time.strftime("%Y-%m-%d")}
-                atomic_write_json(path, results)
-                print(f"{key}: link ROC-AUC {results[key]['auc']:.4f}", flush=True)
+                synset = GraphSynSet.load(file)
+            else:
+                synset = select_nodes(method, data, reduction, seed)
+            results[key] = {"auc": link_prediction_auc(synset, data, seed=seed), "date": time.strftime("%Y-%m-%d")}
+            atomic_write_json(path, results)
+            print(f"{key}: link ROC-AUC {results[key]['auc']:.4f}", flush=True)
 
 
 def anomaly_cells(args, results: dict, path: Path) -> None:

@@ -39,9 +39,12 @@ class EnergyDistribution:
 
 
 def normalized_laplacian(adjacency: torch.Tensor) -> torch.Tensor:
+    """I - D^-1/2 A D^-1/2 in float64; isolated nodes keep a zero row in the propagation part. The
+    1e-12 floor keeps it differentiable there (SGDD's structure term): a smaller floor overflows the
+    unused branch's gradient into NaN."""
     a = adjacency.to(torch.float64)
     degree = a.sum(1)
-    inv_sqrt = torch.where(degree > 0, degree.clamp_min(1e-300).rsqrt(), torch.zeros_like(degree))
+    inv_sqrt = torch.where(degree > 1e-12, degree.clamp_min(1e-12).rsqrt(), torch.zeros_like(degree))
     return torch.eye(a.shape[0], dtype=torch.float64, device=a.device) - inv_sqrt[:, None] * a * inv_sqrt[None, :]
 
 

@@ -29,7 +29,7 @@ from torch import nn
 from ..errors import DistillsetError
 from .data import GraphData
 from .gcond import GCond, GCondConfig, StructureGenerator
-from .led import EnergyDistribution, energy_distribution, graph_led
+from .led import EnergyDistribution, energy_distribution, graph_led, normalized_laplacian
 
 MAX_DENSE_NODES = 20000
 
@@ -50,26 +50,17 @@ def band_centers(bins: int) -> torch.Tensor:
     return torch.linspace(0.0, 2.0, bins, dtype=torch.float64)
 
 
-def binned_led_exact(features: torch.Tensor, adjacency: torch.Tensor | None, bins: int, sigma: float,
-                     dist: EnergyDistribution | None = None) -> torch.Tensor:
-    dist = dist if dist is not None else energy_distribution(features, adjacency)
-    lam = torch.as_tensor(dist.eigenvalues)[:, None]
-    window = torch.exp(-((lam - band_centers(bins)[None, :]) ** 2) / (2 * sigma ** 2))
-    energy = (torch.as_tensor(dist.shares)[:, None] * window).sum(0)
-    return energy / energy.sum()
-
-
-def normalised_laplacian(adjacency: torch.Tensor) -> torch.Tensor:
-    """I - D^-1/2 A D^-1/2 in float64 (isolated nodes keep a zero row in the propagation part)."""
-    a = adjacency.to(torch.float64)
-    degree = a.sum(1)
-    inv_sqrt = torch.where(degree > 1e-12, degree.clamp_min(1e-12).rsqrt(), torch.zeros_like(degree))
-    return torch.eye(a.shape[0], dtype=torch.float64, device=a.device) - inv_sqrt[:, None] * a * inv_sqrt[None, :]
-
-
 def _windows(eigenvalues: torch.Tensor, centers: torch.Tensor, sigma: float) -> torch.Tensor:
     """g_b(lambda_k) for every eigenvalue k (rows) and band b (columns)."""
     return torch.exp(-((eigenvalues[:, None] - centers[None, :]) ** 2) / (2 * sigma ** 2))
+
+
+def binned_led_exact(features: torch.Tensor, adjacency: torch.Tensor | None, bins: int, sigma: float,
+                     dist: EnergyDistribution | None = None) -> torch.Tensor:
+    dist = dist if dist is not None else energy_distribution(features, adjacency)
+    window = _windows(torch.as_tensor(dist.eigenvalues), band_centers(bins), sigma)
+    energy = (torch.as_tensor(dist.shares)[:, None] * window).sum(0)
+    return energy / energy.sum()
 
 
 class _SpectralWindowEnergies(torch.autograd.Function):
@@ -84,18 +75,16 @@ class _SpectralWindowEnergies(torch.autograd.Function):
     def forward(ctx, laplacian: torch.Tensor, x: torch.Tensor, centers: torch.Tensor, sigma: float) -> torch.Tensor:
         eigenvalues, vectors = torch.linalg.eigh(laplacian)
         projected = vectors.T @ x  # spectral coefficients, n x d
-        energies = _windows(eigenvalues, centers, sigma).T @ (projected * projected).sum(1)
-        ctx.save_for_backward(eigenvalues, vectors, projected, centers)
+        windows = _windows(eigenvalues, centers, sigma)
+        ctx.save_for_backward(eigenvalues, vectors, projected, centers, windows)
         ctx.sigma = sigma
-        return energies
+        return windows.T @ (projected * projected).sum(1)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        eigenvalues, vectors, projected, centers = ctx.saved_tensors
-        sigma = ctx.sigma
-        windows = _windows(eigenvalues, centers, sigma)
+        eigenvalues, vectors, projected, centers, windows = ctx.saved_tensors
         h = windows @ grad  # h(lambda_k)
-        h_prime = (windows * (-(eigenvalues[:, None] - centers[None, :]) / sigma ** 2)) @ grad
+        h_prime = (windows * (-(eigenvalues[:, None] - centers[None, :]) / ctx.sigma ** 2)) @ grad
         gap = eigenvalues[:, None] - eigenvalues[None, :]
         close = gap.abs() < 1e-6
         midpoint_slope = (h_prime[:, None] + h_prime[None, :]) / 2
@@ -107,7 +96,7 @@ class _SpectralWindowEnergies(torch.autograd.Function):
 
 def binned_led_smooth(features: torch.Tensor, adjacency: torch.Tensor, bins: int, sigma: float) -> torch.Tensor:
     """The bins of ``binned_led_exact`` as a differentiable function of the synthetic graph (see the module doc)."""
-    laplacian = normalised_laplacian(adjacency)
+    laplacian = normalized_laplacian(adjacency)
     laplacian = (laplacian + laplacian.T) / 2
     x = features.to(torch.float64)
     centers = band_centers(bins).to(laplacian.device)
@@ -121,7 +110,7 @@ def binned_led_smooth(features: torch.Tensor, adjacency: torch.Tensor, bins: int
 
 def binned_led_matrix_exp(features: torch.Tensor, adjacency: torch.Tensor, bins: int, sigma: float) -> torch.Tensor:
     """The same bins through matrix exponentials of the Laplacian (no eigendecomposition; slow)."""
-    laplacian = normalised_laplacian(adjacency)
+    laplacian = normalized_laplacian(adjacency)
     eye = torch.eye(laplacian.shape[0], dtype=torch.float64, device=laplacian.device)
     x = features.to(torch.float64)
     total = (x * x).sum()
