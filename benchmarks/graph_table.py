@@ -48,10 +48,18 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="runs/bench-graph")
     parser.add_argument("--results", default="benchmarks/results/graph_table.json")
+    parser.add_argument("--merge", default="", help="comma-separated results files (of parallel runs) to fold into --results")
+    parser.add_argument("--table", action="store_true", help="only print the table of --results (after --merge)")
     args = parser.parse_args()
 
     path = Path(args.results)
     results = json.loads(path.read_text()) if path.is_file() else {}
+    if args.merge:
+        results = merge_results(results, [Path(f) for f in args.merge.split(",") if f])
+        atomic_write_json(path, results)
+    if args.table:
+        print(table(results, ARCHS))
+        return
     models = ARCHS if args.cross_arch else ["gcn"]
     for dataset in args.datasets.split(","):
         data = load_graph(dataset, args.data_root)
@@ -84,24 +92,41 @@ def main() -> None:
     print(table(results, models))
 
 
+def merge_results(results: dict, files: list[Path]) -> dict:
+    """Fold the cells of other results files into ``results``; the same cell measured twice differently is an error."""
+    merged = dict(results)
+    for file in files:
+        for key, cell in json.loads(file.read_text()).items():
+            if key in merged and merged[key] != cell and not key.endswith("/whole"):
+                raise SystemExit(f"{file}: cell {key} differs from the one already in the results; keep one of them")
+            merged.setdefault(key, cell)
+    return merged
+
+
 def table(results: dict, models: list[str]) -> str:
     groups: dict[tuple, list[dict]] = {}
     for key, cell in results.items():
         parts = key.split("/")
         if len(parts) == 4:
             groups.setdefault((parts[0], parts[1], float(parts[2])), []).append(cell)
-    lines = ["| dataset | method | r | GCN (%) | published | LED shift | " + " | ".join(models[1:]) + " | seeds |",
-             "|---|---|---|---|---|---|" + "---|" * (len(models) - 1) + "---|"]
+    lines = ["| dataset | method | r | GCN (%) | published | LED shift | " + " | ".join(models[1:]) + " | x-arch mean | seeds |",
+             "|---|---|---|---|---|---|" + "---|" * (len(models) - 1) + "---|---|"]
     for (dataset, method, reduction), cells in sorted(groups.items()):
         gcn = [100 * np.mean(c["results"]["gcn"]["accs"]) for c in cells]
         shift = [c["led_shift"] for c in cells]
-        others = []
+        others, means = [], [np.mean(gcn)]
         for m in models[1:]:
             values = [100 * np.mean(c["results"][m]["accs"]) for c in cells if m in c["results"]]
             others.append(f"{np.mean(values):.1f}" if values else "-")
+            means.append(np.mean(values) if len(values) == len(cells) else np.nan)
+        others.append(f"{np.mean(means):.2f}" if len(means) > 1 and not np.isnan(means).any() else "-")
         published = PUBLISHED.get((dataset, method, reduction))
         lines.append(f"| {dataset} | {method} | {reduction:g} | {np.mean(gcn):.2f} +- {np.std(gcn):.2f} | "
                      f"{published if published is not None else '-'} | {np.mean(shift):.4f} | " + " | ".join(others) + f" | {len(cells)} |")
+    for key, cell in sorted(results.items()):
+        if key.endswith("/whole"):
+            lines.append(f"| {key.split('/')[0]} | whole graph | - | {100 * np.mean(cell['accs']):.2f} | - | 0 | "
+                         + " | ".join("-" for _ in models) + f" | {len(cell['accs'])} run(s) |")
     return "\n".join(lines)
 
 
