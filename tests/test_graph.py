@@ -132,6 +132,17 @@ def test_structure_generator_is_symmetric_without_self_loops():
     assert 0 <= adjacency.min() and adjacency.max() <= 1
 
 
+def test_structure_generator_uses_the_current_pairs_statistics_in_every_mode():
+    """A' must be one function of X' (as in GCond's reference): the graph the PGE was trained with is the graph saved."""
+    x = torch.randn(12, 7, generator=torch.Generator().manual_seed(0))
+    pge = StructureGenerator(7, 16, 3)
+    trained = pge.train()(x)
+    assert torch.equal(pge.eval()(x), trained)
+    stale = StructureGenerator(7, 16, 3, running_stats=True)
+    stale.load_state_dict(pge.state_dict(), strict=False)
+    assert not torch.allclose(stale.eval()(x), stale.train()(x))
+
+
 def test_graph_synset_validation(tmp_path):
     x, y = torch.randn(4, 3), torch.tensor([0, 1, 0, 1])
     a = torch.zeros(4, 4)

@@ -54,6 +54,11 @@ class GCondConfig:
     batch_real: int = 256
     pge_hidden: int = 128
     pge_layers: int = 3
+    # False: the PGE's BatchNorm always normalises with the statistics of the current pair set (all n^2 pairs are
+    # the batch, so A' is a deterministic function of X'), as GCond's reference code does. True: running
+    # statistics in eval mode (feature epochs, inner loops, the saved graph), this library's behaviour before
+    # 2026-11-22, which left A' stale once features moved and gave dense, class-mixing graphs (BENCHMARKS.md).
+    pge_running_stats: bool = False
     threshold: float = 0.01  # A' entries below this are zeroed in the saved graph (GCond's sparsification)
     ot_weight: float = 1.0  # SGDD only: weight of the optimal-transport LED term
     coordinates: int = 8  # SGDD only: graphon coordinate dimensions
@@ -64,15 +69,18 @@ class GCondConfig:
 
 
 class StructureGenerator(nn.Module):
-    """PGE: an MLP over node pairs; the first layer is split so the pair input is never materialised."""
+    """PGE: an MLP over node pairs; the first layer is split so the pair input is never materialised.
 
-    def __init__(self, features: int, hidden: int = 128, layers: int = 3) -> None:
+    ``running_stats=False`` (the default) normalises with the statistics of the current pairs in every mode."""
+
+    def __init__(self, features: int, hidden: int = 128, layers: int = 3, running_stats: bool = False) -> None:
         super().__init__()
         self.left, self.right = nn.Linear(features, hidden), nn.Linear(features, hidden, bias=False)
         self.body = nn.ModuleList()
         for _ in range(layers - 2):
-            self.body.append(nn.Sequential(nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, hidden)))
-        self.out = nn.Sequential(nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, 1))
+            self.body.append(nn.Sequential(nn.BatchNorm1d(hidden, track_running_stats=running_stats), nn.ReLU(),
+                                           nn.Linear(hidden, hidden)))
+        self.out = nn.Sequential(nn.BatchNorm1d(hidden, track_running_stats=running_stats), nn.ReLU(), nn.Linear(hidden, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
@@ -121,7 +129,7 @@ class GCond:
     def make_generator(self) -> nn.Module:
         """The structure generator (GCond's PGE; SGDD overrides it with its graphon)."""
         cfg = self.config
-        return StructureGenerator(self.data.features.shape[1], cfg.pge_hidden, cfg.pge_layers)
+        return StructureGenerator(self.data.features.shape[1], cfg.pge_hidden, cfg.pge_layers, cfg.pge_running_stats)
 
     def structure_loss(self, adjacency: torch.Tensor) -> torch.Tensor:
         """An extra loss on the generated structure (none for GCond; SGDD's optimal-transport term)."""

@@ -37,10 +37,11 @@ MAX_DENSE_NODES = 20000
 class GraphonGenerator(nn.Module):
     """A'_ij from (features, learned coordinates) of both nodes; the pair input is never materialised."""
 
-    def __init__(self, nodes: int, features: int, coordinates: int = 8, hidden: int = 128, layers: int = 3) -> None:
+    def __init__(self, nodes: int, features: int, coordinates: int = 8, hidden: int = 128, layers: int = 3,
+                 running_stats: bool = False) -> None:
         super().__init__()
         self.coordinates = nn.Parameter(torch.rand(nodes, coordinates))
-        self.pairs = StructureGenerator(features + coordinates, hidden, layers)
+        self.pairs = StructureGenerator(features + coordinates, hidden, layers, running_stats)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pairs(torch.cat([x, self.coordinates.clamp(0, 1)], dim=1))
@@ -142,7 +143,8 @@ class SGDD(GCond):
 
     def make_generator(self) -> nn.Module:
         cfg = self.config
-        return GraphonGenerator(sum(self.counts), self.data.features.shape[1], self.coordinate_dims, cfg.pge_hidden, cfg.pge_layers)
+        return GraphonGenerator(sum(self.counts), self.data.features.shape[1], self.coordinate_dims, cfg.pge_hidden, cfg.pge_layers,
+                                cfg.pge_running_stats)
 
     def structure_loss(self, adjacency: torch.Tensor) -> torch.Tensor:
         if self.ot_weight == 0:
