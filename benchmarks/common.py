@@ -1,8 +1,10 @@
-"""Helpers shared by the benchmark scripts: the device's measured matmul rate and FLOP counting."""
+"""Helpers shared by the benchmark scripts: the device's measured matmul rate, FLOP counting, results files."""
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -40,3 +42,18 @@ def forward_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(x)
     return counter.get_total_flops()
+
+
+def merge_results(results: dict, files: list[Path], may_differ: tuple[str, ...] = ()) -> dict:
+    """Fold the cells of other results files (of runs made in parallel) into ``results``.
+
+    The same cell measured twice with different values is an error, so that a merge never silently
+    picks one of two measurements; keys ending in one of ``may_differ`` keep the first value seen.
+    """
+    merged = dict(results)
+    for file in files:
+        for key, cell in json.loads(file.read_text()).items():
+            if key in merged and merged[key] != cell and not key.endswith(may_differ):
+                raise SystemExit(f"{file}: cell {key} differs from the one already in the results; keep one of them")
+            merged.setdefault(key, cell)
+    return merged

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import distillset as ds
 from distillset.fileio import atomic_write_json
 from distillset.runner import environment, resolve_device
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import merge_results  # noqa: E402
 
 METHODS = ("random", "herding", "kcenter", "forgetting")
 
@@ -56,12 +60,20 @@ def main() -> None:
     parser.add_argument("--whole-runs", type=int, default=1, help="fresh networks for the whole-data reference")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--results", default="benchmarks/results/coreset_table.json")
+    parser.add_argument("--merge", default="", help="comma-separated results files (of parallel runs) to fold into --results")
+    parser.add_argument("--table", action="store_true", help="only print the table of --results (after --merge)")
     args = parser.parse_args()
 
     device = resolve_device(args.device)
     path = Path(args.results)
     results = load_results(path)
     datasets, ipcs = args.datasets.split(","), [int(v) for v in args.ipc.split(",")]
+    if args.merge:
+        results = merge_results(results, [Path(f) for f in args.merge.split(",") if f])
+        atomic_write_json(path, results)
+    if args.table:
+        print(table(results, datasets, ipcs))
+        return
     for dataset in datasets:
         data = ds.load_dataset(dataset, data_root=args.data_root)
         real = ds.real_data(data, "train", device)

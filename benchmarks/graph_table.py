@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +25,9 @@ from distillset.graph.data import load_graph
 from distillset.graph.evaluate import evaluate_graph
 from distillset.graph.gcond import run_gcond
 from distillset.graph.led import energy_distribution, graph_led, led_shift
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import merge_results  # noqa: E402
 
 PUBLISHED = {  # ../shared/PAPERS.md (test accuracy %, GCN)
     ("cora", "gcond", 0.25): 79.8, ("citeseer", "gcond", 0.25): 70.5, ("citeseer", "gcond", 0.5): 70.6,
@@ -55,7 +59,7 @@ def main() -> None:
     path = Path(args.results)
     results = json.loads(path.read_text()) if path.is_file() else {}
     if args.merge:
-        results = merge_results(results, [Path(f) for f in args.merge.split(",") if f])
+        results = merge_results(results, [Path(f) for f in args.merge.split(",") if f], may_differ=("/whole",))
         atomic_write_json(path, results)
     if args.table:
         print(table(results, ARCHS))
@@ -90,17 +94,6 @@ def main() -> None:
                     atomic_write_json(path, results)
                     print(f"{key}: GCN {100 * evaluation['gcn'].mean:.2f}, LED shift {shift:.4f} ({seconds:.0f} s)", flush=True)
     print(table(results, models))
-
-
-def merge_results(results: dict, files: list[Path]) -> dict:
-    """Fold the cells of other results files into ``results``; the same cell measured twice differently is an error."""
-    merged = dict(results)
-    for file in files:
-        for key, cell in json.loads(file.read_text()).items():
-            if key in merged and merged[key] != cell and not key.endswith("/whole"):
-                raise SystemExit(f"{file}: cell {key} differs from the one already in the results; keep one of them")
-            merged.setdefault(key, cell)
-    return merged
 
 
 def table(results: dict, models: list[str]) -> str:

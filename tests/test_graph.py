@@ -181,6 +181,35 @@ def test_gcond_initialises_from_training_nodes_and_learns(cora):
     assert len(synset) == 35 and synset.adjacency.max() > 0
 
 
+def test_gcond_weights_each_class_by_its_share_of_the_largest_class(cora, monkeypatch):
+    """As GCond's reference: on an imbalanced graph a rare class's matching term counts n_c / max n."""
+    import distillset.graph.gcond as gcond
+    from distillset.graph.tasks import inject_anomalies
+
+    distances: list[float] = []
+    original = gcond.distance
+
+    def recording_distance(a, b, kind):
+        value = original(a, b, kind)
+        distances.append(float(value.detach()))
+        return value
+
+    monkeypatch.setattr(gcond, "distance", recording_distance)
+    graph = inject_anomalies(cora, cliques=3, clique_size=5)
+    losses = {}
+    for weighted in (True, False):
+        distances.clear()
+        engine = GCond(graph, GCondConfig(reduction=0.5, outer_loop=1, inner_loop=1, class_weighted=weighted))
+        losses[weighted] = engine.step()
+        recorded = list(distances)
+    counts = engine.counts
+    assert counts[1] < counts[0]  # the anomalies are the rare class
+    # Same seed, same first matching step: only the weights of the per-class terms differ.
+    assert losses[False] == pytest.approx(sum(recorded), rel=1e-5)
+    assert losses[True] == pytest.approx(sum(n / max(counts) * d for n, d in zip(counts, recorded)), rel=1e-5)
+    assert losses[True] < losses[False]
+
+
 def test_gcond_resumes_bitwise_and_gcond_x_has_no_structure(tmp_path, data_root, monkeypatch):
     import distillset.graph.gcond as gcond
 

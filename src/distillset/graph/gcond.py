@@ -65,6 +65,10 @@ class GCondConfig:
     led_bins: int = 16  # SGDD only: spectral bins of the LED term
     led_sigma: float = 0.1  # SGDD only: their width on the eigenvalue axis
     fanout: int = 0  # real-graph neighbours sampled per node and hop for a GCN matching network (0: all, exact)
+    # True: class c's matching term is weighted by its synthetic node count / the largest class's, as GCond's
+    # reference does, so a rare class (the anomalies of an imbalanced graph) does not weigh as much as a common
+    # one. The Planetoid splits are balanced (20 per class), where every weight is 1. False: unweighted sum.
+    class_weighted: bool = True
     seed: int = 0
 
 
@@ -166,13 +170,15 @@ class GCond:
             out_syn = model(self.features, syn_graph)
             loss = self.features.new_zeros(())
             offset = 0
+            largest = max(self.counts)
             for c, n in enumerate(self.counts):
                 idx = batches[c]
                 g_real = torch.autograd.grad(F.cross_entropy(out_real[c], data.labels[idx]), params, retain_graph=True)
                 g_real = [g.detach() for g in g_real]
                 g_syn = torch.autograd.grad(F.cross_entropy(out_syn[offset:offset + n], self.labels[offset:offset + n]), params,
                                             create_graph=True, retain_graph=True)
-                loss = loss + distance(g_real, list(g_syn), "ours")
+                weight = n / largest if cfg.class_weighted else 1.0
+                loss = loss + weight * distance(g_real, list(g_syn), "ours")
                 offset += n
             if update_structure:
                 loss = loss + self.structure_loss(adjacency)
