@@ -2,8 +2,8 @@
 
 Each cell selects a coreset (seed 0; the feature network is trained once per dataset and cached),
 evaluates it with the paper protocol (--runs fresh ConvNets x --epochs, final-epoch accuracy) and is
-stored in --results (JSON, written atomically after every cell), so an interrupted or partial run
-resumes and the table can be completed across sessions or machines. Prints the Markdown table of
+stored in --results (JSON, written atomically after every run of every cell), so an interrupted or partial run
+resumes at its next run and the table can be completed across sessions or machines. Prints the Markdown table of
 every cell measured so far.
 
     python benchmarks/coreset_table.py --data-root ../shared/data --datasets mnist,fashion-mnist --ipc 1,10,50
@@ -16,6 +16,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 import distillset as ds
 from distillset.fileio import atomic_write_json
@@ -80,17 +82,31 @@ def main() -> None:
         for ipc in ipcs:
             for method in args.methods.split(","):
                 key = f"{dataset}/{method}/{ipc}"
-                if key in results and len(results[key]["accs"]) >= args.runs and results[key]["epochs"] == args.epochs:
+                cell = results.get(key)
+                if cell is not None and cell["epochs"] != args.epochs:
+                    cell = None  # measured with another schedule: measure again
+                done = cell.get("run_indices", list(range(len(cell["accs"])))) if cell else []
+                missing = [r for r in range(args.runs) if r not in done]
+                if not missing:
                     continue
                 start = time.perf_counter()
                 synset = ds.make_coreset(method, real, ipc, seed=0, feature_epochs=args.feature_epochs)
-                evaluation = ds.evaluate_synset(synset, data.test_images, data.test_labels, runs=args.runs,
-                                                epochs=args.epochs, seed=0, device=device).results["convnet"]
-                results[key] = {"mean": evaluation.mean, "std": evaluation.std, "accs": evaluation.accs, "epochs": args.epochs,
-                                "seconds": time.perf_counter() - start, "feature_epochs": args.feature_epochs,
-                                "date": time.strftime("%Y-%m-%d"), "environment": environment(), "device": str(device)}
-                atomic_write_json(path, results)
-                print(f"{key}: {100 * evaluation.mean:.2f} +- {100 * evaluation.std:.2f} ({time.perf_counter() - start:.0f} s)", flush=True)
+                for run in missing:  # one run at a time, stored at once: an interrupted cell resumes at its next run
+                    acc = ds.evaluate_synset(synset, data.test_images, data.test_labels, runs=args.runs, run_indices=[run],
+                                             epochs=args.epochs, seed=0, device=device).results["convnet"].accs
+                    if not acc:
+                        raise SystemExit(f"{key}: run {run} failed (non-finite loss)")
+                    cell = cell or {"accs": [], "run_indices": [], "seconds": 0.0}
+                    order = sorted(zip(cell.get("run_indices", done) + [run], cell["accs"] + acc))
+                    accs = [a for _, a in order]
+                    cell = {"mean": float(np.mean(accs)), "std": float(np.std(accs)), "accs": accs, "run_indices": [r for r, _ in order],
+                            "epochs": args.epochs, "seconds": cell["seconds"] + time.perf_counter() - start,
+                            "feature_epochs": args.feature_epochs, "date": time.strftime("%Y-%m-%d"), "environment": environment(),
+                            "device": str(device)}
+                    results[key] = cell
+                    atomic_write_json(path, results)
+                    start = time.perf_counter()
+                print(f"{key}: {100 * cell['mean']:.2f} +- {100 * cell['std']:.2f} ({cell['seconds']:.0f} s)", flush=True)
         if args.whole_epochs and f"{dataset}/whole" not in results:
             start = time.perf_counter()
             whole = ds.SynSet(real.images, real.labels, dataset, real.num_classes, real.mean, real.std, "whole", 0)

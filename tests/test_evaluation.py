@@ -24,6 +24,9 @@ def test_learns_and_is_reproducible(digits):
     assert len(conv.accs) == 2 and abs(conv.std - statistics.pstdev(conv.accs)) < 1e-12
     assert first.config["selection"] == "final epoch"
     assert "convnet" in format_table(first)
+    # One run alone (how long evaluations are stored run by run) is that run of the full evaluation.
+    second = evaluate_synset(synset, digits.test_images, digits.test_labels, models=["mlp"], runs=2, epochs=60, seed=3, run_indices=[1])
+    assert second.results["mlp"].accs == [first.results["mlp"].accs[1]]
 
 
 def test_soft_labels_are_used(digits):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -139,7 +139,8 @@ def prepare_test_data(synset: SynSet, pixels, labels, device) -> tuple[torch.Ten
 def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] = ("convnet",), runs: int = 5,
                     epochs: int | None = None, lr: float | None = None, seed: int = 0, device: str | torch.device = "cpu",
                     augment: Augment | None = None, batch_size: int = 256, use_soft_labels: bool = True,
-                    strategy: str = "auto", progress: Callable[[str], None] | None = None) -> EvalResults:
+                    strategy: str = "auto", progress: Callable[[str], None] | None = None,
+                    run_indices: Sequence[int] | None = None) -> EvalResults:
     """Train ``runs`` fresh networks of each model on the SynSet; test each once on the real test split.
 
     ``epochs`` defaults to 300 (1000 with augmentation); ``lr`` defaults to the SynSet's learned lr
@@ -149,11 +150,17 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
     ``strategy``: "sequential" trains the runs one after another; "batched" trains them all at once
     (torch.func.vmap over stacked parameters; not for BatchNorm networks); "auto" batches on CUDA and
     loops on the CPU, where batching measured slower (BENCHMARKS.md).
+
+    ``run_indices`` (default ``range(runs)``) trains only those runs of the ``runs``: each gives the same
+    network and accuracy as in a full evaluation, so a long evaluation can be made and stored run by run.
     """
     if strategy not in ("auto", "sequential", "batched"):
         raise DistillsetError(f"unknown evaluation strategy '{strategy}'; use auto, sequential or batched")
     if runs < 1:
         raise DistillsetError(f"--runs must be at least 1, got {runs}")
+    run_indices = list(range(runs)) if run_indices is None else [int(r) for r in run_indices]
+    if any(not 0 <= r < runs for r in run_indices):
+        raise DistillsetError(f"run indices {run_indices} must lie in 0..{runs - 1}")
     for name in models:  # refuse unknown names and shapes a model cannot take before any training starts
         check_model_name(name)
         build_model(name, synset.shape, synset.num_classes)
@@ -173,7 +180,7 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
         result = ModelResult()
         start = time.perf_counter()
         outcomes = []
-        for run, net, failure in _trained_networks(name, synset, images, targets, config, ctx.mine(range(runs)), seed, device,
+        for run, net, failure in _trained_networks(name, synset, images, targets, config, ctx.mine(run_indices), seed, device,
                                                    augment, strategy):
             acc = None if failure is not None else test_accuracy(net, x_test, y_test, config.test_batch_size)
             outcomes.append((run, acc, failure))

@@ -7,7 +7,8 @@ A'_ij = sigmoid(MLP([x'_i, x'_j])), symmetrised, zero diagonal. ``gcond-x`` lear
 
 Each epoch draws a fresh matching network (SGC by default). For ``outer_loop`` steps: per class c,
 the gradient of the cross-entropy on up to 256 sampled real training nodes of c is matched to the
-gradient on the synthetic nodes of c (dense propagation over A'), with DC's distance. The real side
+gradient on the synthetic nodes of c (dense propagation over A'), with DC's distance, each class's term
+weighted by its synthetic count over the largest class's (as GCond's reference; 1 on balanced splits). The real side
 reads only what the sampled nodes need (``sampling.RealGraphView``): SGC from features propagated
 once, GCN on the nodes' exact L-hop computation subgraph, or with ``fanout`` a sampled one for large
 graphs (at most ``fanout`` neighbours per node and hop, reweighted to stay unbiased). The
