@@ -193,7 +193,7 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
                 result.accs.append(acc)
         result.seconds = time.perf_counter() - start
         results[name] = result
-    meta = asdict(config) | {"runs": runs, "seed": seed, "models": list(models), "soft_labels": soft,
+    meta = asdict(config) | {"runs": runs, "run_indices": run_indices, "seed": seed, "models": list(models), "soft_labels": soft,
                              "augment": augment is not None, "selection": "final epoch", "strategy": strategy}
     return EvalResults(synset.dataset, results, meta)
 
