@@ -489,7 +489,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise DistillsetError(f"'{args.command}' does not run under torchrun; launch it as one process "
                                       f"(distributed: {', '.join(DISTRIBUTED_COMMANDS)})")
             distributed.init_from_environment(args.device)
-        return COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
+        # Every rank reaches here before any tears the group down: a rank that destroys its gloo group while
+        # a peer's last collective is still in flight can abort at exit (seen once in CI, rank 1, SIGABRT).
+        distributed.context().barrier()
+        return status
     except DistillsetError as exc:
         print(f"distillset: error: {exc}", file=sys.stderr)
         return 2
