@@ -85,8 +85,9 @@ def main() -> None:
                 cell = results.get(key)
                 if cell is not None and cell["epochs"] != args.epochs:
                     cell = None  # measured with another schedule: measure again
-                done = cell.get("run_indices", list(range(len(cell["accs"])))) if cell else []
-                missing = [r for r in range(args.runs) if r not in done]
+                stored = dict(zip(cell.get("run_indices", range(len(cell["accs"]))), cell["accs"])) if cell else {}
+                seconds = cell["seconds"] if cell else 0.0
+                missing = [r for r in range(args.runs) if r not in stored]
                 if not missing:
                     continue
                 start = time.perf_counter()
@@ -96,16 +97,15 @@ def main() -> None:
                                              epochs=args.epochs, seed=0, device=device).results["convnet"].accs
                     if not acc:
                         raise SystemExit(f"{key}: run {run} failed (non-finite loss)")
-                    cell = cell or {"accs": [], "run_indices": [], "seconds": 0.0}
-                    order = sorted(zip(cell.get("run_indices", done) + [run], cell["accs"] + acc))
-                    accs = [a for _, a in order]
-                    cell = {"mean": float(np.mean(accs)), "std": float(np.std(accs)), "accs": accs, "run_indices": [r for r, _ in order],
-                            "epochs": args.epochs, "seconds": cell["seconds"] + time.perf_counter() - start,
-                            "feature_epochs": args.feature_epochs, "date": time.strftime("%Y-%m-%d"), "environment": environment(),
-                            "device": str(device)}
-                    results[key] = cell
-                    atomic_write_json(path, results)
+                    stored[run] = acc[0]
+                    seconds += time.perf_counter() - start
                     start = time.perf_counter()
+                    accs = [stored[r] for r in sorted(stored)]
+                    results[key] = {"mean": float(np.mean(accs)), "std": float(np.std(accs)), "accs": accs, "run_indices": sorted(stored),
+                                    "epochs": args.epochs, "seconds": seconds, "feature_epochs": args.feature_epochs,
+                                    "date": time.strftime("%Y-%m-%d"), "environment": environment(), "device": str(device)}
+                    atomic_write_json(path, results)
+                cell = results[key]
                 print(f"{key}: {100 * cell['mean']:.2f} +- {100 * cell['std']:.2f} ({cell['seconds']:.0f} s)", flush=True)
         if args.whole_epochs and f"{dataset}/whole" not in results:
             start = time.perf_counter()
