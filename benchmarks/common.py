@@ -57,3 +57,44 @@ def merge_results(results: dict, files: list[Path], may_differ: tuple[str, ...] 
                 raise SystemExit(f"{file}: cell {key} differs from the one already in the results; keep one of them")
             merged.setdefault(key, cell)
     return merged
+
+
+def stored_runs(results: dict, key: str, epochs: int) -> dict[int, float]:
+    """Run index -> accuracy of cell ``key`` as measured with ``epochs`` (empty if another schedule or none)."""
+    cell = results.get(key)
+    if cell is None or cell["epochs"] != epochs:
+        return {}
+    return dict(zip(cell.get("run_indices", range(len(cell["accs"]))), cell["accs"]))
+
+
+def measure_runs(results: dict, key: str, path: Path, synset, data, runs: int, epochs: int, device, model: str = "convnet",
+                 extra: dict | None = None) -> dict:
+    """Evaluate the runs of cell ``key`` that ``results`` lacks, storing each one in ``path`` as soon as it ends.
+
+    A cell measured with another number of epochs is measured again. Each run trains the same network it
+    would in a full ``evaluate_synset`` (``run_indices``), so a cell cut off at the end of a session
+    resumes at its next run and loses at most one. Returns the cell: mean, std, accs (by run index),
+    run_indices, epochs, seconds, date, environment, device, and ``extra``.
+    """
+    import numpy as np
+
+    import distillset as ds
+    from distillset.fileio import atomic_write_json
+    from distillset.runner import environment
+
+    stored = stored_runs(results, key, epochs)
+    seconds = results[key]["seconds"] if stored else 0.0
+    for run in [r for r in range(runs) if r not in stored]:
+        start = time.perf_counter()
+        accs = ds.evaluate_synset(synset, data.test_images, data.test_labels, models=[model], runs=runs, run_indices=[run],
+                                  epochs=epochs, seed=0, device=device).results[model].accs
+        if not accs:
+            raise SystemExit(f"{key}: run {run} failed (non-finite loss)")
+        stored[run] = accs[0]
+        seconds += time.perf_counter() - start
+        ordered = [stored[r] for r in sorted(stored)]
+        results[key] = {"mean": float(np.mean(ordered)), "std": float(np.std(ordered)), "accs": ordered, "run_indices": sorted(stored),
+                        "epochs": epochs, "seconds": seconds, "date": time.strftime("%Y-%m-%d"), "environment": environment(),
+                        "device": str(device), **(extra or {})}
+        atomic_write_json(path, results)
+    return results[key]

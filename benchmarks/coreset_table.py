@@ -17,14 +17,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 import distillset as ds
 from distillset.fileio import atomic_write_json
-from distillset.runner import environment, resolve_device
+from distillset.runner import resolve_device
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import merge_results  # noqa: E402
+from common import measure_runs, merge_results, stored_runs  # noqa: E402
 
 METHODS = ("random", "herding", "kcenter", "forgetting")
 
@@ -82,30 +81,11 @@ def main() -> None:
         for ipc in ipcs:
             for method in args.methods.split(","):
                 key = f"{dataset}/{method}/{ipc}"
-                cell = results.get(key)
-                if cell is not None and cell["epochs"] != args.epochs:
-                    cell = None  # measured with another schedule: measure again
-                stored = dict(zip(cell.get("run_indices", range(len(cell["accs"]))), cell["accs"])) if cell else {}
-                seconds = cell["seconds"] if cell else 0.0
-                missing = [r for r in range(args.runs) if r not in stored]
-                if not missing:
+                if set(range(args.runs)) <= set(stored_runs(results, key, args.epochs)):
                     continue
-                start = time.perf_counter()
                 synset = ds.make_coreset(method, real, ipc, seed=0, feature_epochs=args.feature_epochs)
-                for run in missing:  # one run at a time, stored at once: an interrupted cell resumes at its next run
-                    acc = ds.evaluate_synset(synset, data.test_images, data.test_labels, runs=args.runs, run_indices=[run],
-                                             epochs=args.epochs, seed=0, device=device).results["convnet"].accs
-                    if not acc:
-                        raise SystemExit(f"{key}: run {run} failed (non-finite loss)")
-                    stored[run] = acc[0]
-                    seconds += time.perf_counter() - start
-                    start = time.perf_counter()
-                    accs = [stored[r] for r in sorted(stored)]
-                    results[key] = {"mean": float(np.mean(accs)), "std": float(np.std(accs)), "accs": accs, "run_indices": sorted(stored),
-                                    "epochs": args.epochs, "seconds": seconds, "feature_epochs": args.feature_epochs,
-                                    "date": time.strftime("%Y-%m-%d"), "environment": environment(), "device": str(device)}
-                    atomic_write_json(path, results)
-                cell = results[key]
+                cell = measure_runs(results, key, path, synset, data, args.runs, args.epochs, device,
+                                    extra={"feature_epochs": args.feature_epochs})
                 print(f"{key}: {100 * cell['mean']:.2f} +- {100 * cell['std']:.2f} ({cell['seconds']:.0f} s)", flush=True)
         if args.whole_epochs and f"{dataset}/whole" not in results:
             start = time.perf_counter()
