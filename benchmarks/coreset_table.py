@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-
 import distillset as ds
 from distillset.fileio import atomic_write_json
 from distillset.runner import resolve_device
