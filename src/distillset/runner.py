@@ -22,7 +22,7 @@ from .distributed import local_device
 from .errors import DistillsetError, unknown_name
 from .evaluation import EvalResults, evaluate_synset
 from .fileio import atomic_write_json
-from .methods import NEEDS_FEATURES, SELECTORS, make_coreset
+from .methods import NEEDS_FEATURES, SELECTORS, ipc_for_ratio, make_coreset
 from .models import check_model_name
 from .synset import SynSet
 from .visualize import save_grid
@@ -120,7 +120,7 @@ def run_coreset(method: str, dataset: str, ipc: int | None, out: str | os.PathLi
     data = load_dataset(dataset, data_root=data_root, download=download, verify=verify, image_size=image_size)
     real = real_data(data, "train", torch_device)
     if ratio is not None:
-        ipc = max(1, round(ratio * real.labels.numel() / real.num_classes))
+        ipc = ipc_for_ratio(ratio, real)
         log(f"--ratio {ratio:g}: {ipc} images per class ({ipc * real.num_classes} of {real.labels.numel()})")
     t1 = time.perf_counter()
     synset = make_coreset(method, real, ipc, seed, config=config, log=log, **options)

@@ -115,6 +115,11 @@ POSTPROCESS: dict[str, Callable[..., torch.Tensor]] = {"dq": _dq_patches}
 NEEDS_FEATURES = {"herding", "kcenter", "forgetting", "dq"}
 
 
+def ipc_for_ratio(ratio: float, real: RealData) -> int:
+    """Images per class that keep ``ratio`` of the training set, class-balanced (at least one)."""
+    return max(1, round(ratio * real.labels.numel() / real.num_classes))
+
+
 def make_coreset(method: str, real: RealData, ipc: int, seed: int = 0, config: dict | None = None, **options) -> SynSet:
     """Select ``ipc`` real images per class with ``method`` and package them as a SynSet."""
     if method not in SELECTORS:
