@@ -10,7 +10,7 @@ import torch
 from distillset.data import real_data
 from distillset.errors import DistillsetError
 from distillset.evaluation import continual as cl
-from distillset.evaluation.nas import NASConfig, run_nas, search_space, train_steps, validation_split
+from distillset.evaluation.nas import NASConfig, run_nas, search_data, search_space, train_steps, validation_split
 from distillset.models import build_model
 from distillset.synset import SynSet
 
@@ -81,6 +81,8 @@ def test_validation_split_is_disjoint_and_balanced(digits):
     counts = torch.bincount(real.labels[held], minlength=10)
     assert counts.min() >= 10 and counts.max() <= 16
     assert torch.equal(held, validation_split(real, 0.1, seed=0)[1])
+    searchable = search_data(real, 0.1, seed=0)  # what a proxy may be condensed from: no validation image in it
+    assert torch.equal(searchable.images, real.images[search]) and searchable.name == real.name
 
 
 def test_fractional_epochs_stop_early(digits):

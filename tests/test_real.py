@@ -37,3 +37,14 @@ def test_ipc_larger_than_smallest_class(digits):
         real.check_ipc(smallest + 1)
     with pytest.raises(DistillsetError, match="at least 1"):
         real.check_ipc(0)
+
+
+def test_subset_keeps_labels_classes_and_name(digits):
+    real = real_data(digits, "train")
+    idx = torch.arange(0, real.labels.numel(), 3)
+    part = real.subset(idx)
+    assert part.name == real.name and part.num_classes == real.num_classes
+    assert torch.equal(part.images, real.images[idx]) and torch.equal(part.labels, real.labels[idx])
+    for c in range(10):
+        assert (part.labels[part.class_indices[c]] == c).all()
+    assert sum(part.class_count(c) for c in range(10)) == idx.numel()

@@ -82,6 +82,15 @@ class RealData:
         perm = torch.randperm(pool.numel(), generator=generator)[:n].to(pool.device)
         return pool[perm]
 
+    def subset(self, indices: torch.Tensor) -> "RealData":
+        """The images at ``indices`` with their labels, classes and name unchanged (e.g. the part of the
+        training split a NAS search may learn from, its validation images held out)."""
+        idx = torch.as_tensor(indices, dtype=torch.long, device=self.device)
+        labels = self.labels[idx]
+        order = torch.argsort(labels, stable=True)
+        counts = torch.bincount(labels, minlength=self.num_classes).tolist()
+        return replace(self, images=self.images[idx], labels=labels, class_indices=list(torch.split(order, counts)))
+
     def subset_classes(self, classes: list[int]) -> "RealData":
         """Only the images of ``classes``, relabelled 0..len(classes)-1 in the given order (class-incremental
         steps see their own classes only). The name records the subset, so caches keyed on it stay apart."""

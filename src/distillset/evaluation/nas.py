@@ -88,6 +88,12 @@ def validation_split(real: RealData, fraction: float, seed: int) -> tuple[torch.
     return torch.cat(search), torch.cat(held)
 
 
+def search_data(real: RealData, fraction: float = 0.1, seed: int = 0) -> RealData:
+    """The training images a NAS run with this validation split searches on (its validation images left
+    out): what a proxy should be condensed from so that it has never seen the images that rank it."""
+    return real.subset(validation_split(real, fraction, seed)[0])
+
+
 def train_steps(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, epochs: float, batch_size: int, lr: float,
                 generator: torch.Generator) -> None:
     """SGD (momentum 0.9, wd 5e-4, lr x0.1 at half) for ``epochs`` passes; a fractional epoch stops early."""
