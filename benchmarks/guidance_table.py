@@ -7,9 +7,9 @@ one fully trained model. This script trains one pool (--pool-models x --pool-see
 --models (first = the training architecture; the rest measure cross-architecture generalisation):
 
     none            no guidance (the baseline)
-    one-final       ConvNet, seed 0, last checkpoint
-    one-early       ConvNet, seed 0, first checkpoint (sub-optimal)
-    seeds-final     ConvNet, every seed, last checkpoint (diverse initialisations)
+    one-final       the first pool model (ConvNet), seed 0, last checkpoint
+    one-early       the same, first checkpoint (sub-optimal)
+    seeds-final     the first pool model, every seed, last checkpoint (diverse initialisations)
     archs-final     every architecture, seed 0, last checkpoint (diverse architectures)
     archs-early     every architecture, seed 0, first checkpoint
     all             every member (architectures x seeds x checkpoints)
@@ -41,13 +41,12 @@ from common import measure_runs, merge_results  # noqa: E402
 SETTINGS = ("none", "one-final", "one-early", "seeds-final", "archs-final", "archs-early", "all")
 
 
-def guide_spec(setting: str, pool: Path, first: int, last: int) -> str:
+def guide_spec(setting: str, pool: Path, main_model: str, first: int, last: int) -> str:
     """The --guide-models specification of a setting (pool filters: ';' between keys, '|' between values)."""
-    filters = {"none": None, "one-final": f"model=convnet;seed=0;epoch={last}", "one-early": f"model=convnet;seed=0;epoch={first}",
-               "seeds-final": f"model=convnet;epoch={last}", "archs-final": f"seed=0;epoch={last}",
+    filters = {"none": None, "one-final": f"model={main_model};seed=0;epoch={last}",
+               "one-early": f"model={main_model};seed=0;epoch={first}", "seeds-final": f"model={main_model};epoch={last}",
+               "archs-final": f"seed=0;epoch={last}",
                "archs-early": f"seed=0;epoch={first}", "all": ""}
-    if setting not in filters:
-        raise SystemExit(f"unknown guide setting '{setting}'; choose from {', '.join(SETTINGS)}")
     value = filters[setting]
     return "" if value is None else f"{pool}:{value}" if value else str(pool)
 
@@ -96,6 +95,9 @@ def main() -> None:
     path = Path(args.results)
     results = json.loads(path.read_text()) if path.is_file() else {}
     methods, settings, models = args.methods.split(","), args.settings.split(","), args.models.split(",")
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown:
+        raise SystemExit(f"unknown guide setting(s) {', '.join(unknown)}; choose from {', '.join(SETTINGS)}")
     if args.merge:
         results = merge_results(results, [Path(f) for f in args.merge.split(",") if f])
         atomic_write_json(path, results)
@@ -111,11 +113,14 @@ def main() -> None:
         iterations = {"dc": args.dc_iterations, "dsa": args.dc_iterations, "dm": args.dm_iterations}
         for method in methods:
             for setting in settings:
-                spec = guide_spec(setting, pool, epochs[0], epochs[-1])
+                spec = guide_spec(setting, pool, args.pool_models.split(",")[0], epochs[0], epochs[-1])
                 options = {"guide_models": spec, "guide_weight": args.guide_weight} if spec else {}
-                outcome = run_condense(method, args.dataset, args.ipc, Path(args.out) / f"{method}-{setting}",
-                                       iterations=iterations.get(method), data_root=args.data_root, device=str(device),
-                                       options=options, progress=False, log=lambda message: None)
+                try:
+                    outcome = run_condense(method, args.dataset, args.ipc, Path(args.out) / f"{method}-{setting}",
+                                           iterations=iterations.get(method), data_root=args.data_root, device=str(device),
+                                           options=options, progress=False, log=lambda message: None)
+                except ds.DistillsetError as exc:
+                    raise SystemExit(f"{method}, guides '{setting}': {exc}") from None
                 key = f"{args.dataset}/{method}/{setting}"
                 if f"{key}/condense" not in results:  # per-iteration time: a resumed run's total would count one call only
                     per_iteration = outcome.record["timings_s"]["seconds_per_iteration"]

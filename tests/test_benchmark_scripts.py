@@ -1,0 +1,103 @@
+"""The benchmark scripts' bookkeeping on digits: run-by-run storage, resuming, and the tables they print.
+
+Benchmarks are not tests, but a results file that silently re-measures, skips or mixes cells would
+corrupt BENCHMARKS.md, so the shared helpers and each table script are exercised at a tiny budget.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+import distillset as ds
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import common  # noqa: E402
+
+
+def run_script(module_name: str, args: list[str], monkeypatch) -> None:
+    module = __import__(module_name)
+    monkeypatch.setattr(sys, "argv", [module_name, *args])
+    module.main()
+
+
+def test_measure_runs_stores_each_run_and_resumes_with_the_missing_ones(tmp_path, digits):
+    real = ds.real_data(digits, "train")
+    synset = ds.make_coreset("random", real, 2, seed=0)
+    path = tmp_path / "results.json"
+    results: dict = {}
+    cell = common.measure_runs(results, "digits/random/2", path, synset, digits, 2, 5, "cpu", model="mlp", extra={"note": 1})
+    assert cell["run_indices"] == [0, 1] and cell["note"] == 1 and json.loads(path.read_text())["digits/random/2"] == cell
+    full = ds.evaluate_synset(synset, digits.test_images, digits.test_labels, models=["mlp"], runs=3, epochs=5, seed=0)
+    grown = common.measure_runs(results, "digits/random/2", path, synset, digits, 3, 5, "cpu", model="mlp")
+    assert grown["accs"] == full.results["mlp"].accs  # runs 0 and 1 kept, run 2 added: the same as all three at once
+    assert common.stored_runs(results, "digits/random/2", 5) == dict(enumerate(full.results["mlp"].accs))
+    assert common.stored_runs(results, "digits/random/2", 6) == {}  # another schedule is another measurement
+
+
+def test_merge_refuses_two_different_measurements_of_one_cell(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps({"x": {"accs": [0.5]}}))
+    b.write_text(json.dumps({"x": {"accs": [0.6]}, "y": {"accs": [0.7]}}))
+    assert set(common.merge_results({}, [a])) == {"x"}
+    with pytest.raises(SystemExit, match="cell x differs"):
+        common.merge_results({}, [a, b])
+
+
+def test_dq_table_measures_every_method_and_model_and_resumes(tmp_path, monkeypatch, capsys):
+    results = tmp_path / "dq.json"
+    args = ["--datasets", "digits", "--ratios", "0.05", "--models", "convnet-d2-w32,mlp", "--runs", "1", "--images-seen", "300",
+            "--results", str(results)]
+    run_script("dq_table", args, monkeypatch)
+    cells = json.loads(results.read_text())
+    assert set(cells) == {f"digits/{m}/0.05/{n}" for m in ("dq", "random", "herding") for n in ("convnet-d2-w32", "mlp")}
+    assert all(c["epochs"] == 4 and c["ipc"] == 7 for c in cells.values())  # 5% of 1437 images = 7 per class; 300 / 70 seen
+    out = capsys.readouterr().out
+    assert "digits, 5% of the training set" in out and "| dq |" in out
+    run_script("dq_table", args + ["--model-runs", "mlp=2"], monkeypatch)
+    again = json.loads(results.read_text())
+    assert [len(again[f"digits/dq/0.05/{n}"]["accs"]) for n in ("convnet-d2-w32", "mlp")] == [1, 2]
+    assert again["digits/dq/0.05/mlp"]["accs"][0] == cells["digits/dq/0.05/mlp"]["accs"][0]
+    with pytest.raises(SystemExit, match="cannot take 1x8x8 inputs"):
+        run_script("dq_table", args[:5] + ["lenet"] + args[6:], monkeypatch)
+
+
+def test_guidance_table_condenses_each_setting_once(tmp_path, monkeypatch, capsys):
+    results = tmp_path / "guidance.json"
+    args = ["--dataset", "digits", "--methods", "dm", "--settings", "none,one-early,archs-final", "--dm-iterations", "2",
+            "--pool-models", "convnet-d2-w32,mlp", "--pool-seeds", "0", "--pool-epochs", "1,2", "--models", "mlp",
+            "--runs", "1", "--epochs", "5", "--out", str(tmp_path / "runs"), "--results", str(results)]
+    run_script("guidance_table", args, monkeypatch)
+    cells = json.loads(results.read_text())
+    assert cells["digits/dm/none/condense"]["guides"] == ""
+    assert cells["digits/dm/one-early/condense"]["guides"].endswith("pool-digits:model=convnet-d2-w32;seed=0;epoch=1")
+    assert cells["digits/dm/archs-final/condense"]["guides"].endswith("pool-digits:seed=0;epoch=2")
+    assert {"digits/dm/none/mlp", "digits/dm/one-early/mlp", "digits/dm/archs-final/mlp"} <= set(cells)
+    assert "| dm | archs-final |" in capsys.readouterr().out
+    run_script("guidance_table", args, monkeypatch)  # everything is stored: nothing is condensed or trained again
+    assert json.loads(results.read_text()) == cells
+    with pytest.raises(SystemExit, match="unknown guide setting"):
+        run_script("guidance_table", args + ["--settings", "bogus"], monkeypatch)
+
+
+def test_nas_proxies_condense_from_the_search_split_and_rank_every_proxy(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "nas"
+    args = ["--dataset", "digits", "--model", "convnet-d2-w32", "--methods", "dm", "--iterations", "dm=2", "--ipc", "2",
+            "--proxy-epochs", "5", "--reference-epochs", "0.5", "--final-epochs", "0.5", "--out", str(out)]
+    run_script("nas_proxies", args, monkeypatch)
+    proxy = ds.SynSet.load(out / "dm-ipc2.safetensors")
+    assert proxy.dataset == "digits" and proxy.config["nas_search_split"] == {"validation_fraction": 0.1, "seed": 0}
+    results = json.loads((out / "results.json").read_text())
+    assert set(results) == {"random", str(out / "dm-ipc2.safetensors"), "whole"}
+    whole = results["whole"]
+    assert whole["proxy_epochs"] == pytest.approx(20 * 5 / whole["proxy_images"])  # the proxies' cost in images seen
+    assert all(-1 <= r["spearman"] <= 1 for r in results.values())
+    table = capsys.readouterr().out
+    assert "| dm-ipc2 | 20 x 5 |" in table and "| random-ipc2 |" in table
+    run_script("nas_proxies", args, monkeypatch)  # stored: nothing searched again
+    assert json.loads((out / "results.json").read_text()) == results
