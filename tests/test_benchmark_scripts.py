@@ -101,3 +101,16 @@ def test_nas_proxies_condense_from_the_search_split_and_rank_every_proxy(tmp_pat
     assert "| dm-ipc2 | 20 x 5 |" in table and "| random-ipc2 |" in table
     run_script("nas_proxies", args, monkeypatch)  # stored: nothing searched again
     assert json.loads((out / "results.json").read_text()) == results
+
+
+def test_coreset_table_grows_a_cell_by_its_missing_runs(tmp_path, monkeypatch, capsys):
+    results = tmp_path / "coreset.json"
+    args = ["--datasets", "digits", "--ipc", "1", "--methods", "random,herding", "--epochs", "5", "--results", str(results)]
+    run_script("coreset_table", args + ["--runs", "1", "--whole-epochs", "1"], monkeypatch)
+    first = json.loads(results.read_text())
+    assert set(first) == {"digits/random/1", "digits/herding/1", "digits/whole"}
+    run_script("coreset_table", args + ["--runs", "2"], monkeypatch)
+    grown = json.loads(results.read_text())
+    assert grown["digits/random/1"]["run_indices"] == [0, 1]
+    assert grown["digits/random/1"]["accs"][0] == first["digits/random/1"]["accs"][0]
+    assert "| digits | herding | " in capsys.readouterr().out
