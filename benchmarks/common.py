@@ -44,6 +44,25 @@ def forward_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
     return counter.get_total_flops()
 
 
+def add_results_arguments(parser, default: str) -> None:
+    """--results (the JSON file every cell or run is stored in), --merge and --table: the same in every table script."""
+    parser.add_argument("--results", default=default)
+    parser.add_argument("--merge", default="", help="comma-separated results files (of parallel runs) to fold into --results")
+    parser.add_argument("--table", action="store_true", help="only print the table of --results (after --merge)")
+
+
+def open_results(args, may_differ: tuple[str, ...] = ()) -> tuple[Path, dict]:
+    """The results file named by --results and its cells, with the --merge files folded in (and written back)."""
+    from distillset.fileio import atomic_write_json
+
+    path = Path(args.results)
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    if args.merge:
+        results = merge_results(results, [Path(f) for f in args.merge.split(",") if f], may_differ)
+        atomic_write_json(path, results)
+    return path, results
+
+
 def merge_results(results: dict, files: list[Path], may_differ: tuple[str, ...] = ()) -> dict:
     """Fold the cells of other results files (of runs made in parallel) into ``results``.
 
@@ -57,6 +76,22 @@ def merge_results(results: dict, files: list[Path], may_differ: tuple[str, ...] 
                 raise SystemExit(f"{file}: cell {key} differs from the one already in the results; keep one of them")
             merged.setdefault(key, cell)
     return merged
+
+
+def model_columns(cells: list[dict | None]) -> list[str]:
+    """Table cells for one row of per-model results (first model first): "mean +- std (runs)" each, then the
+    mean over the models after the first, the cross-architecture figure ("-" until all of them are measured)."""
+    import numpy as np
+
+    row = [f"{100 * c['mean']:.2f} +- {100 * c['std']:.2f} ({len(c['accs'])})" if c else "-" for c in cells]
+    if len(cells) > 1:
+        means = [c["mean"] for c in cells[1:] if c]
+        row.append(f"{100 * np.mean(means):.2f}" if len(means) == len(cells) - 1 else "-")
+    return row
+
+
+def model_header(models: list[str]) -> str:
+    return " | ".join(models) + (f" | mean of {', '.join(models[1:])}" if len(models) > 1 else "")
 
 
 def stored_runs(results: dict, key: str, epochs: int) -> dict[int, float]:

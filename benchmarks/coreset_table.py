@@ -12,7 +12,6 @@ every cell measured so far.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,13 +21,9 @@ from distillset.fileio import atomic_write_json
 from distillset.runner import resolve_device
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import measure_runs, merge_results, stored_runs  # noqa: E402
+from common import add_results_arguments, measure_runs, open_results, stored_runs  # noqa: E402
 
 METHODS = ("random", "herding", "kcenter", "forgetting")
-
-
-def load_results(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def table(results: dict, datasets: list[str], ipcs: list[int]) -> str:
@@ -59,18 +54,12 @@ def main() -> None:
     parser.add_argument("--whole-epochs", type=int, default=0, help="also train on the whole training set for this many epochs")
     parser.add_argument("--whole-runs", type=int, default=1, help="fresh networks for the whole-data reference")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--results", default="benchmarks/results/coreset_table.json")
-    parser.add_argument("--merge", default="", help="comma-separated results files (of parallel runs) to fold into --results")
-    parser.add_argument("--table", action="store_true", help="only print the table of --results (after --merge)")
+    add_results_arguments(parser, "benchmarks/results/coreset_table.json")
     args = parser.parse_args()
 
     device = resolve_device(args.device)
-    path = Path(args.results)
-    results = load_results(path)
+    path, results = open_results(args)
     datasets, ipcs = args.datasets.split(","), [int(v) for v in args.ipc.split(",")]
-    if args.merge:
-        results = merge_results(results, [Path(f) for f in args.merge.split(",") if f])
-        atomic_write_json(path, results)
     if args.table:
         print(table(results, datasets, ipcs))
         return

@@ -16,19 +16,15 @@ at least 1), so every ratio costs about the same; --epochs fixes the epochs inst
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 import distillset as ds
-from distillset.fileio import atomic_write_json
 from distillset.methods import ipc_for_ratio
 from distillset.runner import resolve_device
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import measure_runs, merge_results, stored_runs  # noqa: E402
+from common import add_results_arguments, measure_runs, model_columns, model_header, open_results, stored_runs  # noqa: E402
 
 METHODS = ("dq", "random", "herding")
 MODELS = ("convnet", "mlp", "lenet", "resnet18")
@@ -41,16 +37,10 @@ def schedule(images_seen: int, size: int, epochs: int | None) -> int:
 def table(results: dict, dataset: str, ratio: float, methods: list[str], models: list[str]) -> str:
     """Rows are methods; a column per model, then the mean over the models other than the first (the
     feature network's architecture), which is where architecture-independence shows."""
-    others = models[1:]
-    lines = [f"{dataset}, {100 * ratio:g}% of the training set", "",
-             "| method | " + " | ".join(models) + (f" | mean of {', '.join(others)}" if others else "") + " |",
-             "|---|" + "---|" * (len(models) + bool(others))]
+    lines = [f"{dataset}, {100 * ratio:g}% of the training set", "", f"| method | {model_header(models)} |",
+             "|---|" + "---|" * (len(models) + (len(models) > 1))]
     for method in methods:
-        cells = [results.get(f"{dataset}/{method}/{ratio:g}/{m}") for m in models]
-        row = [f"{100 * c['mean']:.2f} +- {100 * c['std']:.2f} ({len(c['accs'])})" if c else "-" for c in cells]
-        if others:
-            means = [c["mean"] for c in cells[1:] if c]
-            row.append(f"{100 * np.mean(means):.2f}" if len(means) == len(others) else "-")
+        row = model_columns([results.get(f"{dataset}/{method}/{ratio:g}/{m}") for m in models])
         lines.append(f"| {method} | " + " | ".join(row) + " |")
     epochs = sorted({results[k]["epochs"] for k in results if k.startswith(f"{dataset}/") and f"/{ratio:g}/" in k})
     if epochs:
@@ -72,20 +62,14 @@ def main() -> None:
     parser.add_argument("--feature-epochs", type=int, default=3)
     parser.add_argument("--bins", type=int, default=10, help="DQ: GraphCut bins per class")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--results", default="benchmarks/results/dq_table.json")
-    parser.add_argument("--merge", default="", help="comma-separated results files (of parallel runs) to fold into --results")
-    parser.add_argument("--table", action="store_true", help="only print the tables of --results (after --merge)")
+    add_results_arguments(parser, "benchmarks/results/dq_table.json")
     args = parser.parse_args()
 
     device = resolve_device(args.device)
-    path = Path(args.results)
-    results = json.loads(path.read_text()) if path.is_file() else {}
+    path, results = open_results(args)
     datasets, ratios = args.datasets.split(","), [float(r) for r in args.ratios.split(",")]
     methods, models = args.methods.split(","), args.models.split(",")
     runs = {m: args.runs for m in models} | {m: int(n) for m, _, n in (p.partition("=") for p in args.model_runs.split(",") if p)}
-    if args.merge:
-        results = merge_results(results, [Path(f) for f in args.merge.split(",") if f])
-        atomic_write_json(path, results)
     if not args.table:
         for dataset in datasets:
             data = ds.load_dataset(dataset, data_root=args.data_root)

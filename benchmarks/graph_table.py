@@ -12,7 +12,6 @@ completed across sessions. Prints the table with the published numbers beside ou
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from distillset.graph.gcond import run_gcond
 from distillset.graph.led import energy_distribution, graph_led, led_shift
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import merge_results  # noqa: E402
+from common import add_results_arguments, open_results  # noqa: E402
 
 PUBLISHED = {  # ../shared/PAPERS.md (test accuracy %, GCN)
     ("cora", "gcond", 0.25): 79.8, ("citeseer", "gcond", 0.25): 70.5, ("citeseer", "gcond", 0.5): 70.6,
@@ -51,16 +50,10 @@ def main() -> None:
     parser.add_argument("--cross-arch", action="store_true")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="runs/bench-graph")
-    parser.add_argument("--results", default="benchmarks/results/graph_table.json")
-    parser.add_argument("--merge", default="", help="comma-separated results files (of parallel runs) to fold into --results")
-    parser.add_argument("--table", action="store_true", help="only print the table of --results (after --merge)")
+    add_results_arguments(parser, "benchmarks/results/graph_table.json")
     args = parser.parse_args()
 
-    path = Path(args.results)
-    results = json.loads(path.read_text()) if path.is_file() else {}
-    if args.merge:
-        results = merge_results(results, [Path(f) for f in args.merge.split(",") if f], may_differ=("/whole",))
-        atomic_write_json(path, results)
+    path, results = open_results(args, may_differ=("/whole",))
     if args.table:
         print(table(results, ARCHS))
         return

@@ -23,11 +23,8 @@ Condensed sets live in OUT/METHOD-SETTING (resumable runs); every evaluation run
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-
-import numpy as np
 
 import distillset as ds
 from distillset.condense import run_condense
@@ -36,7 +33,7 @@ from distillset.methods.guidance import PoolConfig, train_pool
 from distillset.runner import resolve_device
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import measure_runs, merge_results  # noqa: E402
+from common import add_results_arguments, measure_runs, model_columns, model_header, open_results  # noqa: E402
 
 SETTINGS = ("none", "one-final", "one-early", "seeds-final", "archs-final", "archs-early", "all")
 
@@ -52,16 +49,10 @@ def guide_spec(setting: str, pool: Path, main_model: str, first: int, last: int)
 
 
 def table(results: dict, dataset: str, methods: list[str], settings: list[str], models: list[str]) -> str:
-    others = models[1:]
-    lines = ["| method | guides | " + " | ".join(models) + (f" | mean of {', '.join(others)}" if others else "") + " | condense (s) |",
-             "|---|---|" + "---|" * (len(models) + bool(others) + 1)]
+    lines = [f"| method | guides | {model_header(models)} | condense (s) |", "|---|---|" + "---|" * (len(models) + (len(models) > 1) + 1)]
     for method in methods:
         for setting in settings:
-            cells = [results.get(f"{dataset}/{method}/{setting}/{m}") for m in models]
-            row = [f"{100 * c['mean']:.2f} +- {100 * c['std']:.2f} ({len(c['accs'])})" if c else "-" for c in cells]
-            if others:
-                means = [c["mean"] for c in cells[1:] if c]
-                row.append(f"{100 * np.mean(means):.2f}" if len(means) == len(others) else "-")
+            row = model_columns([results.get(f"{dataset}/{method}/{setting}/{m}") for m in models])
             made = results.get(f"{dataset}/{method}/{setting}/condense")
             row.append(f"{made['seconds']:.0f}" if made else "-")
             lines.append(f"| {method} | {setting} | " + " | ".join(row) + " |")
@@ -86,21 +77,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default="runs/guidance")
-    parser.add_argument("--results", default="benchmarks/results/guidance_table.json")
-    parser.add_argument("--merge", default="", help="comma-separated results files (of parallel runs) to fold into --results")
-    parser.add_argument("--table", action="store_true", help="only print the table of --results (after --merge)")
+    add_results_arguments(parser, "benchmarks/results/guidance_table.json")
     args = parser.parse_args()
 
     device = resolve_device(args.device)
-    path = Path(args.results)
-    results = json.loads(path.read_text()) if path.is_file() else {}
+    path, results = open_results(args)
     methods, settings, models = args.methods.split(","), args.settings.split(","), args.models.split(",")
     unknown = sorted(set(settings) - set(SETTINGS))
     if unknown:
         raise SystemExit(f"unknown guide setting(s) {', '.join(unknown)}; choose from {', '.join(SETTINGS)}")
-    if args.merge:
-        results = merge_results(results, [Path(f) for f in args.merge.split(",") if f])
-        atomic_write_json(path, results)
     if not args.table:
         pool = Path(args.out) / f"pool-{args.dataset}"
         epochs = sorted(int(e) for e in args.pool_epochs.split(","))

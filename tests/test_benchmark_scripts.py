@@ -6,6 +6,7 @@ corrupt BENCHMARKS.md, so the shared helpers and each table script are exercised
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -47,6 +48,11 @@ def test_merge_refuses_two_different_measurements_of_one_cell(tmp_path):
     assert set(common.merge_results({}, [a])) == {"x"}
     with pytest.raises(SystemExit, match="cell x differs"):
         common.merge_results({}, [a, b])
+    assert common.merge_results({}, [a, b], may_differ=("x",))["x"] == {"accs": [0.5]}  # the first value seen is kept
+    args = argparse.Namespace(results=str(tmp_path / "all.json"), merge=f"{a},{tmp_path / 'c.json'}")
+    (tmp_path / "c.json").write_text(json.dumps({"y": {"accs": [0.7]}}))
+    path, results = common.open_results(args)
+    assert results == {"x": {"accs": [0.5]}, "y": {"accs": [0.7]}} == json.loads(path.read_text())
 
 
 def test_dq_table_measures_every_method_and_model_and_resumes(tmp_path, monkeypatch, capsys):
