@@ -63,6 +63,29 @@ def test_continual_runs_resumes_and_reports(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(cl, "evaluate_synset", no_more_work)
     assert main(args) == 0  # everything is on disk: resumes without work
     assert main(args[:-4] + ["--epochs", "21", "--out", str(tmp_path)]) == 2  # another configuration is refused
+    changed = [a if a != "dm=3" else "dm=4" for a in args]
+    assert main(changed) == 2 and "dm used 3 iterations per step, not 4" in capsys.readouterr().err
+
+
+def test_continual_methods_run_apart_add_up_to_one_table(tmp_path, capsys):
+    from distillset.cli import main
+
+    common = ["continual", "--dataset", "digits", "--steps", "2", "--ipc", "2", "--orders", "1", "--model", MODEL,
+              "--epochs", "10", "--iterations", "dm=2"]
+    assert main(common + ["--memory", "random", "--out", str(tmp_path / "a")]) == 0
+    assert main(common + ["--memory", "dm", "--out", str(tmp_path / "b")]) == 0
+    merged = cl.merge_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "all")
+    assert merged["config"]["memories"] == ["random", "dm"] and merged["iterations"] == {"random": None, "dm": 2}
+    assert len(merged["cells"]) == 2 * 2 and "| dm |" in (tmp_path / "all" / "results.md").read_text()
+    # a later method added to a finished folder keeps its cells
+    assert main(common + ["--memory", "random,herding", "--out", str(tmp_path / "a")]) == 0
+    grown = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert grown["config"]["memories"] == ["random", "herding"] and len(grown["cells"]) == 4
+    capsys.readouterr()
+    longer = [a if a != "10" else "11" for a in common]  # 11 training epochs per step: another protocol
+    assert main(longer + ["--memory", "dm", "--out", str(tmp_path / "c")]) == 0
+    with pytest.raises(DistillsetError, match="another configuration"):
+        cl.merge_runs([tmp_path / "a", tmp_path / "c"], tmp_path / "bad")
 
 
 def test_search_spaces():

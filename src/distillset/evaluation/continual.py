@@ -25,7 +25,7 @@ import torch
 from ..augment import strategy_for
 from ..data.real import RealData
 from ..errors import DistillsetError, unknown_name
-from ..fileio import atomic_write_json
+from ..fileio import atomic_write_bytes, atomic_write_json
 from ..seeding import make_generator
 from ..synset import SynSet
 from .protocol import evaluate_synset
@@ -101,11 +101,8 @@ def run_continual(config: ContinualConfig, out: str | os.PathLike, data_root=Non
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
-    if results.get("config", asdict(config)) != asdict(config):
-        raise DistillsetError(f"{out} holds a continual-learning run with another configuration ({results['config']}); "
-                              "choose another --out")
-    results["config"] = asdict(config)
-    cells = results.setdefault("cells", {})
+    results = combine(results, fresh_results(config), f"{out} holds a continual-learning run")
+    cells = results["cells"]
     test_labels = np.asarray(data.test_labels)
     orders = class_orders(data.num_classes, config.orders, config.seed)
     for method in config.memories:
@@ -141,9 +138,71 @@ def run_continual(config: ContinualConfig, out: str | os.PathLike, data_root=Non
                 atomic_write_json(results_path, results)
                 log(f"{method}, order {o}, step {s + 1}/{config.steps} ({len(seen)} classes, {len(whole)} images): "
                     f"{100 * float(np.mean(accs)):.2f}%")
-    (out / "results.md").write_text(markdown_table(results) + "\n")
-    plot(results, out / "continual.png")
+    write_report(results, out)
     return results
+
+
+def fresh_results(config: ContinualConfig) -> dict:
+    """An empty results mapping for ``config``: its identity, the iterations of each of its memory methods."""
+    iterations = {m: config.iterations.get(m) if isinstance(config.iterations, dict) else config.iterations for m in config.memories}
+    identity = {k: v for k, v in asdict(config).items() if k not in ("memories", "iterations")}
+    return {"config": identity | {"memories": list(config.memories)}, "iterations": iterations, "cells": {}}
+
+
+def combine(results: dict, other: dict, what: str) -> dict:
+    """``results`` and ``other`` as one mapping: the same protocol (everything but the memory methods), the same
+    iterations for a method both ran, and no cell measured differently; so methods run in separate processes
+    or sessions (one per core) add up to one table, and a rerun with changed settings is refused, not mixed in."""
+    if not results:
+        return json.loads(json.dumps(_upgraded(other)))
+    results, other = _upgraded(results), _upgraded(other)
+    mine, theirs = results["config"], other["config"]
+    protocol = [k for k in set(mine) | set(theirs) if k != "memories"]
+    if any(mine.get(k) != theirs.get(k) for k in protocol):
+        raise DistillsetError(f"{what} with another configuration ({mine}); choose another --out")
+    iterations = dict(results.get("iterations", {}))
+    for method, value in other.get("iterations", {}).items():
+        if method in iterations and iterations[method] != value:
+            raise DistillsetError(f"{what} where {method} used {iterations[method]} iterations per step, not {value}; "
+                                  "choose another --out")
+        iterations[method] = value
+    cells = dict(results["cells"])
+    for key, cell in other["cells"].items():
+        if key in cells and cells[key] != cell:
+            raise DistillsetError(f"{what} with a different measurement of {key}; keep one of them")
+        cells[key] = cell
+    memories = list(dict.fromkeys(mine["memories"] + theirs["memories"]))
+    return {"config": mine | {"memories": memories}, "iterations": iterations, "cells": cells}
+
+
+def _upgraded(results: dict) -> dict:
+    """Results written before iterations were kept per method (one value in the config) in today's layout."""
+    if "iterations" not in results["config"]:
+        return results
+    config = dict(results["config"])
+    value = config.pop("iterations")
+    return results | {"config": config, "iterations": {m: value.get(m) if isinstance(value, dict) else value
+                                                     for m in config["memories"]}}
+
+
+def merge_runs(folders: list[str | os.PathLike], out: str | os.PathLike) -> dict:
+    """One table (results.json, results.md, continual.png in ``out``) from the folders of runs made in parallel."""
+    merged: dict = {}
+    for folder in folders:
+        path = Path(folder) / "results.json"
+        if not path.is_file():
+            raise DistillsetError(f"{folder} holds no continual-learning results ({path} is missing)")
+        merged = combine(merged, json.loads(path.read_text()), f"{folder} is a continual-learning run")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "results.json", merged)
+    write_report(merged, out)
+    return merged
+
+
+def write_report(results: dict, out: Path) -> None:
+    atomic_write_bytes(out / "results.md", (markdown_table(results) + "\n").encode())  # the table as the CLI prints it
+    plot(results, out / "continual.png")
 
 
 def step_summary(results: dict, method: str, step: int) -> tuple[float, float, int]:
