@@ -2,7 +2,8 @@
 
 Builds (or resumes) an experiment over --methods x --datasets at --ipc with the six evaluation models,
 then prints one table per dataset: rows are methods, columns are models, cells mean +- std (%).
-Every cell is resumable (OUT/cells.json), so the table can be completed across sessions.
+Every finished cell is kept in OUT/cells.json and every evaluation run of an unfinished one in OUT/runs.json,
+so the table can be completed across sessions.
 
     python benchmarks/cross_arch.py --data-root ../shared/data --ipc 1 --runs 5 --out runs/cross-arch
 """

@@ -2,8 +2,8 @@
 selected), evaluated, and written as one Markdown table and one CSV.
 
 Every cell is a normal run directory (resumable, recognised when finished), and every evaluated cell
-is recorded in OUT/cells.json as soon as it is done, so an interrupted experiment continues where it
-stopped. Sets made by DSA and DM are evaluated with DSA augmentation when ``eval.dsa`` is "auto", as
+is recorded in OUT/cells.json as soon as it is done (each evaluation run of a cell in OUT/runs.json until
+the cell is complete), so an interrupted experiment continues where it stopped. Sets made by DSA and DM are evaluated with DSA augmentation when ``eval.dsa`` is "auto", as
 those papers do; 1000 epochs then unless ``eval.epochs`` says otherwise.
 """
 
@@ -77,6 +77,8 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike | None = Non
     out.mkdir(parents=True, exist_ok=True)
     cells_path = out / "cells.json"
     cells = json.loads(cells_path.read_text()) if cells_path.is_file() else {}
+    progress_path = out / "runs.json"  # the evaluation runs of cells not finished yet, so a cell resumes at its next run
+    progress = json.loads(progress_path.read_text()) if progress_path.is_file() else {}
     torch_device = resolve_device(device)
     root = data_root or config.data_root
     for dataset in config.datasets:
@@ -102,23 +104,51 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike | None = Non
                         model = options.pop("model", "convnet")
                         outcome = run_condense(method, dataset, ipc, cell_dir, model=model, iterations=iterations, seed=seed,
                                                data_root=root, device=device, options=options, progress=False, log=log)
-                    made = time.perf_counter() - start
+                    # a cell whose evaluation was cut off keeps the time its set took to make the first time
+                    state = progress.setdefault(key, {"runs": {}, "seconds": 0.0, "make_seconds": time.perf_counter() - start})
+                    made = state["make_seconds"]
                     augment = config.dsa == "always" or (config.dsa == "auto" and method in ("dsa", "dm"))
-                    results = evaluate_synset(outcome.synset, data.test_images, data.test_labels, models=config.models,
-                                              runs=config.runs, epochs=config.epochs, seed=seed, device=torch_device,
-                                              augment=DSA(strategy_for(dataset)) if augment else None)
+                    accs, failed, epochs, eval_seconds = evaluate_run_by_run(
+                        outcome.synset, data, config, seed, torch_device, DSA(strategy_for(dataset)) if augment else None,
+                        state, progress, progress_path)
                     cells[key] = {"dataset": dataset, "method": method, "ipc": ipc, "seed": seed, "make_seconds": made,
-                                  "eval_seconds": time.perf_counter() - start - made, "augment": augment,
-                                  "epochs": results.config["epochs"],
-                                  "accs": {m: r.accs for m, r in results.results.items()},
-                                  "failed": {m: r.failed for m, r in results.results.items() if r.failed}}
+                                  "eval_seconds": eval_seconds, "augment": augment, "epochs": epochs, "accs": accs,
+                                  "failed": failed}
                     atomic_write_json(cells_path, cells)
+                    progress.pop(key, None)
+                    atomic_write_json(progress_path, progress)
                     log(f"{key}: " + ", ".join(f"{m} {100 * np.mean(a):.2f}%" for m, a in cells[key]["accs"].items() if a))
     rows = summarise(config, cells)
     table = markdown_table(config, rows)
     atomic_write_bytes(out / "results.md", (table + "\n").encode())
     atomic_write_bytes(out / "results.csv", csv_text(rows).encode())
     return table
+
+
+def evaluate_run_by_run(synset, data, config: ExperimentConfig, seed: int, device, augment, state: dict, progress: dict,
+                        progress_path: Path) -> tuple[dict, dict, int, float]:
+    """Evaluate a cell's set on every model one run at a time, storing each finished run in its ``state``
+    within ``progress`` (written to ``progress_path``): an interrupted evaluation (a cross-architecture cell
+    takes the better part of an hour on a CPU) resumes at its next run, and each run trains the network it
+    would in one full evaluation. Returns the accuracies and failures per model, the epochs and the
+    evaluation seconds (summed over sessions)."""
+    epochs = None
+    for model in config.models:
+        done = state["runs"].setdefault(model, {})
+        for run in [r for r in range(config.runs) if str(r) not in done]:
+            start = time.perf_counter()
+            results = evaluate_synset(synset, data.test_images, data.test_labels, models=[model], runs=config.runs,
+                                      run_indices=[run], epochs=config.epochs, seed=seed, device=device, augment=augment)
+            result = results.results[model]
+            done[str(run)] = {"acc": result.accs[0]} if result.accs else {"failed": result.failed[0]}
+            state["seconds"] += time.perf_counter() - start
+            state["epochs"] = results.config["epochs"]
+            atomic_write_json(progress_path, progress)
+        epochs = state.get("epochs", epochs)
+    outcomes = {m: [state["runs"][m][str(r)] for r in range(config.runs)] for m in config.models}
+    accs = {m: [o["acc"] for o in runs if "acc" in o] for m, runs in outcomes.items()}
+    failed = {m: [o["failed"] for o in runs if "failed" in o] for m, runs in outcomes.items()}
+    return accs, {m: f for m, f in failed.items() if f}, epochs, state["seconds"]
 
 
 def summarise(config: ExperimentConfig, cells: dict) -> list[dict]:
