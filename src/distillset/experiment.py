@@ -3,8 +3,9 @@ selected), evaluated, and written as one Markdown table and one CSV.
 
 Every cell is a normal run directory (resumable, recognised when finished), and every evaluated cell
 is recorded in OUT/cells.json as soon as it is done (each evaluation run of a cell in OUT/runs.json until
-the cell is complete), so an interrupted experiment continues where it stopped. Sets made by DSA and DM are evaluated with DSA augmentation when ``eval.dsa`` is "auto", as
-those papers do; 1000 epochs then unless ``eval.epochs`` says otherwise.
+the cell is complete), so an interrupted experiment continues where it stopped. Sets made by DSA and
+DM are evaluated with DSA augmentation when ``eval.dsa`` is "auto", as those papers do; 1000 epochs
+then unless ``eval.epochs`` says otherwise.
 """
 
 from __future__ import annotations

@@ -144,7 +144,8 @@ def run_continual(config: ContinualConfig, out: str | os.PathLike, data_root=Non
 
 def fresh_results(config: ContinualConfig) -> dict:
     """An empty results mapping for ``config``: its identity, the iterations of each of its memory methods."""
-    iterations = {m: config.iterations.get(m) if isinstance(config.iterations, dict) else config.iterations for m in config.memories}
+    per_method = config.iterations if isinstance(config.iterations, dict) else {m: config.iterations for m in config.memories}
+    iterations = {m: per_method.get(m) for m in config.memories}
     identity = {k: v for k, v in asdict(config).items() if k not in ("memories", "iterations")}
     return {"config": identity | {"memories": list(config.memories)}, "iterations": iterations, "cells": {}}
 
