@@ -475,7 +475,9 @@ COMMANDS = {"coreset": cmd_coreset, "experts": cmd_experts, "continual": cmd_con
             "experiment": cmd_experiment, "demo": cmd_demo}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, leave_group_open: bool = False) -> int:
+    """Run one command; returns its exit status. ``leave_group_open`` (for :func:`entry` only): under
+    torchrun, a command that succeeded returns with its process group still up, for the caller to exit at once."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -483,6 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from . import distributed
 
+    keep_group = False
     try:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             if args.command not in DISTRIBUTED_COMMANDS:
@@ -490,9 +493,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       f"(distributed: {', '.join(DISTRIBUTED_COMMANDS)})")
             distributed.init_from_environment(args.device)
         status = COMMANDS[args.command](args)
-        # Every rank reaches here before any tears the group down: a rank that destroys its gloo group while
-        # a peer's last collective is still in flight can abort at exit (seen once in CI, rank 1, SIGABRT).
+        # Every rank reaches here before any tears the group down, so no rank leaves while a peer's last
+        # collective is in flight.
         distributed.context().barrier()
+        keep_group = leave_group_open and distributed.context().active
         return status
     except DistillsetError as exc:
         print(f"distillset: error: {exc}", file=sys.stderr)
@@ -501,8 +505,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("distillset: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
     finally:
-        distributed.shutdown()
+        if not keep_group:
+            distributed.shutdown()
+
+
+def entry() -> None:
+    """The `distillset` command and `python -m distillset`.
+
+    Under torchrun a rank whose command succeeded (every rank past the final barrier, every file written
+    and closed) leaves with ``os._exit`` after flushing its output, skipping the gloo group's teardown and
+    the interpreter's: in CI a rank aborted there now and then ("terminate called without an active
+    exception", SIGABRT, exit -6) after its work was done, barrier or not, which failed a finished run.
+    """
+    status = main(leave_group_open=True)
+    from . import distributed
+
+    if distributed.context().active:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
