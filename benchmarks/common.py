@@ -6,9 +6,14 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
+
+from distillset.evaluation import each_run
+from distillset.fileio import atomic_write_json
+from distillset.runner import environment
 
 
 def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 10) -> float:
@@ -53,8 +58,6 @@ def add_results_arguments(parser, default: str) -> None:
 
 def open_results(args, may_differ: tuple[str, ...] = ()) -> tuple[Path, dict]:
     """The results file named by --results and its cells, with the --merge files folded in (and written back)."""
-    from distillset.fileio import atomic_write_json
-
     path = Path(args.results)
     results = json.loads(path.read_text()) if path.is_file() else {}
     if args.merge:
@@ -81,8 +84,6 @@ def merge_results(results: dict, files: list[Path], may_differ: tuple[str, ...] 
 def model_columns(cells: list[dict | None]) -> list[str]:
     """Table cells for one row of per-model results (first model first): "mean +- std (runs)" each, then the
     mean over the models after the first, the cross-architecture figure ("-" until all of them are measured)."""
-    import numpy as np
-
     row = [f"{100 * c['mean']:.2f} +- {100 * c['std']:.2f} ({len(c['accs'])})" if c else "-" for c in cells]
     if len(cells) > 1:
         means = [c["mean"] for c in cells[1:] if c]
@@ -111,22 +112,14 @@ def measure_runs(results: dict, key: str, path: Path, synset, data, runs: int, e
     resumes at its next run and loses at most one. Returns the cell: mean, std, accs (by run index),
     run_indices, epochs, seconds, date, environment, device, and ``extra``.
     """
-    import numpy as np
-
-    import distillset as ds
-    from distillset.fileio import atomic_write_json
-    from distillset.runner import environment
-
     stored = stored_runs(results, key, epochs)
     seconds = results[key]["seconds"] if stored else 0.0
-    for run in [r for r in range(runs) if r not in stored]:
-        start = time.perf_counter()
-        accs = ds.evaluate_synset(synset, data.test_images, data.test_labels, models=[model], runs=runs, run_indices=[run],
-                                  epochs=epochs, seed=0, device=device).results[model].accs
-        if not accs:
-            raise SystemExit(f"{key}: run {run} failed (non-finite loss)")
-        stored[run] = accs[0]
-        seconds += time.perf_counter() - start
+    for run, acc, failure, spent, _ in each_run(synset, data.test_images, data.test_labels, model, runs, skip=stored,
+                                                epochs=epochs, seed=0, device=device):
+        if failure is not None:
+            raise SystemExit(f"{key}: {failure}")
+        stored[run] = acc
+        seconds += spent
         ordered = [stored[r] for r in sorted(stored)]
         results[key] = {"mean": float(np.mean(ordered)), "std": float(np.std(ordered)), "accs": ordered, "run_indices": sorted(stored),
                         "epochs": epochs, "seconds": seconds, "date": time.strftime("%Y-%m-%d"), "environment": environment(),

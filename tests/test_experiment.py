@@ -59,11 +59,12 @@ def test_bad_experiment_files(tmp_path):
 
 def test_an_interrupted_evaluation_resumes_at_its_next_run(tmp_path, monkeypatch):
     from distillset import experiment
+    from distillset.evaluation import protocol
 
     config = ExperimentConfig(name="cut", datasets=["digits"], methods=["random"], ipc=[1], models=["mlp", "convnet-d2-w32"],
                               runs=2, epochs=3)
     whole = experiment.run_experiment(config, out=tmp_path / "whole", log=lambda m: None)
-    real_evaluate, calls = experiment.evaluate_synset, []
+    real_evaluate, calls = protocol.evaluate_synset, []
 
     def cut_after_three(*args, **kwargs):
         if len(calls) == 3:
@@ -71,13 +72,13 @@ def test_an_interrupted_evaluation_resumes_at_its_next_run(tmp_path, monkeypatch
         calls.append(kwargs["run_indices"])
         return real_evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(experiment, "evaluate_synset", cut_after_three)
+    monkeypatch.setattr(protocol, "evaluate_synset", cut_after_three)
     with pytest.raises(KeyboardInterrupt):
         experiment.run_experiment(config, out=tmp_path / "cut", log=lambda m: None)
     progress = json.loads((tmp_path / "cut" / "runs.json").read_text())["digits/random/1/0"]
     assert set(progress["runs"]["mlp"]) == {"0", "1"} and set(progress["runs"]["convnet-d2-w32"]) == {"0"}
     calls.clear()
-    monkeypatch.setattr(experiment, "evaluate_synset", lambda *a, **k: calls.append(k["run_indices"]) or real_evaluate(*a, **k))
+    monkeypatch.setattr(protocol, "evaluate_synset", lambda *a, **k: calls.append(k["run_indices"]) or real_evaluate(*a, **k))
     resumed = experiment.run_experiment(config, out=tmp_path / "cut", log=lambda m: None)
     assert calls == [[1]]  # only the run that was cut off
     cut_cells = json.loads((tmp_path / "cut" / "cells.json").read_text())

@@ -25,7 +25,7 @@ from .condense import METHODS as CONDENSE_METHODS
 from .condense import run_condense
 from .data import load_dataset
 from .errors import DistillsetError
-from .evaluation import evaluate_synset
+from .evaluation import each_run
 from .fileio import atomic_write_bytes, atomic_write_json, read_yaml_mapping
 from .methods import SELECTORS
 from .published import published
@@ -133,23 +133,19 @@ def evaluate_run_by_run(synset, data, config: ExperimentConfig, seed: int, devic
     takes the better part of an hour on a CPU) resumes at its next run, and each run trains the network it
     would in one full evaluation. Returns the accuracies and failures per model, the epochs and the
     evaluation seconds (summed over sessions)."""
-    epochs = None
     for model in config.models:
         done = state["runs"].setdefault(model, {})
-        for run in [r for r in range(config.runs) if str(r) not in done]:
-            start = time.perf_counter()
-            results = evaluate_synset(synset, data.test_images, data.test_labels, models=[model], runs=config.runs,
-                                      run_indices=[run], epochs=config.epochs, seed=seed, device=device, augment=augment)
-            result = results.results[model]
-            done[str(run)] = {"acc": result.accs[0]} if result.accs else {"failed": result.failed[0]}
-            state["seconds"] += time.perf_counter() - start
-            state["epochs"] = results.config["epochs"]
+        for run, acc, failure, seconds, epochs in each_run(synset, data.test_images, data.test_labels, model, config.runs,
+                                                           skip={int(r) for r in done}, epochs=config.epochs, seed=seed,
+                                                           device=device, augment=augment):
+            done[str(run)] = {"acc": acc} if failure is None else {"failed": failure}
+            state["seconds"] += seconds
+            state["epochs"] = epochs
             atomic_write_json(progress_path, progress)
-        epochs = state.get("epochs", epochs)
     outcomes = {m: [state["runs"][m][str(r)] for r in range(config.runs)] for m in config.models}
     accs = {m: [o["acc"] for o in runs if "acc" in o] for m, runs in outcomes.items()}
     failed = {m: [o["failed"] for o in runs if "failed" in o] for m, runs in outcomes.items()}
-    return accs, {m: f for m, f in failed.items() if f}, epochs, state["seconds"]
+    return accs, {m: f for m, f in failed.items() if f}, state.get("epochs"), state["seconds"]
 
 
 def summarise(config: ExperimentConfig, cells: dict) -> list[dict]:

@@ -198,6 +198,18 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
     return EvalResults(synset.dataset, results, meta)
 
 
+def each_run(synset: SynSet, test_pixels, test_labels, model: str, runs: int, skip=(), **options):
+    """Evaluate ``model``'s runs of ``runs`` not in ``skip`` one at a time, yielding ``(run, accuracy, failure,
+    seconds, epochs)`` after each (accuracy None when it failed): a caller stores every run as it ends, so a long
+    evaluation cut off resumes at its next run. Each run is the network a full :func:`evaluate_synset` trains."""
+    for run in [r for r in range(runs) if r not in skip]:
+        start = time.perf_counter()
+        results = evaluate_synset(synset, test_pixels, test_labels, models=[model], runs=runs, run_indices=[run], **options)
+        result = results.results[model]
+        yield (run, result.accs[0] if result.accs else None, result.failed[0] if result.failed else None,
+               time.perf_counter() - start, results.config["epochs"])
+
+
 def _trained_networks(name: str, synset: SynSet, images, targets, config: TrainConfig, runs: list[int], seed: int, device,
                       augment: Augment | None, strategy: str) -> Iterator[tuple[int, nn.Module, str | None]]:
     """Yield (run, trained network, failure or None) for the given run indices: all at once when
