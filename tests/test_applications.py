@@ -41,6 +41,24 @@ def test_a_step_memory_is_built_from_that_steps_classes_only(digits):
         cl.build_memory("lottery", real, [0], config, seed=0)
 
 
+def test_init_sets_where_a_condensed_memory_starts(digits):
+    real = real_data(digits, "train")
+    pool = real.images[(real.labels == 7) | (real.labels == 2)]
+
+    def share_of_real_images(init: str | None) -> float:
+        config = cl.ContinualConfig(dataset="digits", ipc=2, model=MODEL, iterations=1, init=init)
+        memory = cl.build_memory("dc", real, [7, 2], config, seed=0)
+        assert sorted(memory.labels.tolist()) == [2, 2, 7, 7]
+        # one DC iteration moves the images a little; a real start stays far closer to real images than noise
+        nearest = torch.cdist(memory.images.flatten(1), pool.flatten(1)).min(1).values
+        return float((nearest < 0.5 * pool.flatten(1).norm(dim=1).mean()).float().mean())
+
+    assert share_of_real_images("real") == 1.0
+    assert share_of_real_images(None) == 0.0  # DC's own default is noise
+    with pytest.raises(DistillsetError, match="unknown --init 'zeros'"):
+        cl.run_continual(cl.ContinualConfig(dataset="digits", init="zeros"), "unused")
+
+
 def test_continual_runs_resumes_and_reports(tmp_path, monkeypatch, capsys):
     from distillset.cli import main
 

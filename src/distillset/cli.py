@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=_positive_int, default=1, help="fresh networks per step (default 1)")
     p.add_argument("--iterations", type=_iterations,
                    help="condensation iterations per step: N, or per method as dc=200,dm=2000 (default: each method's)")
+    p.add_argument("--init", choices=("real", "noise"),
+                   help="start condensed memories from real images or noise (default: each method's; DC's is noise)")
     p.add_argument("--out", required=True, help="output directory (results.json, results.md, continual.png; resumes)")
     _add_data_options(p)
 
@@ -383,7 +385,8 @@ def cmd_continual(args) -> int:
     if not memories:
         raise DistillsetError("--memory is empty; give methods such as random,herding,dc")
     config = ContinualConfig(dataset=args.dataset, steps=args.steps, ipc=args.ipc, memories=memories, orders=args.orders,
-                             model=args.model, epochs=args.epochs, runs=args.runs, iterations=args.iterations, seed=args.seed)
+                             model=args.model, epochs=args.epochs, runs=args.runs, iterations=args.iterations, init=args.init,
+                             seed=args.seed)
     results = run_continual(config, args.out, data_root=args.data_root, device=args.device, log=_log)
     print(markdown_table(results))
     return 0

@@ -45,6 +45,7 @@ class ContinualConfig:
     runs: int = 1  # fresh networks per step (their mean is the order's value)
     iterations: int | dict | None = None  # condensation iterations per step: one number, {method: n}, or None (defaults)
     feature_epochs: int = 3  # herding's feature network, trained on the step's data
+    init: str | None = None  # condensed memories start from "real" images or "noise" (None: each method's default)
     seed: int = 0
 
 
@@ -75,6 +76,10 @@ def build_memory(method: str, real: RealData, classes: list[int], config: Contin
         options = {"dsa_strategy": strategy_for(real.name)} if method in ("dsa", "dm") else {}
         if method == "dc":
             options["compile"] = False  # a fresh compile per step would cost more than it saves on small steps
+        if config.init is not None:
+            # a short CPU budget cannot take DC from noise to a useful memory; starting from real images it
+            # can only improve on a random one, which makes the comparison with random/herding meaningful
+            options["init"] = config.init
         iterations = config.iterations.get(method) if isinstance(config.iterations, dict) else config.iterations
         synset = condense_real(method, step_data, config.ipc, model=config.model, iterations=iterations, seed=seed,
                                options=options)
@@ -93,6 +98,8 @@ def run_continual(config: ContinualConfig, out: str | os.PathLike, data_root=Non
 
     if config.ipc < 1 or config.orders < 1 or config.runs < 1 or config.epochs < 1:
         raise DistillsetError("--ipc, --orders, --runs and --epochs must be at least 1")
+    if config.init not in (None, "real", "noise"):
+        raise DistillsetError(f"unknown --init '{config.init}'; use real or noise")
     torch_device = resolve_device(device)
     data = load_dataset(config.dataset, data_root=data_root)
     real = real_data(data, "train", torch_device)
