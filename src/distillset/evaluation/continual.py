@@ -77,8 +77,8 @@ def build_memory(method: str, real: RealData, classes: list[int], config: Contin
         if method == "dc":
             options["compile"] = False  # a fresh compile per step would cost more than it saves on small steps
         if config.init is not None:
-            # a short CPU budget cannot take DC from noise to a useful memory; starting from real images it
-            # can only improve on a random one, which makes the comparison with random/herding meaningful
+            # a short CPU budget cannot take DC from noise to a useful memory; from real images a short run
+            # refines a random subset, so the comparison with random and herding memories stays informative
             options["init"] = config.init
         iterations = config.iterations.get(method) if isinstance(config.iterations, dict) else config.iterations
         synset = condense_real(method, step_data, config.ipc, model=config.model, iterations=iterations, seed=seed,
