@@ -82,13 +82,20 @@ def merge_results(results: dict, files: list[Path], may_differ: tuple[str, ...] 
 
 
 def model_columns(cells: list[dict | None]) -> list[str]:
-    """Table cells for one row of per-model results (first model first): "mean +- std (runs)" each, then the
-    mean over the models after the first, the cross-architecture figure ("-" until all of them are measured)."""
-    row = [f"{100 * c['mean']:.2f} +- {100 * c['std']:.2f} ({len(c['accs'])})" if c else "-" for c in cells]
+    """Table cells for one row of per-model results (first model first): "mean +- std (runs)" each (a single
+    run has no std, so none is printed), then the mean over the models after the first, the
+    cross-architecture figure ("-" until all of them are measured)."""
+    row = [_cell_text(c) if c else "-" for c in cells]
     if len(cells) > 1:
         means = [c["mean"] for c in cells[1:] if c]
         row.append(f"{100 * np.mean(means):.2f}" if len(means) == len(cells) - 1 else "-")
     return row
+
+
+def _cell_text(cell: dict) -> str:
+    runs = len(cell["accs"])
+    spread = f" +- {100 * cell['std']:.2f}" if runs > 1 else ""
+    return f"{100 * cell['mean']:.2f}{spread} ({runs})"
 
 
 def model_header(models: list[str]) -> str:
