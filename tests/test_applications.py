@@ -166,3 +166,10 @@ def test_nas_with_a_synset_proxy(tmp_path, digits, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["proxy"] == "dm-ipc2" and result["proxy_images"] == 20
     assert SynSet.load(tmp_path / "dm.safetensors").method == "dm"
+
+
+def test_a_partly_measured_step_says_how_many_orders_it_rests_on():
+    assert cl.step_cell_text(0.9393, 0.0, 1, orders=3) == "93.93 (1 of 3 orders)"
+    assert cl.step_cell_text(0.95, 0.01, 2, orders=3) == "95.00 +- 1.00 (2 of 3 orders)"
+    assert cl.step_cell_text(0.95, 0.01, 3, orders=3) == "95.00 +- 1.00"
+    assert cl.step_cell_text(float("nan"), 0.0, 0, orders=3) == "-"

@@ -221,6 +221,16 @@ def step_summary(results: dict, method: str, step: int) -> tuple[float, float, i
     return (float(np.mean(per_order)), float(np.std(per_order)), len(per_order)) if per_order else (float("nan"), 0.0, 0)
 
 
+def step_cell_text(mean: float, std: float, n: int, orders: int) -> str:
+    """One table cell. A partly measured step says on how many orders it rests: while a long benchmark
+    is still running, a mean over one order must not read as a mean over all of them, and one order
+    has no spread to print (its std is unknown, not zero)."""
+    if not n:
+        return "-"
+    text = f"{100 * mean:.2f}" + (f" +- {100 * std:.2f}" if n > 1 else "")
+    return text + (f" ({n} of {orders} orders)" if n < orders else "")
+
+
 def markdown_table(results: dict) -> str:
     cfg = results["config"]
     header = (f"Class-incremental {cfg['dataset']}: {cfg['steps']} steps, {cfg['ipc']} images per class in memory, "
@@ -230,8 +240,7 @@ def markdown_table(results: dict) -> str:
     for method in cfg["memories"]:
         row = []
         for s in range(cfg["steps"]):
-            mean, std, n = step_summary(results, method, s)
-            row.append(f"{100 * mean:.2f} +- {100 * std:.2f}" if n else "-")
+            row.append(step_cell_text(*step_summary(results, method, s), orders=cfg["orders"]))
         lines.append(f"| {method} | " + " | ".join(row) + " |")
     return "\n".join(lines)
 
