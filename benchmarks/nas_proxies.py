@@ -91,9 +91,10 @@ def main() -> None:
     proxies = [("random", args.proxy_epochs)] + [(str(out / f"{m}-ipc{args.ipc}.safetensors"), args.proxy_epochs) for m in methods] \
         + [("whole", equal_cost)]
     results_path = out / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     rows = []
     for proxy, epochs in proxies:
+        # Re-read before every search: a second process may be filling other proxies' cells of the same file.
+        results = json.loads(results_path.read_text()) if results_path.is_file() else {}
         config = NASConfig(dataset=args.dataset, space=args.space, proxy=proxy, ipc=args.ipc, proxy_epochs=epochs,
                            reference_epochs=args.reference_epochs, final_epochs=args.final_epochs,
                            validation_fraction=args.validation_fraction, seed=args.seed)
@@ -102,6 +103,7 @@ def main() -> None:
             stored = run_nas(config, out, data_root=args.data_root, device=str(device))
             if Path(proxy).is_file():
                 stored["condense_seconds"] = ds.SynSet.load(proxy).config.get("condense_seconds", 0.0)
+            results = json.loads(results_path.read_text()) if results_path.is_file() else {}
             results[proxy] = stored
             atomic_write_json(results_path, results)
             print(f"{stored['proxy']}: Spearman {stored['spearman']:.3f}, chosen {stored['chosen']}", flush=True)
