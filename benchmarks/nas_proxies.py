@@ -31,6 +31,12 @@ def parse_iterations(text: str) -> dict[str, int]:
     return {method: int(n) for method, _, n in (part.partition("=") for part in text.split(",") if part)}
 
 
+def read_results(path: Path) -> dict:
+    """The stored searches, read afresh each time: a second process may be filling other proxies' cells of
+    the same file, and a stale copy written back would drop them."""
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def make_proxy(method: str, path: Path, search, args, iterations: int | None) -> None:
     """Condense ``method``'s proxy from the search split and save it (skipped when it already exists)."""
     if path.is_file():
@@ -93,8 +99,7 @@ def main() -> None:
     results_path = out / "results.json"
     rows = []
     for proxy, epochs in proxies:
-        # Re-read before every search: a second process may be filling other proxies' cells of the same file.
-        results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+        results = read_results(results_path)
         config = NASConfig(dataset=args.dataset, space=args.space, proxy=proxy, ipc=args.ipc, proxy_epochs=epochs,
                            reference_epochs=args.reference_epochs, final_epochs=args.final_epochs,
                            validation_fraction=args.validation_fraction, seed=args.seed)
@@ -103,7 +108,7 @@ def main() -> None:
             stored = run_nas(config, out, data_root=args.data_root, device=str(device))
             if Path(proxy).is_file():
                 stored["condense_seconds"] = ds.SynSet.load(proxy).config.get("condense_seconds", 0.0)
-            results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+            results = read_results(results_path)
             results[proxy] = stored
             atomic_write_json(results_path, results)
             print(f"{stored['proxy']}: Spearman {stored['spearman']:.3f}, chosen {stored['chosen']}", flush=True)
