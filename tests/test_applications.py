@@ -106,6 +106,28 @@ def test_continual_methods_run_apart_add_up_to_one_table(tmp_path, capsys):
         cl.merge_runs([tmp_path / "a", tmp_path / "c"], tmp_path / "bad")
 
 
+def test_class_orders_split_over_processes_measure_what_one_run_does(tmp_path, capsys):
+    from distillset.cli import main
+
+    common = ["continual", "--dataset", "digits", "--steps", "2", "--ipc", "2", "--orders", "2", "--model", MODEL,
+              "--epochs", "10", "--memory", "random,herding"]
+    assert main(common + ["--out", str(tmp_path / "whole")]) == 0
+    assert main(common + ["--only-orders", "1", "--out", str(tmp_path / "one")]) == 0
+    assert main(common + ["--only-orders", "0", "--out", str(tmp_path / "zero")]) == 0
+    one = json.loads((tmp_path / "one" / "results.json").read_text())["cells"]
+    assert sorted(one) == ["herding/order1/step0", "herding/order1/step1", "random/order1/step0", "random/order1/step1"]
+    merged = cl.merge_runs([tmp_path / "zero", tmp_path / "one"], tmp_path / "all")
+    whole = json.loads((tmp_path / "whole" / "results.json").read_text())["cells"]
+
+    def measured(cells: dict) -> dict:  # what was measured, without the timings
+        return {k: (c["accs"], c["classes_seen"], c["memory_images"]) for k, c in cells.items()}
+
+    assert measured(merged["cells"]) == measured(whole)
+    capsys.readouterr()
+    assert main(common + ["--only-orders", "2", "--out", str(tmp_path / "bad")]) == 2
+    assert "--only-orders takes order indices from 0 to 1" in capsys.readouterr().err
+
+
 def test_search_spaces():
     assert len(search_space("small")) == 24 and len(search_space("medium")) == 96 and len(search_space("paper")) == 720
     assert len(set(search_space("paper"))) == 720

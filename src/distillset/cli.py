@@ -35,6 +35,17 @@ def _image_size(text: str) -> tuple[int, int]:
     return (parts[0], parts[-1])
 
 
+def _index_list(text: str) -> list[int]:
+    """'0,2' -> [0, 2]: indices from 0; the command checks they are in range."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected indices such as 0,2, got '{text}'") from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected indices from 0, such as 0,2, got '{text}'")
+    return sorted(set(values))
+
+
 def _iterations(text: str) -> int | dict:
     """'200' or 'dc=200,dm=2000'."""
     try:
@@ -113,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory", default="random,herding,dc", help="memory method(s), comma-separated: random, herding, "
                                                                   "kcenter, forgetting, dc, dsa, dm (default random,herding,dc)")
     p.add_argument("--orders", type=_positive_int, default=3, help="class orders (default 3; order 0 is the natural one)")
+    p.add_argument("--only-orders", type=_index_list, metavar="I,J",
+                   help="run only these order indices (from 0), to split one run over processes; join their --out "
+                        "folders with benchmarks/continual_table.py --merge")
     p.add_argument("--model", default="convnet")
     p.add_argument("--epochs", type=_positive_int, default=300, help="training epochs of the fresh network per step")
     p.add_argument("--runs", type=_positive_int, default=1, help="fresh networks per step (default 1)")
@@ -387,7 +401,8 @@ def cmd_continual(args) -> int:
     config = ContinualConfig(dataset=args.dataset, steps=args.steps, ipc=args.ipc, memories=memories, orders=args.orders,
                              model=args.model, epochs=args.epochs, runs=args.runs, iterations=args.iterations, init=args.init,
                              seed=args.seed)
-    results = run_continual(config, args.out, data_root=args.data_root, device=args.device, log=_log)
+    results = run_continual(config, args.out, data_root=args.data_root, device=args.device, log=_log,
+                            only_orders=args.only_orders)
     print(markdown_table(results))
     return 0
 

@@ -91,8 +91,14 @@ def build_memory(method: str, real: RealData, classes: list[int], config: Contin
 
 
 def run_continual(config: ContinualConfig, out: str | os.PathLike, data_root=None, device: str | None = "cpu",
-                  log=print) -> dict:
-    """Run (or resume) the protocol into ``out``; returns the results mapping and writes the table and plot."""
+                  log=print, only_orders: list[int] | None = None) -> dict:
+    """Run (or resume) the protocol into ``out``; returns the results mapping and writes the table and plot.
+
+    ``only_orders`` restricts the run to some of the ``config.orders`` class orders. Each order is one sequential
+    chain of steps, so separate processes (one per core, each with its own ``out``) can take different orders of
+    the same protocol; ``merge_runs`` joins their folders. The seeds depend on the order's index only, so the
+    cells are the ones a single run over every order would measure.
+    """
     from ..data import load_dataset, real_data
     from ..runner import resolve_device
 
@@ -112,8 +118,11 @@ def run_continual(config: ContinualConfig, out: str | os.PathLike, data_root=Non
     cells = results["cells"]
     test_labels = np.asarray(data.test_labels)
     orders = class_orders(data.num_classes, config.orders, config.seed)
+    chosen = check_order_indices(only_orders, config.orders)
     for method in config.memories:
         for o, order in enumerate(orders):
+            if o not in chosen:
+                continue
             memory: list[SynSet] = []
             seen: list[int] = []
             for s, classes in enumerate(split_steps(order, config.steps)):
@@ -147,6 +156,17 @@ def run_continual(config: ContinualConfig, out: str | os.PathLike, data_root=Non
                     f"{100 * float(np.mean(accs)):.2f}%")
     write_report(results, out)
     return results
+
+
+def check_order_indices(only_orders: list[int] | None, orders: int) -> set[int]:
+    """The order indices to run: all of them by default, else the given ones after checking they exist."""
+    if only_orders is None:
+        return set(range(orders))
+    bad = [o for o in only_orders if not 0 <= o < orders]
+    if bad or not only_orders:
+        raise DistillsetError(f"--only-orders takes order indices from 0 to {orders - 1} (--orders {orders}), "
+                              f"got {only_orders}")
+    return set(only_orders)
 
 
 def fresh_results(config: ContinualConfig) -> dict:
