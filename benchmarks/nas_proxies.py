@@ -42,11 +42,19 @@ def make_proxy(method: str, path: Path, search, args, iterations: int | None) ->
     if path.is_file():
         return
     start = time.perf_counter()
-    synset = condense_real(method, search, args.ipc, model=args.model, iterations=iterations, seed=args.seed)
+    options = {"init": args.init} if args.init else {}
+    synset = condense_real(method, search, args.ipc, model=args.model, iterations=iterations, seed=args.seed,
+                           options=options)
     synset.config.update(nas_search_split={"validation_fraction": args.validation_fraction, "seed": args.seed},
-                         iterations=iterations, condense_seconds=time.perf_counter() - start)
+                         iterations=iterations, init=args.init, condense_seconds=time.perf_counter() - start)
     synset.save(path)
     print(f"{method} proxy: {iterations} iterations, {time.perf_counter() - start:.0f} s -> {path}", flush=True)
+
+
+def proxy_path(out: Path, method: str, args) -> Path:
+    """Where ``method``'s proxy is kept; a non-default --init gets its own file, so both starts can be compared."""
+    start = f"-init-{args.init}" if args.init else ""
+    return out / f"{method}-ipc{args.ipc}{start}.safetensors"
 
 
 def table(rows: list[dict]) -> str:
@@ -74,6 +82,8 @@ def main() -> None:
     parser.add_argument("--methods", default="dc,dsa,dm")
     parser.add_argument("--model", default="convnet", help="the network the proxies are condensed with")
     parser.add_argument("--iterations", default="dc=20,dsa=20,dm=200", help="condensation iterations per method")
+    parser.add_argument("--init", choices=("real", "noise"),
+                        help="where the condensed proxies start (default: each method's own; DC's is noise)")
     parser.add_argument("--proxy-epochs", type=float, default=300)
     parser.add_argument("--reference-epochs", type=float, default=2)
     parser.add_argument("--final-epochs", type=float, default=2)
@@ -92,9 +102,9 @@ def main() -> None:
     iterations = parse_iterations(args.iterations)
     methods = [m for m in args.methods.split(",") if m]
     for method in methods:
-        make_proxy(method, out / f"{method}-ipc{args.ipc}.safetensors", search, args, iterations.get(method))
+        make_proxy(method, proxy_path(out, method, args), search, args, iterations.get(method))
     equal_cost = args.ipc * real.num_classes * args.proxy_epochs / search.labels.numel()
-    proxies = [("random", args.proxy_epochs)] + [(str(out / f"{m}-ipc{args.ipc}.safetensors"), args.proxy_epochs) for m in methods] \
+    proxies = [("random", args.proxy_epochs)] + [(str(proxy_path(out, m, args)), args.proxy_epochs) for m in methods] \
         + [("whole", equal_cost)]
     results_path = out / "results.json"
     rows = []

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import distillset as ds
 
@@ -107,6 +108,12 @@ def test_nas_proxies_condense_from_the_search_split_and_rank_every_proxy(tmp_pat
     assert "| dm-ipc2 | 20 x 5 |" in table and "| random-ipc2 |" in table
     run_script("nas_proxies", args, monkeypatch)  # stored: nothing searched again
     assert json.loads((out / "results.json").read_text()) == results
+    run_script("nas_proxies", args + ["--init", "noise"], monkeypatch)  # another start: its own proxy and row
+    from_noise = ds.SynSet.load(out / "dm-ipc2-init-noise.safetensors")
+    assert from_noise.config["init"] == "noise" and not torch.equal(from_noise.images, proxy.images)
+    grown = json.loads((out / "results.json").read_text())
+    assert set(grown) == set(results) | {str(out / "dm-ipc2-init-noise.safetensors")}
+    assert all(grown[k] == v for k, v in results.items())
 
 
 def test_coreset_table_grows_a_cell_by_its_missing_runs(tmp_path, monkeypatch, capsys):
