@@ -101,10 +101,11 @@ def main() -> None:
     search = search_data(real, args.validation_fraction, args.seed)
     iterations = parse_iterations(args.iterations)
     methods = [m for m in args.methods.split(",") if m]
-    for method in methods:
-        make_proxy(method, proxy_path(out, method, args), search, args, iterations.get(method))
+    paths = {method: proxy_path(out, method, args) for method in methods}
+    for method, path in paths.items():
+        make_proxy(method, path, search, args, iterations.get(method))
     equal_cost = args.ipc * real.num_classes * args.proxy_epochs / search.labels.numel()
-    proxies = [("random", args.proxy_epochs)] + [(str(proxy_path(out, m, args)), args.proxy_epochs) for m in methods] \
+    proxies = [("random", args.proxy_epochs)] + [(str(path), args.proxy_epochs) for path in paths.values()] \
         + [("whole", equal_cost)]
     results_path = out / "results.json"
     rows = []

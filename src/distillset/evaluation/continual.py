@@ -120,9 +120,8 @@ def run_continual(config: ContinualConfig, out: str | os.PathLike, data_root=Non
     orders = class_orders(data.num_classes, config.orders, config.seed)
     chosen = check_order_indices(only_orders, config.orders)
     for method in config.memories:
-        for o, order in enumerate(orders):
-            if o not in chosen:
-                continue
+        for o in chosen:
+            order = orders[o]
             memory: list[SynSet] = []
             seen: list[int] = []
             for s, classes in enumerate(split_steps(order, config.steps)):
@@ -158,15 +157,14 @@ def run_continual(config: ContinualConfig, out: str | os.PathLike, data_root=Non
     return results
 
 
-def check_order_indices(only_orders: list[int] | None, orders: int) -> set[int]:
-    """The order indices to run: all of them by default, else the given ones after checking they exist."""
+def check_order_indices(only_orders: list[int] | None, orders: int) -> list[int]:
+    """The order indices to run, ascending: all of them by default, else the given ones after checking they exist."""
     if only_orders is None:
-        return set(range(orders))
-    bad = [o for o in only_orders if not 0 <= o < orders]
-    if bad or not only_orders:
+        return list(range(orders))
+    if not only_orders or any(not 0 <= o < orders for o in only_orders):
         raise DistillsetError(f"--only-orders takes order indices from 0 to {orders - 1} (--orders {orders}), "
                               f"got {only_orders}")
-    return set(only_orders)
+    return sorted(set(only_orders))
 
 
 def fresh_results(config: ContinualConfig) -> dict:
