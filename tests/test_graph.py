@@ -241,6 +241,15 @@ def test_graph_command_line(tmp_path, data_root, capsys):
     assert "--model gcn" in capsys.readouterr().err
     assert main(base + ["--method", "gcond", "--reduction", "0.5", "--model", "lenet"]) == 2
     assert "sgc or gcn" in capsys.readouterr().err
+    assert main(base + ["--method", "gcond", "--reduction", "0.5", "--ot-weight", "5"]) == 2
+    assert "--method sgdd" in capsys.readouterr().err
+    assert main(["condense", "--dataset", "digits", "--method", "dc", "--ipc", "1", "--ot-weight", "5", "--out", str(tmp_path / "d")]) == 2
+    assert "--ot-weight only apply to graph condensation" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(base + ["--method", "sgdd", "--reduction", "0.25", "--ot-weight", "nan"])
+    assert "finite number >= 0" in capsys.readouterr().err
+    assert main(base[:-1] + [str(tmp_path / "s"), "--method", "sgdd", "--reduction", "0.25", "--epochs", "1", "--ot-weight", "0"]) == 0
+    assert json.loads((tmp_path / "s" / "run.json").read_text())["config"]["ot_weight"] == 0.0
     assert main(base + ["--method", "gcond-x", "--reduction", "0.25", "--epochs", "1", "--model", "gcn", "--fanout", "5"]) == 0
     config = json.loads((tmp_path / "g" / "run.json").read_text())["config"]
     assert (config["matching_model"], config["fanout"]) == ("gcn", 5)
@@ -367,7 +376,7 @@ def test_sgdd_runs_from_the_command_line(tmp_path, data_root, monkeypatch):
     monkeypatch.setattr(gcond, "GCondConfig", lambda **kw: GCondConfig(**kw, outer_loop=2, inner_loop=1, structure_epochs=1,
                                                                         feature_epochs=1))
     synset = run_gcond("sgdd", "cora", 0.25, tmp_path / "s", epochs=2, data_root=data_root, **QUIET)
-    assert synset.method == "sgdd" and len(synset) == 35 and synset.config["ot_weight"] == 1.0
+    assert synset.method == "sgdd" and len(synset) == 35 and synset.config["ot_weight"] == 10.0
 
 
 # ---------------------------------------------------------------------------------------------- tasks

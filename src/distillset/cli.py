@@ -25,6 +25,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not value >= 0 or value == float("inf"):  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def _image_size(text: str) -> tuple[int, int]:
     try:
         parts = [int(p) for p in text.replace("x", ",").split(",")]
@@ -168,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "matching GNN, sgc (default) or gcn")
     p.add_argument("--fanout", type=_positive_int, help="graph methods with --model gcn: real neighbours sampled per node "
                                                         "and hop (default: all, exact; for large graphs)")
+    p.add_argument("--ot-weight", type=_non_negative_float, help="sgdd: weight of the optimal-transport term that pulls the "
+                                                                 "synthetic graph's Laplacian energy distribution toward the "
+                                                                 "original's (default 10; 0 switches it off)")
     p.add_argument("--iterations", type=_positive_int,
                    help="iterations (default as in the papers: 1000 for dc/dsa/dd, 20000 for dm, 5000 for mtt/datm)")
     p.add_argument("--init", choices=("noise", "real", "correct"),
@@ -261,6 +274,11 @@ def cmd_condense(args) -> int:
 
     if args.method in ("gcond", "gcond-x", "sgdd") or is_graph_dataset(args.dataset):
         return _condense_graph(args)
+    graph_only = [flag for flag, value in (("--reduction", args.reduction), ("--fanout", args.fanout), ("--ot-weight", args.ot_weight))
+                  if value is not None]
+    if graph_only:
+        raise DistillsetError(f"{', '.join(graph_only)} only apply to graph condensation (gcond, gcond-x, sgdd); "
+                              f"--method {args.method} condenses images")
     if args.ipc is None:
         raise DistillsetError(f"--method {args.method} needs --ipc (images per class)")
 
@@ -355,6 +373,10 @@ def _condense_graph(args) -> int:
         raise DistillsetError("--fanout samples the neighbourhoods a GCN reads; SGC needs none (its propagation is computed "
                               "once): add --model gcn or drop --fanout")
     options = {"matching_model": matching, "fanout": args.fanout or 0}
+    if args.ot_weight is not None:
+        if args.method != "sgdd":
+            raise DistillsetError(f"--ot-weight weighs SGDD's structure term; --method {args.method} has none (use --method sgdd)")
+        options["ot_weight"] = args.ot_weight
     run_gcond(args.method, args.dataset, args.reduction, args.out, epochs=args.epochs, seed=args.seed, data_root=args.data_root,
               device=args.device, checkpoint_every=args.checkpoint_every, log=_log, options=options)
     return 0
