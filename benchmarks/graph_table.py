@@ -12,6 +12,7 @@ completed across sessions. Prints the table with the published numbers beside ou
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -84,9 +85,17 @@ def main() -> None:
                     shift = led_shift(original, energy_distribution(synset.features, synset.adjacency))
                     results[key] = {"results": {m: r.as_dict() for m, r in evaluation.items()}, "led_shift": shift,
                                     "nodes": len(synset), "condense_seconds": seconds, "date": time.strftime("%Y-%m-%d")}
+                    if method not in GRAPH_SELECTORS:  # which settings made it, so a later default change is visible
+                        results[key]["settings"] = condensation_settings(Path(args.out) / key.replace("/", "-"))
                     atomic_write_json(path, results)
                     print(f"{key}: GCN {100 * evaluation['gcn'].mean:.2f}, LED shift {shift:.4f} ({seconds:.0f} s)", flush=True)
     print(table(results, models))
+
+
+def condensation_settings(out: Path) -> dict:
+    """The settings of a condensed cell that a default change could alter: read back from the run's own record."""
+    config = json.loads((out / "run.json").read_text())["config"]
+    return {k: config[k] for k in ("ot_weight", "pge_running_stats", "epochs", "matching_model") if k in config}
 
 
 def table(results: dict, models: list[str]) -> str:
