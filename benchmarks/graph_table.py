@@ -35,6 +35,7 @@ PUBLISHED = {  # ../shared/PAPERS.md (test accuracy %, GCN)
     ("citeseer", "sgdd", 1.0): 70.3, ("citeseer", "random", 0.25): 54.4, ("citeseer", "random", 0.5): 64.2,
     ("citeseer", "random", 1.0): 69.1,
 }
+PUBLISHED_STD = {("cora", "gcond", 0.25): 1.3}  # the only published std in PAPERS.md
 ARCHS = ["gcn", "sgc", "appnp", "cheby", "sage", "mlp"]
 
 
@@ -57,6 +58,8 @@ def main() -> None:
     path, results = open_results(args, may_differ=("/whole",))
     if args.table:
         print(table(results, ARCHS))
+        print()
+        print(targets(results, ARCHS))
         return
     models = ARCHS if args.cross_arch else ["gcn"]
     for dataset in args.datasets.split(","):
@@ -90,6 +93,8 @@ def main() -> None:
                     atomic_write_json(path, results)
                     print(f"{key}: GCN {100 * evaluation['gcn'].mean:.2f}, LED shift {shift:.4f} ({seconds:.0f} s)", flush=True)
     print(table(results, models))
+    print()
+    print(targets(results, models))
 
 
 def condensation_settings(out: Path) -> dict:
@@ -98,23 +103,35 @@ def condensation_settings(out: Path) -> dict:
     return {k: config[k] for k in ("ot_weight", "pge_running_stats", "epochs", "matching_model") if k in config}
 
 
-def table(results: dict, models: list[str]) -> str:
+def cell_groups(results: dict) -> dict[tuple, list[dict]]:
+    """The cells of each (dataset, method, reduction), over their seeds."""
     groups: dict[tuple, list[dict]] = {}
     for key, cell in results.items():
         parts = key.split("/")
         if len(parts) == 4:
             groups.setdefault((parts[0], parts[1], float(parts[2])), []).append(cell)
+    return groups
+
+
+def cross_arch_mean(cells: list[dict], models: list[str]) -> float:
+    """Mean test accuracy (%) over ``models``, NaN unless every cell has every model."""
+    if not all(set(models) <= set(c["results"]) for c in cells):
+        return float("nan")
+    return float(np.mean([np.mean([100 * np.mean(c["results"][m]["accs"]) for c in cells]) for m in models]))
+
+
+def table(results: dict, models: list[str]) -> str:
     lines = ["| dataset | method | r | GCN (%) | published | LED shift | " + " | ".join(models[1:]) + " | x-arch mean | seeds |",
              "|---|---|---|---|---|---|" + "---|" * (len(models) - 1) + "---|---|"]
-    for (dataset, method, reduction), cells in sorted(groups.items()):
+    for (dataset, method, reduction), cells in sorted(cell_groups(results).items()):
         gcn = [100 * np.mean(c["results"]["gcn"]["accs"]) for c in cells]
         shift = [c["led_shift"] for c in cells]
-        others, means = [], [np.mean(gcn)]
+        others = []
         for m in models[1:]:
             values = [100 * np.mean(c["results"][m]["accs"]) for c in cells if m in c["results"]]
             others.append(f"{np.mean(values):.1f}" if values else "-")
-            means.append(np.mean(values) if len(values) == len(cells) else np.nan)
-        others.append(f"{np.mean(means):.2f}" if len(means) > 1 and not np.isnan(means).any() else "-")
+        mean = cross_arch_mean(cells, models)
+        others.append(f"{mean:.2f}" if len(models) > 1 and not np.isnan(mean) else "-")
         published = PUBLISHED.get((dataset, method, reduction))
         lines.append(f"| {dataset} | {method} | {reduction:g} | {np.mean(gcn):.2f} +- {np.std(gcn):.2f} | "
                      f"{published if published is not None else '-'} | {np.mean(shift):.4f} | " + " | ".join(others) + f" | {len(cells)} |")
@@ -122,6 +139,38 @@ def table(results: dict, models: list[str]) -> str:
         if key.endswith("/whole"):
             lines.append(f"| {key.split('/')[0]} | whole graph | - | {100 * np.mean(cell['accs']):.2f} | - | 0 | "
                          + " | ".join("-" for _ in models) + f" | {len(cell['accs'])} run(s) |")
+    return "\n".join(lines)
+
+
+def targets(results: dict, models: list[str]) -> str:
+    """The issue's three targets per (dataset, r), computed from the cells rather than read off the table by hand.
+
+    GCond against the paper: the paper's std where PAPERS.md gives one, else ours over the seeds. SGDD against
+    GCond: how much lower its mean LED shift is (the SGDD paper claims 17.6-31.4%), and its cross-architecture
+    mean against GCond's (where both were evaluated on every architecture)."""
+    groups = cell_groups(results)
+    lines = ["| dataset | r | GCond GCN | published | GCond within one std | SGDD LED shift vs GCond's | "
+             "SGDD x-arch mean vs GCond's | seeds (GCond / SGDD) |", "|---|---|---|---|---|---|---|---|"]
+    for dataset, reduction in sorted({(d, r) for d, m, r in groups if m in ("gcond", "sgdd")}):
+        gcond, sgdd = groups.get((dataset, "gcond", reduction), []), groups.get((dataset, "sgdd", reduction), [])
+        accuracy = within = shift = transfer = "-"
+        if gcond:
+            gcn = [100 * np.mean(c["results"]["gcn"]["accs"]) for c in gcond]
+            accuracy = f"{np.mean(gcn):.2f} +- {np.std(gcn):.2f}"
+            published = PUBLISHED.get((dataset, "gcond", reduction))
+            if published is not None:
+                spread = PUBLISHED_STD.get((dataset, "gcond", reduction), float(np.std(gcn)))
+                whose = "paper" if (dataset, "gcond", reduction) in PUBLISHED_STD else "ours"
+                gap = np.mean(gcn) - published
+                within = f"{'yes' if abs(gap) <= spread else 'no'} ({gap:+.2f}, {whose} std {spread:.2f})"
+        if gcond and sgdd:
+            g, s = np.mean([c["led_shift"] for c in gcond]), np.mean([c["led_shift"] for c in sgdd])
+            shift = f"{s:.4f} vs {g:.4f} ({100 * (g - s) / g:.1f}% lower)"
+            g_arch, s_arch = cross_arch_mean(gcond, models), cross_arch_mean(sgdd, models)
+            if not (np.isnan(g_arch) or np.isnan(s_arch)):
+                transfer = f"{s_arch:.2f} vs {g_arch:.2f} ({'no worse' if s_arch >= g_arch else 'worse'})"
+        lines.append(f"| {dataset} | {reduction:g} | {accuracy} | {PUBLISHED.get((dataset, 'gcond', reduction), '-')} | {within} | "
+                     f"{shift} | {transfer} | {len(gcond)} / {len(sgdd)} |")
     return "\n".join(lines)
 
 

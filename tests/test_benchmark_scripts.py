@@ -144,3 +144,20 @@ def test_sgdd_ot_weight_sweep_measures_the_led_term_share_of_the_structure_gradi
     stamp = results.stat().st_mtime_ns
     run_script("sgdd_ot_weight", args, monkeypatch)  # both cells stored: nothing is measured again
     assert results.stat().st_mtime_ns == stamp
+
+
+def test_graph_table_records_each_condensed_cell_settings_and_prints_the_issue_targets(tmp_path, data_root, monkeypatch, capsys):
+    """Each GCond/SGDD cell keeps the settings that made it (a default change, like SGDD's OT weight going from 1 to
+    10, must not mix silently into one row), and the targets table compares SGDD with GCond from the cells."""
+    results = tmp_path / "graph.json"
+    args = ["--data-root", str(data_root), "--datasets", "cora", "--methods", "random,gcond,sgdd", "--reductions", "0.25",
+            "--seeds", "0", "--epochs", "1", "--eval-epochs", "3", "--results", str(results), "--out", str(tmp_path / "runs")]
+    run_script("graph_table", args, monkeypatch)
+    cells = json.loads(results.read_text())
+    assert cells["cora/sgdd/0.25/0"]["settings"]["ot_weight"] == 10.0
+    assert cells["cora/gcond/0.25/0"]["settings"]["pge_running_stats"] is False
+    assert "settings" not in cells["cora/random/0.25/0"]
+    out = capsys.readouterr().out
+    gcond, sgdd = cells["cora/gcond/0.25/0"]["led_shift"], cells["cora/sgdd/0.25/0"]["led_shift"]
+    assert f"{sgdd:.4f} vs {gcond:.4f} ({100 * (gcond - sgdd) / gcond:.1f}% lower)" in out
+    assert "paper std 1.30" in out and "| 1 / 1 |" in out
