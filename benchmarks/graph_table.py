@@ -89,7 +89,7 @@ def main() -> None:
                     results[key] = {"results": {m: r.as_dict() for m, r in evaluation.items()}, "led_shift": shift,
                                     "nodes": len(synset), "condense_seconds": seconds, "date": time.strftime("%Y-%m-%d")}
                     if method not in GRAPH_SELECTORS:  # which settings made it, so a later default change is visible
-                        results[key]["settings"] = condensation_settings(Path(args.out) / key.replace("/", "-"))
+                        results[key]["settings"] = condensation_settings(Path(args.out) / key.replace("/", "-"), method)
                     atomic_write_json(path, results)
                     print(f"{key}: GCN {100 * evaluation['gcn'].mean:.2f}, LED shift {shift:.4f} ({seconds:.0f} s)", flush=True)
     print(table(results, models))
@@ -97,10 +97,11 @@ def main() -> None:
     print(targets(results, models))
 
 
-def condensation_settings(out: Path) -> dict:
+def condensation_settings(out: Path, method: str) -> dict:
     """The settings of a condensed cell that a default change could alter: read back from the run's own record."""
     config = json.loads((out / "run.json").read_text())["config"]
-    return {k: config[k] for k in ("ot_weight", "pge_running_stats", "epochs", "matching_model") if k in config}
+    names = ("pge_running_stats", "epochs", "matching_model") + (("ot_weight",) if method == "sgdd" else ())
+    return {k: config[k] for k in names if k in config}
 
 
 def cell_groups(results: dict) -> dict[tuple, list[dict]]:
@@ -133,8 +134,10 @@ def table(results: dict, models: list[str]) -> str:
         mean = cross_arch_mean(cells, models)
         others.append(f"{mean:.2f}" if len(models) > 1 and not np.isnan(mean) else "-")
         published = PUBLISHED.get((dataset, method, reduction))
+        mixed = len({json.dumps(c.get("settings"), sort_keys=True) for c in cells}) > 1
         lines.append(f"| {dataset} | {method} | {reduction:g} | {np.mean(gcn):.2f} +- {np.std(gcn):.2f} | "
-                     f"{published if published is not None else '-'} | {np.mean(shift):.4f} | " + " | ".join(others) + f" | {len(cells)} |")
+                     f"{published if published is not None else '-'} | {np.mean(shift):.4f} | " + " | ".join(others)
+                     + f" | {len(cells)}{' (MIXED SETTINGS)' if mixed else ''} |")
     for key, cell in sorted(results.items()):
         if key.endswith("/whole"):
             lines.append(f"| {key.split('/')[0]} | whole graph | - | {100 * np.mean(cell['accs']):.2f} | - | 0 | "
