@@ -57,9 +57,7 @@ def main() -> None:
 
     path, results = open_results(args, may_differ=("/whole",))
     if args.table:
-        print(table(results, ARCHS))
-        print()
-        print(targets(results, ARCHS))
+        print(report(results, ARCHS))
         return
     models = ARCHS if args.cross_arch else ["gcn"]
     for dataset in args.datasets.split(","):
@@ -76,11 +74,11 @@ def main() -> None:
                     key = f"{dataset}/{method}/{reduction:g}/{seed}"
                     if key in results and set(models) <= set(results[key]["results"]):
                         continue
-                    start = time.perf_counter()
+                    start, run_dir = time.perf_counter(), Path(args.out) / key.replace("/", "-")
                     if method in GRAPH_SELECTORS:
                         synset = select_nodes(method, data, reduction, seed)
                     else:
-                        synset = run_gcond(method, dataset, reduction, Path(args.out) / key.replace("/", "-"), epochs=args.epochs,
+                        synset = run_gcond(method, dataset, reduction, run_dir, epochs=args.epochs,
                                            seed=seed, data_root=args.data_root, device=args.device, log=lambda m: None)
                     seconds = time.perf_counter() - start
                     evaluation = evaluate_graph(synset, data, models, runs=args.runs, epochs=args.eval_epochs, seed=seed,
@@ -89,12 +87,10 @@ def main() -> None:
                     results[key] = {"results": {m: r.as_dict() for m, r in evaluation.items()}, "led_shift": shift,
                                     "nodes": len(synset), "condense_seconds": seconds, "date": time.strftime("%Y-%m-%d")}
                     if method not in GRAPH_SELECTORS:  # which settings made it, so a later default change is visible
-                        results[key]["settings"] = condensation_settings(Path(args.out) / key.replace("/", "-"), method)
+                        results[key]["settings"] = condensation_settings(run_dir, method)
                     atomic_write_json(path, results)
                     print(f"{key}: GCN {100 * evaluation['gcn'].mean:.2f}, LED shift {shift:.4f} ({seconds:.0f} s)", flush=True)
-    print(table(results, models))
-    print()
-    print(targets(results, models))
+    print(report(results, models))
 
 
 def condensation_settings(out: Path, method: str) -> dict:
@@ -114,22 +110,32 @@ def cell_groups(results: dict) -> dict[tuple, list[dict]]:
     return groups
 
 
+def accuracies(cells: list[dict], model: str) -> list[float]:
+    """Test accuracy (%) of ``model`` in each cell that evaluated it (the mean over its networks)."""
+    return [100 * float(np.mean(c["results"][model]["accs"])) for c in cells if model in c["results"]]
+
+
 def cross_arch_mean(cells: list[dict], models: list[str]) -> float:
     """Mean test accuracy (%) over ``models``, NaN unless every cell has every model."""
     if not all(set(models) <= set(c["results"]) for c in cells):
         return float("nan")
-    return float(np.mean([np.mean([100 * np.mean(c["results"][m]["accs"]) for c in cells]) for m in models]))
+    return float(np.mean([np.mean(accuracies(cells, m)) for m in models]))
+
+
+def report(results: dict, models: list[str]) -> str:
+    """What the script prints: the table, then the issue's targets."""
+    return table(results, models) + "\n\n" + targets(results, models)
 
 
 def table(results: dict, models: list[str]) -> str:
     lines = ["| dataset | method | r | GCN (%) | published | LED shift | " + " | ".join(models[1:]) + " | x-arch mean | seeds |",
              "|---|---|---|---|---|---|" + "---|" * (len(models) - 1) + "---|---|"]
     for (dataset, method, reduction), cells in sorted(cell_groups(results).items()):
-        gcn = [100 * np.mean(c["results"]["gcn"]["accs"]) for c in cells]
+        gcn = accuracies(cells, "gcn")
         shift = [c["led_shift"] for c in cells]
         others = []
         for m in models[1:]:
-            values = [100 * np.mean(c["results"][m]["accs"]) for c in cells if m in c["results"]]
+            values = accuracies(cells, m)
             others.append(f"{np.mean(values):.1f}" if values else "-")
         mean = cross_arch_mean(cells, models)
         others.append(f"{mean:.2f}" if len(models) > 1 and not np.isnan(mean) else "-")
@@ -157,10 +163,10 @@ def targets(results: dict, models: list[str]) -> str:
     for dataset, reduction in sorted({(d, r) for d, m, r in groups if m in ("gcond", "sgdd")}):
         gcond, sgdd = groups.get((dataset, "gcond", reduction), []), groups.get((dataset, "sgdd", reduction), [])
         accuracy = within = shift = transfer = "-"
+        published = PUBLISHED.get((dataset, "gcond", reduction))
         if gcond:
-            gcn = [100 * np.mean(c["results"]["gcn"]["accs"]) for c in gcond]
+            gcn = accuracies(gcond, "gcn")
             accuracy = f"{np.mean(gcn):.2f} +- {np.std(gcn):.2f}"
-            published = PUBLISHED.get((dataset, "gcond", reduction))
             if published is not None:
                 spread = PUBLISHED_STD.get((dataset, "gcond", reduction), float(np.std(gcn)))
                 whose = "paper" if (dataset, "gcond", reduction) in PUBLISHED_STD else "ours"
@@ -172,7 +178,7 @@ def targets(results: dict, models: list[str]) -> str:
             g_arch, s_arch = cross_arch_mean(gcond, models), cross_arch_mean(sgdd, models)
             if not (np.isnan(g_arch) or np.isnan(s_arch)):
                 transfer = f"{s_arch:.2f} vs {g_arch:.2f} ({'no worse' if s_arch >= g_arch else 'worse'})"
-        lines.append(f"| {dataset} | {reduction:g} | {accuracy} | {PUBLISHED.get((dataset, 'gcond', reduction), '-')} | {within} | "
+        lines.append(f"| {dataset} | {reduction:g} | {accuracy} | {published if published is not None else '-'} | {within} | "
                      f"{shift} | {transfer} | {len(gcond)} / {len(sgdd)} |")
     return "\n".join(lines)
 
