@@ -50,6 +50,8 @@ def main() -> None:
     parser.add_argument("--eval-epochs", type=int, default=600)
     parser.add_argument("--runs", type=int, default=1, help="GCNs per condensed graph")
     parser.add_argument("--cross-arch", action="store_true")
+    parser.add_argument("--ot-weight", type=float, help="sgdd: weight of the optimal-transport structure term "
+                        "(default: the library's); give such cells their own --results and --out")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="runs/bench-graph")
     add_results_arguments(parser, "benchmarks/results/graph_table.json")
@@ -78,8 +80,9 @@ def main() -> None:
                     if method in GRAPH_SELECTORS:
                         synset = select_nodes(method, data, reduction, seed)
                     else:
-                        synset = run_gcond(method, dataset, reduction, run_dir, epochs=args.epochs,
-                                           seed=seed, data_root=args.data_root, device=args.device, log=lambda m: None)
+                        options = {"ot_weight": args.ot_weight} if method == "sgdd" and args.ot_weight is not None else None
+                        synset = run_gcond(method, dataset, reduction, run_dir, epochs=args.epochs, seed=seed,
+                                           data_root=args.data_root, device=args.device, log=lambda m: None, options=options)
                     seconds = time.perf_counter() - start
                     evaluation = evaluate_graph(synset, data, models, runs=args.runs, epochs=args.eval_epochs, seed=seed,
                                                 device=args.device)
