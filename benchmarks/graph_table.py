@@ -62,6 +62,7 @@ def main() -> None:
         print(report(results, ARCHS))
         return
     models = ARCHS if args.cross_arch else ["gcn"]
+    sgdd_options = {"ot_weight": args.ot_weight} if args.ot_weight is not None else None
     for dataset in args.datasets.split(","):
         data = load_graph(dataset, args.data_root)
         original = graph_led(data)
@@ -74,15 +75,17 @@ def main() -> None:
             for reduction in [float(r) for r in args.reductions.split(",")]:
                 for seed in [int(s) for s in args.seeds.split(",")]:
                     key = f"{dataset}/{method}/{reduction:g}/{seed}"
-                    if key in results and set(models) <= set(results[key]["results"]):
-                        continue
+                    if key in results:
+                        check_same_ot_weight(key, results[key], args.ot_weight, path)
+                        if set(models) <= set(results[key]["results"]):
+                            continue
                     start, run_dir = time.perf_counter(), Path(args.out) / key.replace("/", "-")
                     if method in GRAPH_SELECTORS:
                         synset = select_nodes(method, data, reduction, seed)
                     else:
-                        options = {"ot_weight": args.ot_weight} if method == "sgdd" and args.ot_weight is not None else None
                         synset = run_gcond(method, dataset, reduction, run_dir, epochs=args.epochs, seed=seed,
-                                           data_root=args.data_root, device=args.device, log=lambda m: None, options=options)
+                                           data_root=args.data_root, device=args.device, log=lambda m: None,
+                                           options=sgdd_options if method == "sgdd" else None)
                     seconds = time.perf_counter() - start
                     evaluation = evaluate_graph(synset, data, models, runs=args.runs, epochs=args.eval_epochs, seed=seed,
                                                 device=args.device)
@@ -94,6 +97,15 @@ def main() -> None:
                     atomic_write_json(path, results)
                     print(f"{key}: GCN {100 * evaluation['gcn'].mean:.2f}, LED shift {shift:.4f} ({seconds:.0f} s)", flush=True)
     print(report(results, models))
+
+
+def check_same_ot_weight(key: str, cell: dict, ot_weight: float | None, path: Path) -> None:
+    """Refuse to reuse (or extend) a stored SGDD cell made at another --ot-weight: skipping it would report
+    the other weight's numbers under this one's command."""
+    stored = cell.get("settings", {}).get("ot_weight")
+    if ot_weight is not None and "/sgdd/" in key and stored != ot_weight:
+        raise SystemExit(f"{path}: cell {key} was made with OT weight {stored}, not {ot_weight}; "
+                         "give this weight its own --results and --out")
 
 
 def condensation_settings(out: Path, method: str) -> dict:
