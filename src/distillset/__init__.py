@@ -3,20 +3,24 @@
 Python API::
 
     import distillset as ds
+    print([m.name for m in ds.list_methods()])
     data = ds.load_dataset("mnist", data_root="data")
     real = ds.real_data(data, "train", device="cpu")
-    synset = ds.make_coreset("random", real, ipc=10, seed=0)
+    synset = ds.make_coreset("random", real, ipc=10, seed=0)          # any selection method
+    dm = ds.condense_real("dm", real, ipc=10, iterations=500)          # any image method, in memory
     synset.save("r10.safetensors")
     results = ds.evaluate_synset(synset, data.test_images, data.test_labels, runs=3)
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
+from .catalogue import describe_methods, get_method, list_methods
+from .data import RealData, load_dataset, real_data
+from .driver import condense_graph, condense_real, make_coreset, run_method
+from .errors import DistillsetError
+from .evaluation import evaluate_synset
+from .models import build_model
+from .synset import SynSet
 
-from .data import RealData, load_dataset, real_data  # noqa: E402
-from .errors import DistillsetError  # noqa: E402
-from .evaluation import evaluate_synset  # noqa: E402
-from .methods import make_coreset  # noqa: E402
-from .models import build_model  # noqa: E402
-from .synset import SynSet  # noqa: E402
-
-__all__ = ["DistillsetError", "RealData", "SynSet", "build_model", "evaluate_synset", "load_dataset", "make_coreset", "real_data", "__version__"]
+__all__ = ["DistillsetError", "RealData", "SynSet", "__version__", "build_model", "condense_graph", "condense_real",
+           "describe_methods", "evaluate_synset", "get_method", "list_methods", "load_dataset", "make_coreset", "real_data",
+           "run_method"]

@@ -15,9 +15,10 @@ import os
 from pathlib import Path
 
 from .data import load_dataset, real_data
+from .device import resolve_device
+from .driver import run_condense, run_coreset
 from .evaluation import evaluate_synset
-from .condense import run_condense
-from .runner import Log, resolve_device, run_coreset
+from .runner import Log
 from .synset import SynSet
 
 

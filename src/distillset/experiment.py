@@ -3,9 +3,9 @@ selected), evaluated, and written as one Markdown table and one CSV.
 
 Every cell is a normal run directory (resumable, recognised when finished), and every evaluated cell
 is recorded in OUT/cells.json as soon as it is done (each evaluation run of a cell in OUT/runs.json until
-the cell is complete), so an interrupted experiment continues where it stopped. Sets made by DSA and
-DM are evaluated with DSA augmentation when ``eval.dsa`` is "auto", as those papers do; 1000 epochs
-then unless ``eval.epochs`` says otherwise.
+the cell is complete), so an interrupted experiment continues where it stopped. With ``eval.dsa`` "auto"
+a set is evaluated with DSA augmentation when its method declares it (DSA, DM, MTT, DATM, as their papers
+do); 1000 epochs then unless ``eval.epochs`` says otherwise.
 """
 
 from __future__ import annotations
@@ -21,15 +21,15 @@ from pathlib import Path
 import numpy as np
 
 from .augment import DSA, strategy_for
-from .condense import METHODS as CONDENSE_METHODS
-from .condense import run_condense
+from .catalogue import get_method
 from .data import load_dataset
+from .device import resolve_device
+from .driver import run_method
 from .errors import DistillsetError
 from .evaluation import each_run
 from .fileio import atomic_write_bytes, atomic_write_json, read_yaml_mapping
-from .methods import SELECTORS
 from .published import published
-from .runner import Log, resolve_device, run_coreset
+from .runner import Log
 
 
 @dataclass
@@ -63,9 +63,7 @@ def load_experiment(path: str | os.PathLike) -> ExperimentConfig:
                               seeds=[int(s) for s in raw.get("seeds", [0])], method_options=dict(raw.get("method_options") or {}),
                               data_root=raw.get("data_root"), out=raw.get("out"), **evaluation)
     for method in config.methods:
-        if method not in SELECTORS and method not in CONDENSE_METHODS:
-            raise DistillsetError(f"experiment {path}: unknown method '{method}'; coresets: {', '.join(SELECTORS)}; "
-                                  f"condensation: {', '.join(CONDENSE_METHODS)}")
+        get_method(method, "image")  # an unknown name is refused with the known ones
     if config.dsa not in ("auto", "always", "never"):
         raise DistillsetError(f"experiment {path}: eval.dsa must be auto, always or never")
     return config
@@ -92,23 +90,15 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike | None = Non
                         continue
                     start = time.perf_counter()
                     cell_dir = out / "cells" / f"{dataset}-{method}-ipc{ipc}-seed{seed}"
-                    options = dict(config.method_options.get(method) or {})
-                    if method in SELECTORS:
-                        extra = sorted(set(options) - {"feature_model", "feature_epochs"})
-                        if extra:
-                            raise DistillsetError(f"method_options.{method}: unknown option(s) {', '.join(extra)}; "
-                                                  "coresets take feature_model and feature_epochs")
-                        outcome = run_coreset(method, dataset, ipc, cell_dir, seed=seed, data_root=root, device=device,
-                                              log=log, **options)
-                    else:
-                        iterations = options.pop("iterations", None)
-                        model = options.pop("model", "convnet")
-                        outcome = run_condense(method, dataset, ipc, cell_dir, model=model, iterations=iterations, seed=seed,
-                                               data_root=root, device=device, options=options, progress=False, log=log)
+                    spec = get_method(method, "image")
+                    options = {**dict(config.method_options.get(method) or {}), spec.size: ipc, "seed": seed}
+                    outcome = run_method(method, dataset, cell_dir, options, data_root=root, device=device, progress=False,
+                                         log=log)
                     # a cell whose evaluation was cut off keeps the time its set took to make the first time
                     state = progress.setdefault(key, {"runs": {}, "seconds": 0.0, "make_seconds": time.perf_counter() - start})
                     made = state["make_seconds"]
-                    augment = config.dsa == "always" or (config.dsa == "auto" and method in ("dsa", "dm"))
+                    # "auto": the evaluation the method declares (its paper's), e.g. DSA for dsa, dm, mtt and datm
+                    augment = config.dsa == "always" or (config.dsa == "auto" and spec.evaluation.augment == "dsa")
                     accs, failed, epochs, eval_seconds = evaluate_run_by_run(
                         outcome.synset, data, config, seed, torch_device, DSA(strategy_for(dataset)) if augment else None,
                         state, progress, progress_path)

@@ -1,57 +1,37 @@
-"""Running a method into an output directory: DIR/synset.safetensors, DIR/run.json, DIR/grid.png.
+"""The run folder: DIR/synset.safetensors, DIR/run.json, DIR/grid.png (images), DIR/checkpoint.safetensors.
 
-The runner owns everything around a method: loading data, the device, timing, writing results
-atomically, and recognising a finished run in DIR (same configuration: done, nothing recomputed;
-different configuration: refuse rather than overwrite someone's results).
+Everything a resumable run keeps on disk, for every method: recognising a finished run (same
+configuration: done, nothing recomputed; different configuration: refuse rather than overwrite
+someone's results), the one checkpoint format (a state's named tensors + iteration + losses + the
+run's configuration), and writing the result atomically, run.json last (its 'complete' status marks
+the run finished).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import platform
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from .data import load_dataset, real_data
-from .distributed import local_device
-from .errors import DistillsetError, unknown_name
-from .evaluation import EvalResults, evaluate_synset
-from .fileio import atomic_write_json
-from .methods import NEEDS_FEATURES, SELECTORS, ipc_for_ratio, make_coreset
-from .models import check_model_name
-from .synset import SynSet
-from .visualize import save_grid
+from .errors import DistillsetError
+from .fileio import atomic_write, atomic_write_json
 
 SYNSET_FILE = "synset.safetensors"
 RUN_FILE = "run.json"
 GRID_FILE = "grid.png"
+CHECKPOINT_FILE = "checkpoint.safetensors"
 
 Log = Callable[[str], None]
 
 
-def resolve_device(device: str | None) -> torch.device:
-    """'cpu', 'cuda', 'cuda:N' or None/'auto' (a GPU when there is one)."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise DistillsetError(f"unknown device '{device}'; use cpu, cuda or cuda:N") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise DistillsetError(f"device '{device}' requested but PyTorch sees no CUDA GPU here; use --device cpu")
-    if resolved.type not in ("cpu", "cuda", "mps"):
-        raise DistillsetError(f"unsupported device '{device}'; use cpu or cuda")
-    return resolved
-
-
 @dataclass
 class RunOutcome:
-    synset: SynSet
+    synset: Any  # SynSet or GraphSynSet
     directory: Path
     resumed: bool
     record: dict
@@ -81,78 +61,49 @@ def finished_run(directory: Path, config: dict) -> dict | None:
     return record
 
 
-def run_coreset(method: str, dataset: str, ipc: int | None, out: str | os.PathLike, seed: int = 0, data_root=None,
-                device: str | None = "cpu", download: bool = False, verify: bool = True,
-                image_size: tuple[int, int] | None = None, feature_model: str = "convnet", feature_epochs: int = 3,
-                ratio: float | None = None, method_options: dict | None = None, log: Log = print) -> RunOutcome:
-    """Select a coreset and write it with its record and grid into ``out``.
+def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], iteration: int, losses: list[float], config: dict) -> None:
+    """One format for every method: the state's named tensors (on the CPU) + iteration + losses + the run's identity."""
+    from safetensors.torch import save_file
 
-    herding, kcenter, forgetting and dq first train ``feature_model`` on the real data for
-    ``feature_epochs`` (cached, so other ipc values and methods reuse it). ``ratio`` (instead of
-    ``ipc``) keeps that fraction of the training set, class-balanced: ipc = round(ratio * N / classes).
-    ``method_options``: dq's ``bins``, ``patch_drop`` and ``patch_size``.
-    """
-    if method not in SELECTORS:
-        raise unknown_name("coreset method", method, list(SELECTORS))
-    if (ipc is None) == (ratio is None):
-        raise DistillsetError("give exactly one of --ipc and --ratio")
-    if ratio is not None and not 0 < ratio <= 1:
-        raise DistillsetError(f"--ratio must be in (0, 1], got {ratio}")
-    method_options = dict(method_options or {})
-    if method_options and method != "dq":
-        raise DistillsetError(f"options {', '.join(sorted(method_options))} apply to --method dq only")
-    check_model_name(feature_model)
-    directory = Path(out)
-    config = {"command": "coreset", "method": method, "dataset": dataset, "ipc": ipc, "seed": seed,
-              "image_size": list(image_size) if image_size else None}
-    if ratio is not None:
-        config["ratio"] = ratio
-    options: dict = dict(method_options)
-    if method in NEEDS_FEATURES:
-        options.update(feature_model=feature_model, feature_epochs=feature_epochs)
-    config.update(options)
-    record = finished_run(directory, config)
-    if record is not None:
-        log(f"{directory} already holds this finished run; nothing to do")
-        return RunOutcome(SynSet.load(directory / SYNSET_FILE), directory, True, record)
-    torch_device = resolve_device(device)
-    t0 = time.perf_counter()
-    data = load_dataset(dataset, data_root=data_root, download=download, verify=verify, image_size=image_size)
-    real = real_data(data, "train", torch_device)
-    if ratio is not None:
-        ipc = ipc_for_ratio(ratio, real)
-        log(f"--ratio {ratio:g}: {ipc} images per class ({ipc * real.num_classes} of {real.labels.numel()})")
-    t1 = time.perf_counter()
-    synset = make_coreset(method, real, ipc, seed, config=config, log=log, **options)
-    t2 = time.perf_counter()
-    return write_run(synset, directory, config, {"load_data": t1 - t0, "method": t2 - t1}, log)
+    cpu = {name: value.detach().cpu().contiguous() for name, value in tensors.items()}
+    meta = {"iteration": str(iteration), "losses": json.dumps(losses), "config": json.dumps(config, sort_keys=True)}
+    atomic_write(path, lambda tmp: save_file(cpu, tmp, metadata=meta))
 
 
-def write_run(synset: SynSet, directory: Path, config: dict, timings: dict, log: Log, metrics: dict | None = None) -> RunOutcome:
-    """Write the SynSet, the grid, then run.json last (its 'complete' status marks the run finished)."""
+def load_checkpoint(path: Path, config: dict) -> tuple[dict[str, torch.Tensor], int, list[float]] | None:
+    """(tensors, iteration, losses) of the checkpoint at ``path``, None when there is none; one of another
+    configuration is refused."""
+    from .synset import read_safetensors
+
+    if not path.is_file():
+        return None
+    tensors, meta = read_safetensors(path)
+    if json.loads(meta.get("config", "null")) != json.loads(json.dumps(config, sort_keys=True)):
+        raise DistillsetError(f"{path} is a checkpoint of a different configuration; choose another --out or delete it")
+    try:
+        return tensors, int(meta["iteration"]), [float(v) for v in json.loads(meta["losses"])]
+    except (KeyError, ValueError, TypeError):
+        raise DistillsetError(f"{path} is a damaged checkpoint (its iteration or losses cannot be read); delete it to "
+                              "start the run again") from None
+
+
+def write_run(synset, directory: Path, config: dict, timings: dict, log: Log, metrics: dict | None = None) -> RunOutcome:
+    """Write the set (and, for images, its grid), then run.json last (its 'complete' status marks the run finished)."""
     directory.mkdir(parents=True, exist_ok=True)
     synset.save(directory / SYNSET_FILE)
-    save_grid(synset, directory / GRID_FILE)
-    record = {"status": "complete", "config": config, "timings_s": timings, "metrics": metrics or {},
-              "synset": {"file": SYNSET_FILE, "images": len(synset), "shape": list(synset.shape), "method": synset.method},
+    summary = {"file": SYNSET_FILE, "method": synset.method, "size": len(synset)}
+    written = [directory / SYNSET_FILE]
+    if hasattr(synset, "adjacency"):  # a graph: nodes and edges; no picture
+        summary.update(nodes=len(synset), edges=int((synset.adjacency > 0).sum()) // 2)
+    else:
+        from .visualize import save_grid
+
+        save_grid(synset, directory / GRID_FILE)
+        written.append(directory / GRID_FILE)
+        summary.update(images=len(synset), shape=list(synset.shape))
+    record = {"status": "complete", "config": config, "timings_s": timings, "metrics": metrics or {}, "synset": summary,
               "environment": environment()}
     atomic_write_json(directory / RUN_FILE, record)
-    log(f"wrote {directory / SYNSET_FILE} ({len(synset)} images), {directory / GRID_FILE} and {directory / RUN_FILE}")
+    unit = "nodes" if hasattr(synset, "adjacency") else "images"
+    log(f"wrote {written[0]} ({len(synset)} {unit}), {', '.join(str(p) for p in written[1:] + [directory / RUN_FILE])}")
     return RunOutcome(synset, directory, False, record)
-
-
-def evaluate_file(path: str | os.PathLike, models: list[str], runs: int = 5, epochs: int | None = None,
-                  lr: float | None = None, seed: int = 0, data_root=None, device: str | None = "cpu",
-                  download: bool = False, verify: bool = True, strategy: str = "auto", dsa: bool = False,
-                  log: Log | None = None) -> EvalResults:
-    """Evaluate a SynSet file on the real test split of the dataset it names (``dsa``: augment training)."""
-    from .augment import DSA, strategy_for
-
-    synset = SynSet.load(path)
-    image_size = tuple(synset.shape[1:]) if synset.dataset.startswith("imagefolder:") else None
-    data = load_dataset(synset.dataset, data_root=data_root, download=download, verify=verify, image_size=image_size)
-    if data.num_classes != synset.num_classes:
-        raise DistillsetError(f"{path} has {synset.num_classes} classes but dataset '{synset.dataset}' has {data.num_classes}")
-    return evaluate_synset(synset, data.test_images, data.test_labels, models=models, runs=runs, epochs=epochs,
-                           lr=lr, seed=seed, device=resolve_device(local_device(device)), strategy=strategy,
-                           augment=DSA(strategy_for(synset.dataset)) if dsa else None, progress=log)

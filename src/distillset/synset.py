@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from ._version import __version__
 from .errors import DistillsetError
 from .fileio import atomic_write
 
@@ -24,8 +25,6 @@ _OPTIONAL_TENSORS = ("soft_labels", "lr", "zca_mean", "zca_matrix")
 
 
 def _package_version() -> str:
-    from . import __version__
-
     return __version__
 
 
@@ -54,6 +53,18 @@ class SynSet:
         self.std = tuple(float(s) for s in self.std)
         if not self.version:
             self.version = _package_version()
+
+    @classmethod
+    def from_real(cls, real, images: torch.Tensor, labels: torch.Tensor, *, method: str, ipc: int, config: dict | None = None,
+                  soft_labels: torch.Tensor | None = None, lr: torch.Tensor | None = None) -> "SynSet":
+        """A set made from ``real`` (a RealData): its dataset, classes, normalisation, class names and ZCA
+        transform carried over, tensors copied to the CPU. Every method builds its SynSet here, so none
+        forgets the whitening its images live in."""
+        zca = getattr(real, "zca", None)
+        return cls(images.detach().cpu().clone(), labels.detach().cpu().clone(), real.name, real.num_classes, real.mean, real.std,
+                   method, ipc, config=dict(config or {}), soft_labels=None if soft_labels is None else soft_labels.detach().cpu().clone(),
+                   lr=None if lr is None else lr.detach().cpu().reshape(()).clone(), class_names=real.class_names,
+                   zca_mean=zca.mean.cpu() if zca is not None else None, zca_matrix=zca.matrix.cpu() if zca is not None else None)
 
     # ------------------------------------------------------------------------------ properties
     @property

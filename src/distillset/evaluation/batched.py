@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
-from .protocol import Augment, TrainConfig, soft_cross_entropy
+from ..training import Augment, TrainConfig, soft_cross_entropy
 
 
 def can_batch(model: nn.Module) -> bool:

@@ -9,14 +9,12 @@ reported as failed; the others still count.
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..data.real import normalize_pixels
@@ -25,18 +23,11 @@ from ..errors import DistillsetError
 from ..models import build_model, check_model_name
 from ..seeding import make_generator
 from ..synset import SynSet
+from ..training import Augment, TrainConfig, TrainingDiverged, test_accuracy, train_model
+from .batched import can_batch, train_models_batched
 
-Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 300
-    lr: float = 0.01
-    batch_size: int = 256
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    test_batch_size: int = 256
+__all__ = ["Augment", "EvalResults", "ModelResult", "TrainConfig", "each_run", "evaluate_synset", "format_table",
+           "prepare_test_data", "test_accuracy", "train_model"]
 
 
 @dataclass
@@ -70,59 +61,6 @@ class EvalResults:
 
     def as_dict(self) -> dict:
         return {"dataset": self.dataset, "results": {m: r.as_dict() for m, r in self.results.items()}, "config": self.config}
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss of one run became NaN or infinite."""
-
-
-def soft_cross_entropy(logits: torch.Tensor, target_logits: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy against the softmax of stored logits (soft labels)."""
-    return -(F.softmax(target_logits, dim=1) * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
-
-
-def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, config: TrainConfig,
-                generator: torch.Generator, augment: Augment | None = None) -> nn.Module:
-    """Train in place on (images, targets); targets are class indices or [N, K] logits (soft labels)."""
-    soft = targets.dim() == 2
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    n = images.shape[0]
-    model.train()
-    for epoch in range(config.epochs):
-        if epoch == config.epochs // 2 and epoch > 0:
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr * 0.1
-        order = torch.randperm(n, generator=generator).to(images.device)
-        for start in range(0, n, config.batch_size):
-            batch = order[start:start + config.batch_size]
-            x = images[batch]
-            if augment is not None:
-                x = augment(x, generator)
-            out = model(x)
-            loss = soft_cross_entropy(out, targets[batch]) if soft else F.cross_entropy(out, targets[batch])
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch + 1}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-    return model
-
-
-@torch.inference_mode()
-def test_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> float:
-    """Accuracy on a test set. Channels-last with batches of 256 measured ~2x faster than NCHW with
-    large batches for ConvNet inference on a 2-core CPU (see BENCHMARKS.md)."""
-    was_training = model.training
-    model.eval()
-    # a channels-last COPY: converting the caller's model in inference mode would turn its parameters into
-    # inference tensors that can no longer be trained (a pool member is tested, then trained further)
-    net = copy.deepcopy(model).to(memory_format=torch.channels_last)
-    model.train(was_training)
-    correct = 0
-    for start in range(0, images.shape[0], batch_size):
-        x = images[start:start + batch_size].contiguous(memory_format=torch.channels_last)
-        correct += int((net(x).argmax(dim=1) == labels[start:start + batch_size]).sum())
-    return correct / images.shape[0]
 
 
 def prepare_test_data(synset: SynSet, pixels, labels, device) -> tuple[torch.Tensor, torch.Tensor]:

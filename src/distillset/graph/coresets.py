@@ -8,47 +8,108 @@ so the baselines need no trained network, and they see the neighbourhood as a 2-
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import torch
 
-from ..errors import unknown_name
+from ..methods.contract import State, check_config, option
 from ..methods.coresets import herding, k_center
+from ..methods.registry import register_method
 from ..seeding import make_generator
 from .data import GraphData
-from .gcond import class_counts
+from .gcond import GRAPH_EVALUATION, class_counts
 from . import sampling
 from .models import Propagation
 from .synset import GraphSynSet
 
-GRAPH_SELECTORS = ("random", "herding", "kcenter")
+
+@dataclass
+class GraphSelectionConfig:
+    reduction: float = option(0.5, "fraction of the labelled training nodes kept", low=0, low_open=True, high=1)
+    seed: int = option(0, "the seed of every random draw")
 
 
 def propagated_features(data: GraphData, hops: int = 2) -> torch.Tensor:
     return sampling.propagated_features(data.features, Propagation.from_edges(data.edge_index, data.num_nodes), hops)
 
 
-def select_nodes(method: str, data: GraphData, reduction: float, seed: int = 0) -> GraphSynSet:
-    if method not in GRAPH_SELECTORS:
-        raise unknown_name("graph coreset method", method, list(GRAPH_SELECTORS))
-    counts = class_counts(data, reduction)
-    features = propagated_features(data) if method != "random" else None
-    generator = make_generator(seed, "graph-coreset", method)
-    chosen = []
-    for c, n in enumerate(counts):
-        pool = data.train[data.labels[data.train] == c]
-        n = min(n, pool.numel())
-        if method == "random":
-            pick = torch.randperm(pool.numel(), generator=generator)[:n]
-        elif method == "herding":
-            pick = herding(features[pool], n)
-        else:
-            pick = k_center(features[pool], n)
-        chosen.append(pool[pick.to(pool.device)])
-    nodes = torch.cat(chosen)
-    position = torch.full((data.num_nodes,), -1, dtype=torch.long, device=nodes.device)
-    position[nodes] = torch.arange(nodes.numel(), device=nodes.device)
-    src, dst = data.edge_index
-    inside = (position[src] >= 0) & (position[dst] >= 0)
-    adjacency = torch.zeros(nodes.numel(), nodes.numel())
-    adjacency[position[src[inside]].cpu(), position[dst[inside]].cpu()] = 1.0
-    return GraphSynSet(data.features[nodes].float().cpu().clone(), adjacency, data.labels[nodes].cpu().clone(), data.name,
-                       data.num_classes, f"coreset:{method}", reduction, {"method": method, "seed": seed, "nodes": nodes.tolist()})
+class GraphSelection:
+    """Node selection under the method contract: one step picks the nodes; the set is their induced subgraph."""
+
+    name: str
+    total_steps = 1
+    divergence_hint = "a selection has no loss to diverge"
+
+    def __init__(self, data: GraphData, config: GraphSelectionConfig) -> None:
+        self.config = check_config(replace(config))
+        self.data = data
+        self.counts = class_counts(data, self.config.reduction)
+
+    def pick(self, pool: torch.Tensor, n: int, features: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+        """Positions within ``pool`` (one class's training nodes) of the ``n`` kept."""
+        raise NotImplementedError
+
+    def features(self) -> torch.Tensor | None:
+        return propagated_features(self.data)
+
+    def initial_state(self) -> State:
+        return State()
+
+    def step(self, state: State) -> float:
+        data = self.data
+        features = self.features()
+        generator = make_generator(self.config.seed, "graph-coreset", self.name)
+        chosen = []
+        for c, n in enumerate(self.counts):
+            pool = data.train[data.labels[data.train] == c]
+            chosen.append(pool[self.pick(pool, min(n, pool.numel()), features, generator).to(pool.device)])
+        state.tensors = {"nodes": torch.cat(chosen).cpu()}
+        state.iteration += 1
+        state.losses.append(0.0)
+        return 0.0
+
+    def restore(self, tensors: dict[str, torch.Tensor], iteration: int, losses: list[float]) -> State:
+        return State(dict(tensors), iteration, list(losses))
+
+    def to_synset(self, state: State) -> GraphSynSet:
+        data = self.data
+        nodes = state.tensors["nodes"].to(data.labels.device)
+        position = torch.full((data.num_nodes,), -1, dtype=torch.long, device=nodes.device)
+        position[nodes] = torch.arange(nodes.numel(), device=nodes.device)
+        src, dst = data.edge_index
+        inside = (position[src] >= 0) & (position[dst] >= 0)
+        adjacency = torch.zeros(nodes.numel(), nodes.numel())
+        adjacency[position[src[inside]].cpu(), position[dst[inside]].cpu()] = 1.0
+        return GraphSynSet(data.features[nodes].float().cpu().clone(), adjacency, data.labels[nodes].cpu().clone(), data.name,
+                           data.num_classes, f"coreset:{self.name}", self.config.reduction,
+                           {"method": self.name, "seed": self.config.seed, "nodes": nodes.tolist()})
+
+
+@register_method("random", kind="selection", modality="graph", config=GraphSelectionConfig, size="reduction",
+                 evaluation=GRAPH_EVALUATION, summary="uniformly sampled labelled training nodes per class, their induced subgraph")
+class RandomNodes(GraphSelection):
+    name = "random"
+
+    def features(self) -> None:
+        return None
+
+    def pick(self, pool, n, features, generator):
+        return torch.randperm(pool.numel(), generator=generator)[:n]
+
+
+@register_method("herding", kind="selection", modality="graph", config=GraphSelectionConfig, size="reduction",
+                 evaluation=GRAPH_EVALUATION, summary="herding on SGC-propagated features (S^2 X) per class")
+class HerdingNodes(GraphSelection):
+    name = "herding"
+
+    def pick(self, pool, n, features, generator):
+        return herding(features[pool], n)
+
+
+@register_method("kcenter", kind="selection", modality="graph", config=GraphSelectionConfig, size="reduction",
+                 evaluation=GRAPH_EVALUATION, summary="k-center on SGC-propagated features (S^2 X) per class")
+class KCenterNodes(GraphSelection):
+    name = "kcenter"
+
+    def pick(self, pool, n, features, generator):
+        return k_center(features[pool], n)

@@ -20,60 +20,67 @@ n'^2 x hidden, never n'^2 x 2F.
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict, dataclass, replace
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import DistillsetError
-from ..fileio import atomic_write, atomic_write_json
+from ..methods.contract import EvaluationSpec, State, check_config, option
 from ..methods.gradient_matching import distance
+from ..methods.registry import register_method
 from ..seeding import make_generator
 from .data import GraphData
 from .models import Propagation, build_gnn
 from .sampling import RealGraphView
 from .synset import GraphSynSet
 
+GRAPH_EVALUATION = EvaluationSpec(epochs=600)  # GCond's: a GCN trained 600 epochs, the epoch chosen on the real validation split
+
 
 @dataclass
 class GCondConfig:
-    reduction: float = 0.5  # fraction of the labelled training nodes
-    structure: bool = True  # False: gcond-x
-    epochs: int = 600
-    outer_loop: int = 20
-    inner_loop: int = 15
-    lr_features: float = 1e-4
-    lr_structure: float = 1e-4
-    lr_model: float = 0.01
-    structure_epochs: int = 10
-    feature_epochs: int = 40
-    matching_model: str = "sgc"
-    batch_real: int = 256
-    pge_hidden: int = 128
-    pge_layers: int = 3
+    """GCond's options, as its paper and reference code set them."""
+
+    METHOD: ClassVar[str] = "gcond"
+
+    reduction: float = option(0.5, "fraction of the labelled training nodes kept", low=0, low_open=True, high=1)
+    structure: bool = option(True, "learn a structure (False: GCond-X, features only)")
+    epochs: int = option(600, "condensation epochs, each with a fresh matching network", low=1)
+    outer_loop: int = option(20, "matching steps per epoch", low=1)
+    inner_loop: int = option(15, "training steps of the matching network between matching steps", low=0)
+    lr_features: float = option(1e-4, "Adam learning rate of the node features", low=0, low_open=True)
+    lr_structure: float = option(1e-4, "Adam learning rate of the structure generator", low=0, low_open=True)
+    lr_model: float = option(0.01, "Adam learning rate of the matching network", low=0, low_open=True)
+    structure_epochs: int = option(10, "epochs updating the structure, alternating with feature epochs", low=1)
+    feature_epochs: int = option(40, "epochs updating the features", low=1)
+    matching_model: str = option("sgc", "the GNN whose gradients are matched", choices=("sgc", "gcn"))
+    batch_real: int = option(256, "real training nodes sampled per class and matching step", low=1)
+    pge_hidden: int = option(128, "hidden width of the structure generator", low=1)
+    pge_layers: int = option(3, "layers of the structure generator", low=2)
     # False: the PGE's BatchNorm always normalises with the statistics of the current pair set (all n^2 pairs are
     # the batch, so A' is a deterministic function of X'), as GCond's reference code does. True: running
     # statistics in eval mode (feature epochs, inner loops, the saved graph), this library's behaviour before
     # 2026-11-22, which left A' stale once features moved and gave dense, class-mixing graphs (BENCHMARKS.md).
-    pge_running_stats: bool = False
-    threshold: float = 0.01  # A' entries below this are zeroed in the saved graph (GCond's sparsification)
-    # SGDD only: weight of the optimal-transport LED term. At 1 its gradient on the generator was ~1% of the
-    # matching loss's (Cora r=0.25), so it did not steer the structure at all; 10 gives it ~7% and halved the
-    # LED shift at unchanged accuracy, while 100 and 1000 cost 6-10 points on one seed (BENCHMARKS.md).
-    ot_weight: float = 10.0
-    coordinates: int = 8  # SGDD only: graphon coordinate dimensions
-    led_bins: int = 16  # SGDD only: spectral bins of the LED term
-    led_sigma: float = 0.1  # SGDD only: their width on the eigenvalue axis
-    fanout: int = 0  # real-graph neighbours sampled per node and hop for a GCN matching network (0: all, exact)
+    pge_running_stats: bool = option(False, "BatchNorm running statistics in the structure generator (not GCond's)")
+    threshold: float = option(0.01, "A' entries below this are zeroed in the saved graph (GCond's sparsification)", low=0)
+    fanout: int = option(0, "real-graph neighbours sampled per node and hop for a GCN matching network (0: all, exact)", low=0)
     # True: class c's matching term is weighted by its synthetic node count / the largest class's, as GCond's
     # reference does, so a rare class (the anomalies of an imbalanced graph) does not weigh as much as a common
     # one. The Planetoid splits are balanced (20 per class), where every weight is 1. False: unweighted sum.
-    class_weighted: bool = True
-    seed: int = 0
+    class_weighted: bool = option(True, "weigh each class's matching term by its synthetic share (GCond's reference)")
+    seed: int = option(0, "the seed of every random draw")
+
+
+@dataclass
+class GCondXConfig(GCondConfig):
+    """GCond-X: the features alone are learned; the synthetic graph has no edges (the GNN sees self loops)."""
+
+    METHOD: ClassVar[str] = "gcond-x"
+
+    structure: bool = option(False, "learn a structure (False: GCond-X, features only)")
 
 
 class StructureGenerator(nn.Module):
@@ -111,14 +118,28 @@ def class_counts(data: GraphData, reduction: float) -> list[int]:
     return [max(1, int(round(reduction * int(c)))) for c in counts]
 
 
+TINY = {"epochs": 2, "outer_loop": 2, "inner_loop": 1, "pge_hidden": 16, "batch_real": 16}
+
+
+@register_method("gcond", kind="condensation", modality="graph", config=GCondConfig, size="reduction", tiny=TINY,
+                 evaluation=GRAPH_EVALUATION,
+                 summary="graph condensation: gradient matching of a GNN, features and a pairwise structure generator (Jin et al., ICLR 2022)")
+@register_method("gcond-x", kind="condensation", modality="graph", config=GCondXConfig, size="reduction", tiny=TINY,
+                 evaluation=GRAPH_EVALUATION, summary="GCond with learned node features only, no edges (Jin et al., ICLR 2022)")
 class GCond:
-    def __init__(self, data: GraphData, config: GCondConfig, method: str = "gcond") -> None:
-        self.data, self.config, self.method = data, config, method
+    """GCond / GCond-X under the method contract. The live tensors (features, generator, optimisers) are the
+    engine's; the state holds them by name, and a state from elsewhere (a checkpoint) is loaded into them."""
+
+    divergence_hint = "lower the learning rates (lr_features, lr_structure)"
+
+    def __init__(self, data: GraphData, config: GCondConfig) -> None:
+        config = check_config(replace(config))
+        self.data, self.config, self.method = data, config, config.METHOD
         self.counts = class_counts(data, config.reduction)
         self.real_view = RealGraphView(data.features, Propagation.from_edges(data.edge_index, data.num_nodes),
                                        fanout=config.fanout or None)
         self.train_by_class = [data.train[data.labels[data.train] == c] for c in range(data.num_classes)]
-        gen = make_generator(config.seed, method, "init")
+        gen = make_generator(config.seed, self.method, "init")
         picks = [pool[torch.randperm(pool.numel(), generator=gen)[:n].to(pool.device)] if n <= pool.numel()
                  else pool[torch.randint(pool.numel(), (n,), generator=gen).to(pool.device)]
                  for pool, n in zip(self.train_by_class, self.counts)]
@@ -127,12 +148,31 @@ class GCond:
         self.pge = None
         if config.structure:
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(int(torch.randint(2**62, (1,), generator=make_generator(config.seed, method, "pge"))))
+                torch.manual_seed(int(torch.randint(2**62, (1,), generator=make_generator(config.seed, self.method, "pge"))))
                 self.pge = self.make_generator().to(data.features.device)
         self.opt_features = torch.optim.Adam([self.features], lr=config.lr_features)
         self.opt_structure = torch.optim.Adam(self.pge.parameters(), lr=config.lr_structure) if self.pge is not None else None
         self.epoch = 0
         self.losses: list[float] = []
+        self._live: State | None = None  # the state whose tensors the live objects hold
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.epochs
+
+    def initial_state(self) -> State:
+        self._live = State(self.state_tensors(), self.epoch, list(self.losses))
+        return self._live
+
+    def restore(self, tensors: dict[str, torch.Tensor], iteration: int, losses: list[float]) -> State:
+        self.load_state(tensors, iteration, losses)
+        self._live = State(self.state_tensors(), iteration, list(losses))
+        return self._live
+
+    def _bind(self, state: State) -> None:
+        if state is not self._live:
+            self.restore(state.named_tensors(), state.iteration, state.losses)
+            self._live = state
 
     def make_generator(self) -> nn.Module:
         """The structure generator (GCond's PGE; SGDD overrides it with its graphon)."""
@@ -149,8 +189,14 @@ class GCond:
             return torch.zeros(n, n, device=self.features.device)
         return self.pge(self.features)
 
-    def step(self) -> float:
+    def step(self, state: State) -> float:
         """One epoch: a fresh matching network, ``outer_loop`` matching updates with inner training between."""
+        self._bind(state)
+        value = self._epoch()
+        state.tensors, state.iteration, state.losses = self.state_tensors(), self.epoch, list(self.losses)
+        return value
+
+    def _epoch(self) -> float:
         cfg, data = self.config, self.data
         epoch = self.epoch
         generator = make_generator(cfg.seed, self.method, "epoch", epoch)
@@ -222,24 +268,26 @@ class GCond:
         self.losses.append(value)
         return value
 
-    def to_synset(self, dataset: str) -> GraphSynSet:
+    def to_synset(self, state: State) -> GraphSynSet:
+        self._bind(state)
         with torch.no_grad():
             if self.pge is not None:
                 self.pge.eval()
             adjacency = self.adjacency().detach().float().cpu()
         adjacency = torch.where(adjacency < self.config.threshold, torch.zeros_like(adjacency), adjacency)
         adjacency = (adjacency + adjacency.T) / 2
-        return GraphSynSet(self.features.detach().float().cpu().clone(), adjacency, self.labels.cpu().clone(), dataset,
+        return GraphSynSet(self.features.detach().float().cpu().clone(), adjacency, self.labels.cpu().clone(), self.data.name,
                            self.data.num_classes, self.method, self.config.reduction, {"method": self.method, **asdict(self.config)})
 
     # ------------------------------------------------------------------------------------ checkpoints
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        tensors = {"features": self.features.detach().cpu()}
+        """The live tensors by name (no copies: the checkpoint writer copies them to the CPU)."""
+        tensors = {"features": self.features.detach()}
         tensors.update(_optimizer_tensors(self.opt_features, "opt_features"))
         if self.pge is not None:
-            tensors.update({f"pge.{k}": v.detach().cpu() for k, v in self.pge.state_dict().items()})
+            tensors.update({f"pge.{k}": v.detach() for k, v in self.pge.state_dict().items()})
             tensors.update(_optimizer_tensors(self.opt_structure, "opt_structure"))
-        return {k: v.contiguous() for k, v in tensors.items()}
+        return tensors
 
     def load_state(self, tensors: dict[str, torch.Tensor], epoch: int, losses: list[float]) -> None:
         device = self.features.device
@@ -256,7 +304,7 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str) -> dict[st
     out = {}
     for i, (_, state) in enumerate(optimizer.state_dict()["state"].items()):
         for key, value in state.items():
-            out[f"{prefix}.{i}.{key}"] = torch.as_tensor(value).detach().cpu().clone()
+            out[f"{prefix}.{i}.{key}"] = torch.as_tensor(value).detach().clone()
     return out
 
 
@@ -267,84 +315,3 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, prefix: str
         if entries:
             state_dict["state"][i] = {k: (v.to(device) if k != "step" else v) for k, v in entries.items()}
     optimizer.load_state_dict(state_dict)
-
-
-GRAPH_METHODS = ("gcond", "gcond-x", "sgdd")
-
-
-def make_engine(method: str, data: GraphData, config: GCondConfig) -> GCond:
-    if method == "sgdd":
-        from .sgdd import SGDD
-
-        return SGDD(data, config, config.ot_weight, config.coordinates, config.led_bins, config.led_sigma)
-    return GCond(data, config, method)
-
-
-def run_gcond(method: str, dataset: str, reduction: float, out: str | Path, epochs: int | None = None, seed: int = 0,
-              data_root=None, device: str | None = "cpu", checkpoint_every: int = 20, stop_after: int | None = None,
-              log=print, options: dict | None = None) -> GraphSynSet | None:
-    """Condense ``dataset`` into ``out`` (synset.safetensors, run.json); resumes from out/checkpoint.safetensors.
-
-    ``options`` overrides fields of GCondConfig (e.g. ``{"matching_model": "gcn", "fanout": 10}``)."""
-    from safetensors.torch import save_file
-
-    from ..runner import resolve_device
-    from ..synset import read_safetensors
-    from .data import load_graph
-
-    if method not in GRAPH_METHODS:
-        raise DistillsetError(f"unknown graph condensation method '{method}'; use {', '.join(GRAPH_METHODS)}")
-    config = GCondConfig(reduction=reduction, structure=method != "gcond-x", seed=seed)
-    if epochs is not None:
-        config.epochs = epochs
-    for key, value in (options or {}).items():
-        if key not in GCondConfig.__dataclass_fields__ or key in ("reduction", "structure", "seed", "epochs"):
-            raise DistillsetError(f"unknown graph condensation option '{key}'")
-        setattr(config, key, value)
-    out = Path(out)
-    identity = {"command": "condense", "method": method, "dataset": dataset, **asdict(config)}
-    record_path = out / "run.json"
-    if record_path.is_file():
-        record = json.loads(record_path.read_text())
-        if record.get("status") == "complete" and record.get("config") == identity:
-            log(f"{out} already holds this finished run; nothing to do")
-            return GraphSynSet.load(out / "synset.safetensors")
-    torch_device = resolve_device(device)
-    data = load_graph(dataset, data_root).to(torch_device)
-    engine = make_engine(method, data, config)
-    checkpoint = out / "checkpoint.safetensors"
-    if checkpoint.is_file():
-        tensors, meta = read_safetensors(checkpoint)
-        if json.loads(meta.get("config", "null")) != identity:
-            raise DistillsetError(f"{checkpoint} belongs to another configuration; choose another --out or delete it")
-        engine.load_state(tensors, int(meta["epoch"]), json.loads(meta["losses"]))
-        log(f"resuming from {checkpoint} at epoch {engine.epoch}/{config.epochs}")
-    out.mkdir(parents=True, exist_ok=True)
-
-    def save_checkpoint() -> None:
-        tensors = engine.state_tensors()
-        meta = {"epoch": str(engine.epoch), "losses": json.dumps(engine.losses), "config": json.dumps(identity)}
-        atomic_write(checkpoint, lambda tmp: save_file(tensors, tmp, metadata=meta))
-
-    start, done = time.perf_counter(), 0
-    while engine.epoch < config.epochs:
-        try:
-            loss = engine.step()
-        except FloatingPointError as exc:
-            raise DistillsetError(f"{exc}; lower the learning rates") from None
-        done += 1
-        if engine.epoch % checkpoint_every == 0 or engine.epoch == config.epochs:
-            save_checkpoint()
-        if engine.epoch % max(1, config.epochs // 10) == 0:
-            log(f"{method} epoch {engine.epoch}/{config.epochs}: matching loss {loss:.4f}")
-        if stop_after is not None and done >= stop_after and engine.epoch < config.epochs:
-            save_checkpoint()
-            return None
-    synset = engine.to_synset(data.name)
-    synset.save(out / "synset.safetensors")
-    atomic_write_json(record_path, {"status": "complete", "config": identity, "metrics": {"loss_per_epoch": engine.losses},
-                                    "timings_s": {"condense_this_call": time.perf_counter() - start},
-                                    "synset": {"nodes": len(synset), "edges": int((synset.adjacency > 0).sum()) // 2}})
-    checkpoint.unlink(missing_ok=True)
-    log(f"wrote {out / 'synset.safetensors'} ({len(synset)} nodes) and {record_path}")
-    return synset

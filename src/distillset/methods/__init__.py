@@ -1,5 +1,7 @@
-"""Methods that produce a SynSet from RealData: coreset selection now, condensation methods later."""
+"""Methods that produce a SynSet from real data: each module registers its methods (methods.registry) under the
+one contract of methods.contract. Look methods up through :mod:`distillset.catalogue`, which imports them all."""
 
-from .coresets import NEEDS_FEATURES, SELECTORS, herding, ipc_for_ratio, k_center, make_coreset, most_forgotten, select_random
+from .coresets import herding, k_center, most_forgotten
+from .selection import ipc_for_ratio
 
-__all__ = ["NEEDS_FEATURES", "SELECTORS", "herding", "ipc_for_ratio", "k_center", "make_coreset", "most_forgotten", "select_random"]
+__all__ = ["herding", "ipc_for_ratio", "k_center", "most_forgotten"]

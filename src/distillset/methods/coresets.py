@@ -4,22 +4,20 @@ random: class-balanced uniform sample. herding: greedily add the image that keep
 selected embeddings closest to the class mean (argmin). kcenter: greedy farthest point (start from
 the image nearest the class mean). forgetting: the images forgotten most often while a network
 trained on the real data (never-learned images count as forgotten most; ties broken at random).
-dq: Dataset Quantization (GraphCut bins, a uniform share of every bin; see methods.quantization).
 Embeddings come from a network trained on the real training set (cached, see feature_network).
+Dataset Quantization, another selection method, lives in methods.quantization.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from ..data.real import RealData
-from ..errors import unknown_name
 from ..seeding import make_generator
-from ..synset import SynSet
-from .feature_network import embed_all, train_feature_network
-from .quantization import drop_patches, select_dq
+from .contract import EvaluationSpec
+from .feature_network import embed_all
+from .registry import register_method
+from .selection import FeatureSelectionConfig, SelectionConfig, SelectionEngine
 
 
 def herding(features: torch.Tensor, k: int) -> torch.Tensor:
@@ -64,12 +62,7 @@ def most_forgotten(events: torch.Tensor, ever_learned: torch.Tensor, k: int, gen
     return perm[order[:k]]
 
 
-def select_random(real: RealData, ipc: int, seed: int, **_: object) -> torch.Tensor:
-    generator = make_generator(seed, "coreset", "random")
-    return torch.cat([real.sample_indices(c, ipc, generator) for c in range(real.num_classes)])
-
-
-def _per_class(real: RealData, ipc: int, pick: Callable[[torch.Tensor, int], torch.Tensor]) -> torch.Tensor:
+def per_class(real: RealData, ipc: int, pick) -> torch.Tensor:
     """Run ``pick(class_indices, ipc)`` for each class; it returns positions within the class."""
     out = []
     for c in range(real.num_classes):
@@ -78,61 +71,51 @@ def _per_class(real: RealData, ipc: int, pick: Callable[[torch.Tensor, int], tor
     return torch.cat(out)
 
 
-def _feature_selector(rule: Callable[[torch.Tensor, int], torch.Tensor]):
-    def select(real: RealData, ipc: int, seed: int, feature_model: str = "convnet", feature_epochs: int = 3, log=None, **_):
-        network = train_feature_network(real, feature_model, feature_epochs, seed, log=log)
-        features = embed_all(network.model, real.images)
-        return _per_class(real, ipc, lambda pool, k: rule(features[pool], k))
-
-    return select
+TINY = {"ipc": 2, "feature_epochs": 1}
+EVALUATION = EvaluationSpec()  # the DC paper's protocol: no augmentation, 300 epochs
 
 
-def select_forgetting(real: RealData, ipc: int, seed: int, feature_model: str = "convnet", feature_epochs: int = 3, log=None, **_):
-    network = train_feature_network(real, feature_model, feature_epochs, seed, log=log)
-    generator = make_generator(seed, "coreset", "forgetting")
-    return _per_class(real, ipc, lambda pool, k: most_forgotten(network.forgetting_events[pool], network.ever_learned[pool], k, generator))
+@register_method("random", kind="selection", modality="image", config=SelectionConfig, tiny={"ipc": 2},
+                 summary="class-balanced uniform sample of real images")
+class RandomSelection(SelectionEngine):
+    name = "random"
+
+    def select(self) -> torch.Tensor:
+        generator = make_generator(self.config.seed, "coreset", "random")
+        return torch.cat([self.real.sample_indices(c, self.ipc, generator) for c in range(self.real.num_classes)])
 
 
-def _dq_patches(real: RealData, indices: torch.Tensor, images: torch.Tensor, seed: int, feature_model: str = "convnet",
-                feature_epochs: int = 3, patch_drop: float = 0.0, patch_size: int = 4, log=None, **_) -> torch.Tensor:
-    """DQ's optional patch dropping on the selected images (see methods.quantization)."""
-    if patch_drop <= 0:
-        return images
-    network = train_feature_network(real, feature_model, feature_epochs, seed, log=log)
-    filled, _ = drop_patches(images, real.labels[indices], network.model, patch_size, patch_drop)
-    return filled
+class FeatureSelection(SelectionEngine):
+    """A selection ranked on the embeddings of the cached feature network."""
+
+    rule: staticmethod
+
+    def select(self) -> torch.Tensor:
+        features = embed_all(self.feature_network().model, self.real.images)
+        return per_class(self.real, self.ipc, lambda pool, k: type(self).rule(features[pool], k))
 
 
-SELECTORS: dict[str, Callable[..., torch.Tensor]] = {
-    "random": select_random,
-    "herding": _feature_selector(herding),
-    "kcenter": _feature_selector(k_center),
-    "forgetting": select_forgetting,
-    "dq": select_dq,
-}
-# selected images a method changes after selection
-POSTPROCESS: dict[str, Callable[..., torch.Tensor]] = {"dq": _dq_patches}
-NEEDS_FEATURES = {"herding", "kcenter", "forgetting", "dq"}
+@register_method("herding", kind="selection", modality="image", config=FeatureSelectionConfig, tiny=TINY,
+                 summary="greedy herding: keep the selected embeddings' mean closest to the class mean (Welling, 2009)")
+class HerdingSelection(FeatureSelection):
+    name = "herding"
+    rule = staticmethod(herding)
 
 
-def ipc_for_ratio(ratio: float, real: RealData) -> int:
-    """Images per class that keep ``ratio`` of the training set, class-balanced (at least one)."""
-    return max(1, round(ratio * real.labels.numel() / real.num_classes))
+@register_method("kcenter", kind="selection", modality="image", config=FeatureSelectionConfig, tiny=TINY,
+                 summary="greedy k-center: repeatedly add the embedding farthest from the selection (Sener & Savarese, 2018)")
+class KCenterSelection(FeatureSelection):
+    name = "kcenter"
+    rule = staticmethod(k_center)
 
 
-def make_coreset(method: str, real: RealData, ipc: int, seed: int = 0, config: dict | None = None, **options) -> SynSet:
-    """Select ``ipc`` real images per class with ``method`` and package them as a SynSet."""
-    if method not in SELECTORS:
-        raise unknown_name("coreset method", method, list(SELECTORS))
-    real.check_ipc(ipc)
-    indices = SELECTORS[method](real, ipc, seed, **options)
-    images = real.images[indices].detach()
-    if method in POSTPROCESS:
-        images = POSTPROCESS[method](real, indices, images, seed, **options)
-    return SynSet(
-        images=images.to("cpu").clone(),
-        labels=real.labels[indices].detach().to("cpu").clone(),
-        dataset=real.name, num_classes=real.num_classes, mean=real.mean, std=real.std,
-        method=f"coreset:{method}", ipc=ipc, config=dict(config or {}, method=method, ipc=ipc, seed=seed),
-        class_names=real.class_names,
-    )
+@register_method("forgetting", kind="selection", modality="image", config=FeatureSelectionConfig, tiny=TINY,
+                 summary="the images forgotten most often while a network trains on the real data (Toneva et al., 2019)")
+class ForgettingSelection(FeatureSelection):
+    name = "forgetting"
+
+    def select(self) -> torch.Tensor:
+        network = self.feature_network()
+        generator = make_generator(self.config.seed, "coreset", "forgetting")
+        return per_class(self.real, self.ipc,
+                         lambda pool, k: most_forgotten(network.forgetting_events[pool], network.ever_learned[pool], k, generator))

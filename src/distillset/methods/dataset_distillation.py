@@ -17,18 +17,19 @@ the learned step sizes are kept in run.json.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
 from ..augment import DSA, strategy_for
 from ..data.real import RealData
-from ..errors import DistillsetError
 from ..models import build_model
 from ..seeding import make_generator
 from ..synset import SynSet
+from .contract import check_config, option
 from .image_state import MatchingState, SyntheticImageMethod, adam
+from .registry import register_method
 from .unroll import FlatStudent, Unroller, draw_steps
 
 BETAS = (0.5, 0.999)
@@ -36,34 +37,33 @@ BETAS = (0.5, 0.999)
 
 @dataclass
 class DatasetDistillationConfig:
-    ipc: int = 10
-    model: str = "convnet"
-    iterations: int = 1000
-    steps: int = 10
-    epochs: int = 3
-    batch_syn: int = 0  # synthetic images per unrolled step (0: all)
-    batch_real: int = 256  # real images (class-balanced) scoring the trained network
-    init_lr: float = 0.02  # every step size's initial value
-    lr_img: float = 0.01  # Adam
-    lr_lr: float = 1e-3  # Adam, on the step sizes
-    lr_min: float = 1e-5
-    dsa: bool = False
-    dsa_strategy: str | None = None
-    init: str = "noise"
-    memory: str = "plain"  # or "checkpointed"
-    seed: int = 0
+    ipc: int = option(10, "images per class", low=1)
+    model: str = option("convnet", "the network trained in the inner loop (any zoo model)")
+    iterations: int = option(1000, "outer iterations, each from a fresh random network", low=1)
+    steps: int = option(10, "unrolled SGD steps per epoch, each with its own learned step size", low=1)
+    epochs: int = option(3, "passes of the unrolled steps", low=1)
+    batch_syn: int = option(0, "synthetic images per unrolled step (0: all)", low=0)
+    batch_real: int = option(256, "real images (class-balanced) scoring the trained network", low=1)
+    init_lr: float = option(0.02, "every step size's initial value", low=0, low_open=True)
+    lr_img: float = option(0.01, "Adam learning rate of the images", low=0, low_open=True)
+    lr_lr: float = option(1e-3, "Adam learning rate of the step sizes", low=0, low_open=True)
+    lr_min: float = option(1e-5, "floor of a learned step size", low=0)
+    dsa: bool = option(False, "augment the unrolled steps with DSA")
+    dsa_strategy: str | None = option(None, "DSA transforms (default: per dataset)")
+    init: str = option("noise", "initial images", choices=("noise", "real"))
+    memory: str = option("plain", "'checkpointed' recomputes each unrolled step (memory independent of steps)",
+                         choices=("plain", "checkpointed"))
+    seed: int = option(0, "the seed of every random draw")
 
 
+@register_method("dd", kind="condensation", modality="image", config=DatasetDistillationConfig,
+                 tiny={"iterations": 2, "steps": 2, "epochs": 1, "batch_real": 20},
+                 summary="the original bi-level dataset distillation through unrolled training (Wang et al., 2018)")
 class DatasetDistillation(SyntheticImageMethod):
     method = "dd"
 
     def __init__(self, real: RealData, config: DatasetDistillationConfig) -> None:
-        if config.init not in ("noise", "real"):
-            raise DistillsetError(f"unknown initialisation '{config.init}'; use noise or real")
-        if config.memory not in ("plain", "checkpointed"):
-            raise DistillsetError(f"unknown memory mode '{config.memory}'; use plain or checkpointed")
-        if config.steps < 1 or config.epochs < 1:
-            raise DistillsetError("DD needs steps and epochs of at least 1")
+        config = check_config(replace(config))
         real.check_ipc(config.ipc)
         self.real, self.config = real, config
         self.dsa = DSA(config.dsa_strategy or strategy_for(real.name)) if config.dsa else None

@@ -12,7 +12,7 @@ classes, so, as the paper's code does, each class is embedded in its own train-m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -20,41 +20,44 @@ from torch import nn
 from ..augment import DSA, strategy_for
 from ..data.real import RealData
 from ..distributed import all_reduce_gradients, context
-from ..errors import DistillsetError
 from ..models import build_model
 from ..seeding import make_generator
+from .contract import EvaluationSpec, check_config, option
 from .image_state import MatchingState, SyntheticImageMethod
+from .registry import register_method
 
 
 @dataclass
 class DistributionMatchingConfig:
-    ipc: int = 10
-    model: str = "convnet"
-    iterations: int = 20000
-    dsa: bool = True
-    dsa_strategy: str | None = None  # default: per dataset (no flip for digits)
-    init: str = "real"  # "real" (the paper's) or "noise"
-    lr_img: float = 1.0
-    momentum_img: float = 0.5
-    batch_real: int = 256
-    guide_models: str = ""  # pre-trained-model guidance: pool folders / members (methods.guidance); "" = none
-    guide_weight: float = 1.0  # weight of the guides' cross-entropy added to the matching loss
-    guide_per_iteration: int = 1  # pool members sampled per iteration
-    seed: int = 0
+    ipc: int = option(10, "images per class", low=1)
+    model: str = option("convnet", "the embedding network (any zoo model)")
+    iterations: int = option(20000, "iterations, each with a fresh frozen network", low=1)
+    dsa: bool = option(True, "augment real and synthetic batches with the same DSA transform")
+    dsa_strategy: str | None = option(None, "DSA transforms (default: per dataset, no flip for digits)")
+    init: str = option("real", "initial images", choices=("noise", "real"))
+    lr_img: float = option(1.0, "image learning rate", low=0, low_open=True)
+    momentum_img: float = option(0.5, "image SGD momentum", low=0, high=1)
+    batch_real: int = option(256, "real images per class and iteration", low=1)
+    guide_models: str = option("", "pre-trained-model guidance: pool folders / members (methods.guidance); '' = none")
+    guide_weight: float = option(1.0, "weight of the guides' cross-entropy added to the matching loss", low=0)
+    guide_per_iteration: int = option(1, "pool members sampled per iteration", low=1)
+    seed: int = option(0, "the seed of every random draw")
 
 
 def has_batchnorm(net: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
 
 
+@register_method("dm", kind="condensation", modality="image", config=DistributionMatchingConfig,
+                 evaluation=EvaluationSpec(augment="dsa"), tiny={"iterations": 2, "batch_real": 16},
+                 summary="distribution matching: mean embeddings of fresh random networks (Zhao & Bilen, WACV 2023)")
 class DistributionMatching(SyntheticImageMethod):
-    """DM as a step function over a :class:`MatchingState`; the condense runner drives it."""
+    """DM as a step function over a :class:`MatchingState`; the driver runs the iterations."""
 
     method = "dm"
 
     def __init__(self, real: RealData, config: DistributionMatchingConfig) -> None:
-        if config.init not in ("noise", "real"):
-            raise DistillsetError(f"unknown initialisation '{config.init}'; use noise or real")
+        config = check_config(replace(config))
         real.check_ipc(config.ipc)
         self.real, self.config = real, config
         self.dsa = DSA(config.dsa_strategy or strategy_for(real.name)) if config.dsa else None

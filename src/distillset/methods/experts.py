@@ -312,7 +312,7 @@ def train_experts(dataset: str, out: str | Path, config: ExpertConfig, data_root
                   download: bool = False, verify: bool = True, parallel: int | None = None, log=print) -> dict:
     """Train (or finish) the experts of ``out`` on ``dataset``; returns the index."""
     from ..data import load_dataset, real_data
-    from ..runner import resolve_device
+    from ..device import resolve_device
 
     torch_device = resolve_device(device)
     data = load_dataset(dataset, data_root=data_root, download=download, verify=verify)

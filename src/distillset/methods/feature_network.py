@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.real import RealData
-from ..evaluation.protocol import TrainConfig
+from ..training import TrainConfig
 from ..fileio import atomic_write
 from ..models import build_model
 from ..seeding import make_generator

@@ -18,7 +18,7 @@ that is the default there. Either way, parameters that the distance ignores (1-D
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +30,9 @@ from ..distributed import all_reduce_gradients, broadcast_parameters, context
 from ..errors import DistillsetError
 from ..models import build_model
 from ..seeding import make_generator
+from .contract import EvaluationSpec, check_config, option
 from .image_state import MatchingState, SyntheticImageMethod
+from .registry import register_method
 
 # (outer_loop, inner_loop) per images-per-class, from the paper
 PAPER_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
@@ -50,32 +52,42 @@ def loops_for_ipc(ipc: int) -> tuple[int, int]:
 
 @dataclass
 class GradientMatchingConfig:
-    ipc: int = 10
-    model: str = "convnet"
-    iterations: int = 1000
-    dsa: bool = False
-    dsa_strategy: str | None = None  # default: per dataset (no flip for digits)
-    init: str = "noise"  # "noise" (DC default) or "real" (DSA default)
-    distance: str = "ours"
-    lr_img: float | None = None  # default 0.1 (0.01 for an MLP training network)
-    momentum_img: float = 0.5
-    lr_net: float = 0.01
-    batch_real: int = 256
-    batch_train: int = 256
-    outer_loop: int | None = None
-    inner_loop: int | None = None
-    bn_real_per_class: int = 16
-    compile: bool = True  # torch.compile the real-gradient passes (one-off ~20 s compile; ~1.8x faster steps on CPU)
-    guide_models: str = ""  # pre-trained-model guidance: pool folders / members (methods.guidance); "" = none
-    guide_weight: float = 1.0  # weight of the guides' cross-entropy added to the matching loss
-    guide_per_iteration: int = 1  # pool members sampled per iteration
-    seed: int = 0
+    """DC's options (DSA's are the same with ``dsa`` on and real initial images: :class:`DSAConfig`)."""
+
+    ipc: int = option(10, "images per class", low=1)
+    model: str = option("convnet", "the training network (any zoo model)")
+    iterations: int = option(1000, "outer iterations, each with a fresh network", low=1)
+    dsa: bool = option(False, "augment real and synthetic batches with the same DSA transform")
+    dsa_strategy: str | None = option(None, "DSA transforms, e.g. color_crop_cutout_scale_rotate (default: per dataset)")
+    init: str = option("noise", "initial images", choices=("noise", "real"))
+    distance: str = option("ours", "gradient distance", choices=DISTANCES)
+    lr_img: float | None = option(None, "image learning rate (default 0.1; 0.01 with an MLP)", low=0, low_open=True)
+    momentum_img: float = option(0.5, "image SGD momentum", low=0, high=1)
+    lr_net: float = option(0.01, "learning rate of the inner training of the network", low=0, low_open=True)
+    batch_real: int = option(256, "real images per class and matching step", low=1)
+    batch_train: int = option(256, "minibatch of the inner training", low=1)
+    outer_loop: int | None = option(None, "matching steps per iteration (default: the paper's, per ipc)", low=1)
+    inner_loop: int | None = option(None, "inner training epochs between matching steps (default: the paper's)", low=0)
+    bn_real_per_class: int = option(16, "real images per class that set a BatchNorm network's statistics", low=1)
+    compile: bool = option(True, "torch.compile the real-gradient passes (one-off ~20 s; ~1.8x faster steps on CPU)")
+    guide_models: str = option("", "pre-trained-model guidance: pool folders / members (methods.guidance); '' = none")
+    guide_weight: float = option(1.0, "weight of the guides' cross-entropy added to the matching loss", low=0)
+    guide_per_iteration: int = option(1, "pool members sampled per iteration", low=1)
+    seed: int = option(0, "the seed of every random draw")
 
     def resolved(self) -> "GradientMatchingConfig":
         outer, inner = loops_for_ipc(self.ipc)
         lr = self.lr_img if self.lr_img is not None else (0.01 if self.model.startswith("mlp") else 0.1)
-        return GradientMatchingConfig(**{**asdict(self), "outer_loop": self.outer_loop or outer,
-                                         "inner_loop": self.inner_loop if self.inner_loop is not None else inner, "lr_img": lr})
+        return replace(self, outer_loop=self.outer_loop or outer, inner_loop=self.inner_loop if self.inner_loop is not None else inner,
+                       lr_img=lr)
+
+
+@dataclass
+class DSAConfig(GradientMatchingConfig):
+    """DSA (Zhao & Bilen, ICML 2021): gradient matching under siamese augmentation, from real images."""
+
+    dsa: bool = option(True, "augment real and synthetic batches with the same DSA transform")
+    init: str = option("real", "initial images", choices=("noise", "real"))
 
 
 def distance(g_real: list[torch.Tensor], g_syn: list[torch.Tensor], kind: str) -> torch.Tensor:
@@ -234,20 +246,24 @@ def looped_real_gradients(net, x, y, counts, params, class_loss=None) -> list[li
     return out
 
 
+TINY = {"iterations": 2, "compile": False, "batch_real": 16}
+
+
+@register_method("dc", kind="condensation", modality="image", config=GradientMatchingConfig, tiny=TINY,
+                 summary="gradient matching with a curriculum of fresh networks (Zhao, Mopuri & Bilen, ICLR 2021)")
+@register_method("dsa", kind="condensation", modality="image", config=DSAConfig, tiny=TINY,
+                 evaluation=EvaluationSpec(augment="dsa"),
+                 summary="gradient matching under differentiable siamese augmentation (Zhao & Bilen, ICML 2021)")
 class GradientMatching(SyntheticImageMethod):
-    """DC / DSA as a step function over a :class:`MatchingState`; the runner drives the iterations."""
+    """DC / DSA as a step function over a :class:`MatchingState`; the driver runs the iterations."""
 
     def __init__(self, real: RealData, config: GradientMatchingConfig, batched: bool | None = None) -> None:
         """``batched``: per-class real gradients from one pass over all classes (True), one pass per class
         (False), or None: batched on CUDA, per class on the CPU, where one 2560-image pass measured ~1.5x
         slower than ten 256-image passes (memory traffic; BENCHMARKS.md)."""
         self.real = real
-        self.config = config.resolved()
+        self.config = check_config(replace(config)).resolved()
         self.batched = batched if batched is not None else real.device.type == "cuda"
-        if self.config.distance not in DISTANCES:
-            raise DistillsetError(f"unknown gradient distance '{self.config.distance}'; use one of {', '.join(DISTANCES)}")
-        if self.config.init not in ("noise", "real"):
-            raise DistillsetError(f"unknown initialisation '{self.config.init}'; use noise or real")
         real.check_ipc(self.config.ipc)
         self.dsa = DSA(self.config.dsa_strategy or strategy_for(real.name)) if self.config.dsa else None
         probe = build_model(self.config.model, real.shape, real.num_classes)

@@ -48,7 +48,7 @@ def train_pool(dataset: str, out: str | Path, config: PoolConfig, data_root=None
     Resumable per member: a member whose files are all present is not retrained."""
     from ..data import load_dataset, real_data
     from ..evaluation import test_accuracy
-    from ..runner import resolve_device
+    from ..device import resolve_device
 
     if not config.models or not config.seeds or not config.epochs or min(config.epochs) < 1:
         raise DistillsetError("a pool needs at least one model, one seed and positive checkpoint epochs")

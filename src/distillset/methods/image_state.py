@@ -23,6 +23,22 @@ class MatchingState:
     losses: list[float] = field(default_factory=list)
     extras: dict[str, torch.Tensor] = field(default_factory=dict)  # other learned tensors and their momenta
 
+    def named_tensors(self) -> dict[str, torch.Tensor]:
+        """The checkpoint's tensors: images, labels, momentum (once there is one), ``extra.NAME``."""
+        tensors = {"images": self.images.detach(), "labels": self.labels}
+        if self.momentum is not None:
+            tensors["momentum"] = self.momentum.detach()
+        tensors.update({f"extra.{name}": value.detach() for name, value in self.extras.items()})
+        return tensors
+
+    @classmethod
+    def from_named_tensors(cls, tensors: dict[str, torch.Tensor], iteration: int, losses: list[float],
+                           device: torch.device) -> "MatchingState":
+        momentum = tensors.get("momentum")
+        extras = {name[len("extra."):]: value.to(device) for name, value in tensors.items() if name.startswith("extra.")}
+        return cls(tensors["images"].to(device), tensors["labels"].to(device), momentum.to(device) if momentum is not None else None,
+                   int(iteration), list(losses), extras)
+
 
 def sgd_momentum(value: torch.Tensor, grad: torch.Tensor, lr: float, momentum: float,
                  buffer: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,11 +61,25 @@ def adam(value: torch.Tensor, grad: torch.Tensor, lr: float, extras: dict[str, t
 
 
 class SyntheticImageMethod:
-    """Base of DC/DSA and DM; subclasses set ``method``, ``real`` and ``config`` (ipc, init, seed, lr_img, momentum_img)."""
+    """Base of the image condensation engines (DC/DSA, DM, MTT/DATM, DD); subclasses set ``method``, ``real`` and
+    ``config`` (ipc, iterations, init, seed, lr_img, momentum_img) and implement ``step``."""
 
     method: str
     real: RealData
     config: object
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.iterations
+
+    @property
+    def divergence_hint(self) -> str:
+        lr = self.config.lr_img
+        return (f"likely cause: the image learning rate ({lr}) is too large for this model and data "
+                f"(try --lr-img {lr / 10:g})")
+
+    def restore(self, tensors: dict[str, torch.Tensor], iteration: int, losses: list[float]) -> MatchingState:
+        return MatchingState.from_named_tensors(tensors, iteration, losses, self.real.device)
 
     def initial_state(self) -> MatchingState:
         """``ipc`` images per class, from Gaussian noise or random real images (stream (seed, method, 'init'))."""
@@ -65,11 +95,8 @@ class SyntheticImageMethod:
         return MatchingState(images, labels, None)
 
     def to_synset(self, state: MatchingState, extra_config: dict | None = None) -> SynSet:
-        real = self.real
-        return SynSet(state.images.detach().cpu().clone(), state.labels.cpu().clone(), real.name, real.num_classes,
-                      real.mean, real.std, self.method, self.config.ipc, config={**asdict(self.config), **(extra_config or {})},
-                      class_names=real.class_names, zca_mean=real.zca.mean.cpu() if real.zca else None,
-                      zca_matrix=real.zca.matrix.cpu() if real.zca else None)
+        return SynSet.from_real(self.real, state.images, state.labels, method=self.method, ipc=self.config.ipc,
+                                config={**asdict(self.config), **(extra_config or {})})
 
     def setup_guidance(self) -> None:
         """The pre-trained-model guidance of ``config.guide_models`` (methods.guidance), or none."""

@@ -21,6 +21,7 @@ it keeps low frequencies of the dropped area, not its content).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +29,10 @@ import torch.nn.functional as F
 from ..data.real import RealData
 from ..errors import DistillsetError
 from ..seeding import make_generator
+from .contract import option
 from .feature_network import embed_all, train_feature_network
+from .registry import register_method
+from .selection import FeatureSelectionConfig, SelectionEngine
 
 Fill = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (images [N,C,H,W], keep mask [N,1,H,W]) -> images
 
@@ -122,3 +126,27 @@ def drop_patches(images: torch.Tensor, labels: torch.Tensor, model: torch.nn.Mod
     keep = keep_patches.view_as(saliency).repeat_interleave(patch, 2).repeat_interleave(patch, 3)
     filled = (fill or (lambda im, m: blur_fill(im, m, patch)))(images.detach(), keep)
     return filled, keep
+
+
+@dataclass
+class DQConfig(FeatureSelectionConfig):
+    bins: int = option(10, "GraphCut bins per class", low=1)
+    patch_drop: float = option(0.0, "fraction of the least salient patches dropped and filled", low=0, high=0.99)
+    patch_size: int = option(4, "patch side in pixels", low=1)
+
+
+@register_method("dq", kind="selection", modality="image", config=DQConfig, tiny={"ipc": 2, "feature_epochs": 1, "bins": 2},
+                 summary="Dataset Quantization: GraphCut bins per class, a uniform share of every bin (Zhou et al., ICCV 2023)")
+class DQSelection(SelectionEngine):
+    name = "dq"
+
+    def select(self) -> torch.Tensor:
+        cfg = self.config
+        return select_dq(self.real, self.ipc, cfg.seed, cfg.feature_model, cfg.feature_epochs, cfg.bins, log=self.log)
+
+    def edit(self, indices: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        if self.config.patch_drop <= 0:
+            return images
+        filled, _ = drop_patches(images, self.real.labels[indices], self.feature_network().model, self.config.patch_size,
+                                 self.config.patch_drop)
+        return filled

@@ -21,6 +21,7 @@ a warning is logged (a negative or exploding step size means the image lr is too
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import torch
 
@@ -32,57 +33,78 @@ from ..models import build_model
 from ..seeding import make_generator
 from ..synset import SynSet
 from .experts import ExpertBuffer
+from .contract import EvaluationSpec, check_config, option
 from .image_state import MatchingState, SyntheticImageMethod, sgd_momentum
+from .registry import register_method
 from .unroll import FlatStudent, Unroller, draw_steps
 
 
 @dataclass
 class TrajectoryMatchingConfig:
-    ipc: int = 10
-    model: str = "convnet"
-    iterations: int = 5000
-    experts_dir: str = ""
-    syn_steps: int = 20
-    expert_epochs: int = 2
-    max_start_epoch: int = 10
-    min_start_epoch: int = 0  # DATM's window; MTT uses [0, max_start_epoch)
-    current_max_start_epoch: int = -1  # DATM: the window's initial upper end (-1: max_start_epoch, a fixed window)
-    expansion_end: int = 0  # DATM: iterations over which the window grows (0: fixed)
-    batch_syn: int = 0  # synthetic images per student step (0: all)
-    lr_img: float = 100.0
-    momentum_img: float = 0.5
-    lr_teacher: float = 0.01  # the step size's initial value (the experts' lr)
-    lr_lr: float = 1e-5
-    momentum_lr: float = 0.5
-    lr_min: float = 1e-5
-    lr_max: float = 1.0
-    soft_labels: bool = False
-    lr_label: float = 5.0
-    momentum_label: float = 0.9
-    label_init_experts: int = 5  # experts whose logits are averaged for the initial soft labels (and correctness)
-    threshold: float = 0.0  # DATM's gate: skip the update when the matching loss is above this (0: never)
-    dsa: bool = True
-    dsa_strategy: str | None = None
-    init: str = "real"  # "real" (random real images), "correct" (ones the experts classify correctly) or "noise"
-    memory: str = "plain"  # "plain" unroll or "checkpointed" (constant activation memory, same gradient)
-    trajectories: int = 1  # (expert, start epoch) draws per iteration, averaged; split across ranks under torchrun
-    seed: int = 0
+    """MTT's options (DATM's defaults differ: :class:`DATMConfig`)."""
+
+    METHOD: ClassVar[str] = "mtt"
+
+    ipc: int = option(10, "images per class", low=1)
+    model: str = option("convnet", "the student network; the experts' model")
+    iterations: int = option(5000, "iterations", low=1)
+    experts_dir: str = option("", "the expert trajectories (made by `distillset experts`)")
+    syn_steps: int = option(20, "student steps per iteration", low=1)
+    expert_epochs: int = option(2, "expert epochs matched", low=1)
+    max_start_epoch: int = option(10, "start epochs are drawn below this", low=1)
+    min_start_epoch: int = option(0, "DATM's window: the lowest start epoch (MTT: 0)", low=0)
+    current_max_start_epoch: int = option(-1, "DATM: the window's initial upper end (-1: max_start_epoch, a fixed window)", low=-1)
+    expansion_end: int = option(0, "DATM: iterations over which the window grows (0: fixed)", low=0)
+    batch_syn: int = option(0, "synthetic images per student step (0: all)", low=0)
+    lr_img: float = option(100.0, "image learning rate", low=0, low_open=True)
+    momentum_img: float = option(0.5, "image SGD momentum", low=0, high=1)
+    lr_teacher: float = option(0.01, "the learned step size's initial value (the experts' lr)", low=0, low_open=True)
+    lr_lr: float = option(1e-5, "learning rate of the step size", low=0)
+    momentum_lr: float = option(0.5, "momentum of the step size", low=0, high=1)
+    lr_min: float = option(1e-5, "the step size is clamped into [lr_min, lr_max]", low=0)
+    lr_max: float = option(1.0, "the step size is clamped into [lr_min, lr_max]", low=0, low_open=True)
+    soft_labels: bool = option(False, "learn soft labels initialised from the experts' logits")
+    lr_label: float = option(5.0, "learning rate of the soft labels", low=0)
+    momentum_label: float = option(0.9, "momentum of the soft labels", low=0, high=1)
+    label_init_experts: int = option(5, "experts whose logits are averaged for the initial soft labels (and correctness)", low=1)
+    threshold: float = option(0.0, "DATM's gate: skip the update when the matching loss is above this (0: never)", low=0)
+    dsa: bool = option(True, "augment the student steps with DSA")
+    dsa_strategy: str | None = option(None, "DSA transforms (default: per dataset)")
+    init: str = option("real", "initial images: random real ones, ones the experts classify correctly, or noise",
+                       choices=("noise", "real", "correct"))
+    memory: str = option("plain", "'checkpointed' recomputes each unrolled step (memory independent of syn_steps)",
+                         choices=("plain", "checkpointed"))
+    trajectories: int = option(1, "(expert, start epoch) draws per iteration, averaged; split across torchrun ranks", low=1)
+    seed: int = option(0, "the seed of every random draw")
 
 
-MTT_DEFAULTS: dict = {}
-DATM_DEFAULTS = {"soft_labels": True, "init": "correct", "threshold": 1.0}
+@dataclass
+class DATMConfig(TrajectoryMatchingConfig):
+    """DATM's defaults over MTT's: learned soft labels, correctly classified initial images, the loss gate."""
+
+    METHOD: ClassVar[str] = "datm"
+
+    soft_labels: bool = option(True, "learn soft labels initialised from the experts' logits")
+    threshold: float = option(1.0, "DATM's gate: skip the update when the matching loss is above this (0: never)", low=0)
+    init: str = option("correct", "initial images: random real ones, ones the experts classify correctly, or noise",
+                       choices=("noise", "real", "correct"))
 
 
+TINY = {"iterations": 2, "syn_steps": 2, "expert_epochs": 1, "max_start_epoch": 2}
+
+
+@register_method("mtt", kind="condensation", modality="image", config=TrajectoryMatchingConfig,
+                 evaluation=EvaluationSpec(augment="dsa"), tiny=TINY, requires=("experts",),
+                 summary="matching training trajectories of experts trained on the real data (Cazenavette et al., CVPR 2022)")
+@register_method("datm", kind="condensation", modality="image", config=DATMConfig,
+                 evaluation=EvaluationSpec(augment="dsa"), tiny=TINY, requires=("experts",),
+                 summary="difficulty-aligned trajectory matching with learned soft labels (Guo et al., ICLR 2024)")
 class TrajectoryMatching(SyntheticImageMethod):
-    """MTT or DATM (by configuration) as a step function over a :class:`MatchingState`."""
+    """MTT or DATM (by the config's class) as a step function over a :class:`MatchingState`."""
 
-    def __init__(self, real: RealData, config: TrajectoryMatchingConfig, method: str = "mtt", dataset: str | None = None) -> None:
-        cfg = config
-        self.method = method
-        if cfg.init not in ("noise", "real", "correct"):
-            raise DistillsetError(f"unknown initialisation '{cfg.init}'; use noise, real or correct")
-        if cfg.memory not in ("plain", "checkpointed"):
-            raise DistillsetError(f"unknown memory mode '{cfg.memory}'; use plain or checkpointed")
+    def __init__(self, real: RealData, config: TrajectoryMatchingConfig, dataset: str | None = None) -> None:
+        cfg = check_config(replace(config))
+        method = self.method = cfg.METHOD
         if not cfg.experts_dir:
             raise DistillsetError(f"--method {method} needs --experts-dir DIR (make one with `distillset experts`)")
         real.check_ipc(cfg.ipc)
@@ -231,4 +253,4 @@ class TrajectoryMatching(SyntheticImageMethod):
         return synset
 
 
-__all__ = ["DATM_DEFAULTS", "MTT_DEFAULTS", "TrajectoryMatching", "TrajectoryMatchingConfig"]
+__all__ = ["DATMConfig", "TrajectoryMatching", "TrajectoryMatchingConfig"]

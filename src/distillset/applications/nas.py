@@ -34,7 +34,7 @@ from ..fileio import atomic_write_json
 from ..models import build_model
 from ..seeding import make_generator
 from ..synset import SynSet
-from .protocol import test_accuracy
+from ..training import test_accuracy
 
 
 def _names(depths, widths, norms, acts, pools) -> list[str]:
@@ -149,7 +149,7 @@ def spearman(a: dict[str, float], b: dict[str, float]) -> float:
 def run_nas(config: NASConfig, out: str | os.PathLike, data_root=None, device: str | None = "cpu", log=print) -> dict:
     """Search with one proxy; the reference ranking is computed once per output folder and reused."""
     from ..data import load_dataset, real_data
-    from ..runner import resolve_device
+    from ..device import resolve_device
 
     torch_device = resolve_device(device)
     names = search_space(config.space)

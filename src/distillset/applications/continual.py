@@ -24,11 +24,14 @@ import torch
 
 from ..augment import strategy_for
 from ..data.real import RealData
-from ..errors import DistillsetError, unknown_name
+from ..catalogue import get_method
+from ..device import resolve_device
+from ..driver import run_in_memory
+from ..errors import DistillsetError
 from ..fileio import atomic_write_bytes, atomic_write_json
 from ..seeding import make_generator
 from ..synset import SynSet
-from .protocol import evaluate_synset
+from ..evaluation import evaluate_synset
 
 COMPARED = ("random", "herding", "dc", "dsa", "dm")
 
@@ -64,30 +67,29 @@ def split_steps(order: list[int], steps: int) -> list[list[int]]:
 
 
 def build_memory(method: str, real: RealData, classes: list[int], config: ContinualConfig, seed: int) -> SynSet:
-    """The memory of ``classes`` made from their training images only; labels in the global numbering."""
-    from ..condense import METHODS, condense_real
-    from ..methods import SELECTORS, make_coreset
-
-    step_data = real.subset_classes(classes)
-    if method in SELECTORS:
-        synset = make_coreset(method, step_data, config.ipc, seed=seed, feature_model=config.model,
-                              feature_epochs=config.feature_epochs)
-    elif method in METHODS:
-        options = {"dsa_strategy": strategy_for(real.name)} if method in ("dsa", "dm") else {}
-        if method == "dc":
-            options["compile"] = False  # a fresh compile per step would cost more than it saves on small steps
-        if config.init is not None:
-            # a short CPU budget cannot take DC from noise to a useful memory; from real images a short run
-            # refines a random subset, so the comparison with random and herding memories stays informative
-            options["init"] = config.init
-        iterations = config.iterations.get(method) if isinstance(config.iterations, dict) else config.iterations
-        synset = condense_real(method, step_data, config.ipc, model=config.model, iterations=iterations, seed=seed,
-                               options=options)
-    else:
-        raise unknown_name("memory method", method, sorted(set(SELECTORS) | set(METHODS)))
+    """The memory of ``classes`` made from their training images only, by any registered image method; labels in
+    the global numbering."""
+    spec = get_method(method, "image")
+    fields = spec.config_class.__dataclass_fields__
+    options: dict = {"ipc": config.ipc, "seed": seed}
+    if "model" in fields:
+        options["model"] = config.model
+    if "feature_model" in fields:
+        options.update(feature_model=config.model, feature_epochs=config.feature_epochs)
+    if "dsa_strategy" in fields:
+        options["dsa_strategy"] = strategy_for(real.name)  # the step's subset keeps the dataset's transforms
+    if "compile" in fields:
+        options["compile"] = False  # a fresh compile per step would cost more than it saves on small steps
+    if config.init is not None and "init" in fields:
+        # a short CPU budget cannot take DC from noise to a useful memory; from real images a short run
+        # refines a random subset, so the comparison with random and herding memories stays informative
+        options["init"] = config.init
+    iterations = config.iterations.get(method) if isinstance(config.iterations, dict) else config.iterations
+    if iterations is not None and "iterations" in fields:
+        options["iterations"] = iterations
+    synset = run_in_memory(spec, real.subset_classes(classes), options)
     labels = torch.as_tensor(classes)[synset.labels.cpu()]
-    return SynSet(synset.images.cpu(), labels, real.name, real.num_classes, real.mean, real.std, method, config.ipc,
-                  config={"classes": classes}, class_names=real.class_names)
+    return SynSet.from_real(real, synset.images, labels, method=method, ipc=config.ipc, config={"classes": classes})
 
 
 def run_continual(config: ContinualConfig, out: str | os.PathLike, data_root=None, device: str | None = "cpu",
@@ -100,7 +102,6 @@ def run_continual(config: ContinualConfig, out: str | os.PathLike, data_root=Non
     cells are the ones a single run over every order would measure.
     """
     from ..data import load_dataset, real_data
-    from ..runner import resolve_device
 
     if config.ipc < 1 or config.orders < 1 or config.runs < 1 or config.epochs < 1:
         raise DistillsetError("--ipc, --orders, --runs and --epochs must be at least 1")

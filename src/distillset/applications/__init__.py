@@ -1,0 +1,1 @@
+"""The DC paper's applications of condensed sets: class-incremental learning (continual) and architecture search (nas)."""

@@ -1,0 +1,300 @@
+"""The one driver of every registered method, image or graph, condensation or selection.
+
+In memory (:func:`run_in_memory`, and its shapes :func:`condense_real`, :func:`condense_graph`,
+:func:`make_coreset`) or into a run folder (:func:`run_method`): resume from the checkpoint there,
+checkpoints every ``checkpoint_every`` steps, periodic evaluation, progress, torchrun (only rank 0 speaks and
+writes), run.json. Every random draw of step i derives from (seed, i), so a resumed run ends with the
+tensors an uninterrupted one would; a NaN loss stops the run with the engine's hint and keeps the last good
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .catalogue import MethodSpec, get_method
+from .device import resolve_device
+from .distributed import context, local_device
+from .errors import DistillsetError
+from .fileio import read_yaml_mapping
+from .models import check_model_name
+from .runner import CHECKPOINT_FILE, Log, RunOutcome, finished_run, load_checkpoint, save_checkpoint, write_run
+from .synset import SynSet
+
+# options that do not change what a run computes, left out of its identity
+NOT_IDENTITY = ("compile",)
+
+
+def modality_of(dataset: str) -> str:
+    from .graph.data import is_graph_dataset
+
+    return "graph" if is_graph_dataset(dataset) else "image"
+
+
+def method_for(name: str, dataset: str, kind: str | None = None) -> MethodSpec:
+    """The registered method ``name`` for the modality of ``dataset``, with a message that says what fits."""
+    from .catalogue import list_methods
+
+    modality = modality_of(dataset)
+    names = {s.name for s in list_methods(kind, modality)}
+    if name not in names:
+        other = [s for s in list_methods(kind) if s.name == name]
+        if other:
+            raise DistillsetError(f"--method {name} is for {other[0].modality} data; '{dataset}' is {modality} data "
+                                  f"(its {kind or 'method'}s: {', '.join(sorted(names))})")
+        return get_method(name, modality, kind)  # raises the unknown-name message
+    return get_method(name, modality, kind)
+
+
+def read_options_file(path: str | os.PathLike | None) -> dict:
+    """Method options from a YAML mapping (keys as the method's config fields; checked when the config is built)."""
+    return read_yaml_mapping(path, "config") if path else {}
+
+
+def build_engine(spec: MethodSpec, data, options: dict | None = None, source: str | None = None):
+    """(config, engine) of ``spec`` on ``data``; the config is validated against its declared constraints first."""
+    config = spec.make_config(options, source)
+    if getattr(config, "model", None) is not None:
+        check_model_name(config.model)
+    return config, spec.build(data, config)
+
+
+def finish(spec: MethodSpec, engine, state, dataset: str | None = None):
+    """The engine's set, with the evaluation its method declares recorded in the set's config."""
+    synset = engine.to_synset(state)
+    synset.config = {**synset.config, "method": spec.name, "evaluation": spec.evaluation.as_dict()}
+    if dataset is not None:
+        synset.config["dataset"] = dataset
+    return synset
+
+
+def run_in_memory(spec: MethodSpec, data, options: dict | None = None, log: Log | None = None):
+    """Build, run every step, return the set: for applications that make many small sets."""
+    _, engine = build_engine(spec, data, options)
+    if log is not None and hasattr(engine, "log"):
+        engine.log = log
+    state = engine.initial_state()
+    while state.iteration < engine.total_steps:
+        try:
+            engine.step(state)
+        except FloatingPointError as exc:
+            raise DistillsetError(f"{spec.name} on {getattr(data, 'name', 'the data')}: {exc}; {engine.divergence_hint}") from None
+    return finish(spec, engine, state)
+
+
+def condense_real(method: str, real, ipc: int, model: str = "convnet", iterations: int | None = None, seed: int = 0,
+                  options: dict | None = None) -> SynSet:
+    """An image method (condensation or selection) on in-memory RealData, e.g. a class-incremental step or a NAS proxy."""
+    spec = get_method(method, "image")
+    merged = {**(options or {}), "ipc": ipc, "seed": seed}
+    fields = spec.config_class.__dataclass_fields__
+    if "model" in fields:
+        merged["model"] = model
+    if iterations is not None:
+        if "iterations" not in fields:
+            raise DistillsetError(f"--method {method} takes no iterations")
+        merged["iterations"] = iterations
+    return run_in_memory(spec, real, merged)
+
+
+def condense_graph(method: str, graph, reduction: float, epochs: int | None = None, seed: int = 0, options: dict | None = None):
+    """A graph method (condensation or node selection) on in-memory GraphData: the graph twin of condense_real."""
+    merged = {**(options or {}), "reduction": reduction, "seed": seed}
+    if epochs is not None:
+        merged["epochs"] = epochs
+    return run_in_memory(get_method(method, "graph"), graph, merged)
+
+
+def make_coreset(method: str, real, ipc: int | None = None, seed: int = 0, ratio: float | None = None, log: Log | None = None,
+                 **options) -> SynSet:
+    """Select real images with a registered image selection method (``options``: its config fields)."""
+    spec = get_method(method, "image", "selection")
+    return run_in_memory(spec, real, {**options, "ipc": ipc, "ratio": ratio, "seed": seed}, log)
+
+
+def _load_data(spec: MethodSpec, dataset: str, data_root, device, download: bool, verify: bool, image_size):
+    if spec.modality == "graph":
+        from .graph.data import load_graph
+
+        return load_graph(dataset, data_root).to(device)
+    from .data import load_dataset, real_data
+
+    data = load_dataset(dataset, data_root=data_root, download=download, verify=verify, image_size=image_size)
+    return data, real_data(data, "train", device)
+
+
+def evaluate_default(spec: MethodSpec, synset, dataset_or_graph, runs: int, epochs: int | None, seed: int, device) -> tuple[float, float, list]:
+    """Mean, std and accuracies of ``runs`` fresh default networks trained on ``synset`` with the method's declared
+    evaluation (graphs: GCN on the real graph; images: ConvNet-family model of the config, DSA when declared)."""
+    if spec.modality == "graph":
+        from .graph.evaluate import evaluate_graph
+
+        result = evaluate_graph(synset, dataset_or_graph, ["gcn"], runs=runs, epochs=epochs or spec.evaluation.epochs or 600,
+                                seed=seed, device=device)["gcn"]
+        return result.mean, result.std, list(result.accs)
+    from .augment import DSA, strategy_for
+    from .evaluation import evaluate_synset
+
+    data = dataset_or_graph
+    model = synset.config.get("model", "convnet")
+    augment = DSA(strategy_for(data.name)) if spec.evaluation.augment == "dsa" else None
+    result = evaluate_synset(synset, data.test_images, data.test_labels, models=[model], runs=runs, epochs=epochs, seed=seed,
+                             device=device, augment=augment, batch_size=spec.evaluation.batch_size,
+                             use_soft_labels=spec.evaluation.soft_labels).results[model]
+    return result.mean, result.std, list(result.accs)
+
+
+def run_identity(spec: MethodSpec, dataset: str, config, image_size=None) -> dict:
+    """What makes two runs the same run (a finished one is reused, a checkpoint resumed, anything else refused)."""
+    identity = {"command": "condense" if spec.kind == "condensation" else "coreset", "method": spec.name, "dataset": dataset,
+                **{k: v for k, v in asdict(config).items() if k not in NOT_IDENTITY}}
+    if image_size:
+        identity["image_size"] = list(image_size)
+    return identity
+
+
+def run_method(method: str, dataset: str, out: str | os.PathLike, options: dict | None = None, *, kind: str | None = None,
+               data_root=None, device: str | None = "cpu", download: bool = False, verify: bool = True,
+               image_size: tuple[int, int] | None = None, checkpoint_every: int = 10, eval_every: int = 0, eval_runs: int = 2,
+               eval_epochs: int | None = None, progress: bool = True, stop_after: int | None = None,
+               log: Log = print) -> RunOutcome | None:
+    """Run ``method`` on ``dataset`` into the folder ``out`` (resumable; see the module docstring).
+
+    ``options`` are the method's config fields (ipc or reduction, seed, iterations or epochs, model, ...).
+    ``stop_after`` ends the call after that many new steps (checkpoint written), as an interrupted run would;
+    the same call again resumes. Returns None then, else the outcome."""
+    spec = method_for(method, dataset, kind)
+    if checkpoint_every < 1:
+        raise DistillsetError(f"--checkpoint-every must be at least 1, got {checkpoint_every}")
+    if eval_every < 0:
+        raise DistillsetError(f"--eval-every must be 0 (never) or positive, got {eval_every}")
+    config = spec.make_config(options)
+    if getattr(config, "model", None) is not None:
+        check_model_name(config.model)
+    directory = Path(out)
+    identity = run_identity(spec, dataset, config, image_size)
+    record = finished_run(directory, identity)
+    if record is not None:
+        log(f"{directory} already holds this finished run; nothing to do")
+        from .runner import SYNSET_FILE
+
+        loader = _synset_class(spec)
+        return RunOutcome(loader.load(directory / SYNSET_FILE), directory, True, record)
+    ctx = context()
+    if not ctx.is_main:  # under torchrun only rank 0 speaks and writes
+        log, progress = (lambda message: None), False
+    torch_device = resolve_device(local_device(device))
+    t0 = time.perf_counter()
+    loaded = _load_data(spec, dataset, data_root, torch_device, download, verify, image_size)
+    data, train = loaded if spec.modality == "image" else (loaded, loaded)
+    engine = spec.build(train, config)
+    if hasattr(engine, "log"):
+        engine.log = log
+    checkpoint = directory / CHECKPOINT_FILE
+    stored = load_checkpoint(checkpoint, identity)
+    if stored is not None:
+        state = engine.restore(*stored)
+        log(f"resuming from {checkpoint} at step {state.iteration}/{engine.total_steps}")
+    else:
+        state = engine.initial_state()
+    if ctx.is_main:
+        directory.mkdir(parents=True, exist_ok=True)
+    if ctx.active:
+        log(f"torchrun: {ctx.world} processes share the work of every iteration")
+    if getattr(engine.config, "compile", False) and not getattr(engine, "batched", True):
+        log("compiling the real-gradient pass with torch.compile (one-off, ~20 s; --no-compile to skip)")
+
+    def keep() -> None:
+        if ctx.is_main:
+            save_checkpoint(checkpoint, state.named_tensors(), state.iteration, state.losses, identity)
+
+    t1 = time.perf_counter()
+    evaluations: list[dict] = []
+    compile_warned = False
+    bar = _progress_bar(progress and engine.total_steps > 1, engine.total_steps, state.iteration, spec.name)
+    done_now = 0
+    try:
+        while state.iteration < engine.total_steps:
+            try:
+                loss = engine.step(state)
+            except FloatingPointError as exc:
+                keep()
+                raise DistillsetError(f"{exc}; {engine.divergence_hint}; the last good state (step {state.iteration}) is kept "
+                                      f"in {checkpoint}") from None
+            done_now += 1
+            for warning in getattr(engine, "pop_warnings", list)():
+                log(f"warning: {warning}")
+            if getattr(engine, "compile_error", None) and not compile_warned:
+                log(f"torch.compile failed ({engine.compile_error}); continuing without it")
+                compile_warned = True
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}")
+            if state.iteration % checkpoint_every == 0 or state.iteration == engine.total_steps:
+                keep()
+            if eval_every and state.iteration % eval_every == 0:
+                mean, std, accs = evaluate_default(spec, finish(spec, engine, state, dataset), data, eval_runs, eval_epochs,
+                                                   config.seed, torch_device)
+                evaluations.append({"iteration": state.iteration, "mean": mean, "std": std, "accs": accs})
+                log(f"iteration {state.iteration}: {100 * mean:.2f} +- {100 * std:.2f}% ({eval_runs} runs)")
+            if stop_after is not None and done_now >= stop_after and state.iteration < engine.total_steps:
+                keep()
+                log(f"stopped after {done_now} steps at {state.iteration}/{engine.total_steps}; run again to resume")
+                return None
+    finally:
+        if bar is not None:
+            bar.close()
+    t2 = time.perf_counter()
+    synset = finish(spec, engine, state, dataset)
+    metrics = {"loss_per_iteration": state.losses, "evaluations": evaluations}
+    if not ctx.is_main:
+        ctx.barrier()  # wait until rank 0 has written the result
+        return RunOutcome(synset, directory, False, {})
+    timings = {"load_data": t1 - t0, "method_this_call": t2 - t1, "seconds_per_step": (t2 - t1) / max(done_now, 1),
+               "processes": ctx.world}
+    outcome = write_run(synset, directory, identity, timings, log, metrics)
+    checkpoint.unlink(missing_ok=True)
+    ctx.barrier()
+    return outcome
+
+
+def _synset_class(spec: MethodSpec):
+    if spec.modality == "graph":
+        from .graph.synset import GraphSynSet
+
+        return GraphSynSet
+    return SynSet
+
+
+def run_condense(method: str, dataset: str, ipc: int, out: str | os.PathLike, model: str = "convnet",
+                 iterations: int | None = None, seed: int = 0, options: dict | None = None, **run_options: Any) -> RunOutcome | None:
+    """An image condensation method into ``out`` (the shape of ``distillset condense``); see :func:`run_method`."""
+    merged = {**(options or {}), "ipc": ipc, "model": model, "seed": seed}
+    if iterations is not None:
+        merged["iterations"] = iterations
+    return run_method(method, dataset, out, merged, kind="condensation", **run_options)
+
+
+def run_coreset(method: str, dataset: str, ipc: int | None, out: str | os.PathLike, seed: int = 0, ratio: float | None = None,
+                method_options: dict | None = None, feature_model: str | None = None, feature_epochs: int | None = None,
+                **run_options: Any) -> RunOutcome:
+    """An image selection method into ``out`` (the shape of ``distillset coreset``); see :func:`run_method`.
+    ``feature_model``/``feature_epochs`` apply to the methods that rank by a trained network's embeddings."""
+    options = {**(method_options or {}), "ipc": ipc, "ratio": ratio, "seed": seed}
+    fields = method_for(method, dataset, "selection").config_class.__dataclass_fields__
+    for name, value in (("feature_model", feature_model), ("feature_epochs", feature_epochs)):
+        if value is not None and name in fields:
+            options[name] = value
+    return run_method(method, dataset, out, options, kind="selection", **run_options)
+
+
+def _progress_bar(enabled: bool, total: int, initial: int, method: str):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=method, unit="it", dynamic_ncols=True)
