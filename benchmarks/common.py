@@ -13,7 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from distillset.evaluation import each_run
 from distillset.fileio import atomic_write_json
-from distillset.runner import environment
+from distillset import environment
 
 
 def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 10) -> float:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 from distillset.errors import DistillsetError
-from distillset.evaluation.continual import markdown_table, merge_runs
+from distillset.applications.continual import markdown_table, merge_runs
 
 
 def main() -> None:

@@ -18,9 +18,7 @@ from pathlib import Path
 
 import distillset as ds
 from distillset.fileio import atomic_write_json
-from distillset.runner import resolve_device
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_results_arguments, measure_runs, open_results, stored_runs  # noqa: E402
 
 METHODS = ("random", "herding", "kcenter", "forgetting")
@@ -57,7 +55,7 @@ def main() -> None:
     add_results_arguments(parser, "benchmarks/results/coreset_table.json")
     args = parser.parse_args()
 
-    device = resolve_device(args.device)
+    device = ds.resolve_device(args.device)
     path, results = open_results(args)
     datasets, ipcs = args.datasets.split(","), [int(v) for v in args.ipc.split(",")]
     if args.table:

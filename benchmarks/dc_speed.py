@@ -21,17 +21,15 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import matmul_gflops, sync  # noqa: E402
 
 import distillset as ds  # noqa: E402
 from distillset.methods.gradient_matching import GradientMatching, GradientMatchingConfig, matched_parameters  # noqa: E402
 from distillset.models import build_model  # noqa: E402
-from distillset.runner import resolve_device  # noqa: E402
 
 
 def matching_step(engine: GradientMatching, net, params, images, labels, optimizer, seed: int) -> None:
-    loss = engine._matching_loss(net, params, images, labels, torch.Generator().manual_seed(seed))
+    loss = engine.matching_loss(net, params, images, labels, torch.Generator().manual_seed(seed))
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -47,7 +45,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dsa", action="store_true")
     args = parser.parse_args()
-    device = resolve_device(args.device)
+    device = ds.resolve_device(args.device)
     data = ds.load_dataset(args.dataset, data_root=args.data_root)
     real = ds.real_data(data, "train", device)
     rate = matmul_gflops(device)

@@ -21,9 +21,7 @@ from pathlib import Path
 
 import distillset as ds
 from distillset.methods import ipc_for_ratio
-from distillset.runner import resolve_device
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_results_arguments, measure_runs, model_columns, model_header, open_results, stored_runs  # noqa: E402
 
 METHODS = ("dq", "random", "herding")
@@ -65,7 +63,7 @@ def main() -> None:
     add_results_arguments(parser, "benchmarks/results/dq_table.json")
     args = parser.parse_args()
 
-    device = resolve_device(args.device)
+    device = ds.resolve_device(args.device)
     path, results = open_results(args)
     datasets, ratios = args.datasets.split(","), [float(r) for r in args.ratios.split(",")]
     methods, models = args.methods.split(","), args.models.split(",")

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import forward_flops, matmul_gflops, sync, train_step_flops  # noqa: E402
 
 import distillset as ds  # noqa: E402
@@ -36,9 +35,8 @@ def main() -> None:
     parser.add_argument("--strategies", default="sequential,batched")
     args = parser.parse_args()
 
-    from distillset.runner import resolve_device
 
-    device = resolve_device(args.device)
+    device = ds.resolve_device(args.device)
     data = ds.load_dataset(args.dataset, data_root=args.data_root)
     real = ds.real_data(data, "train", device)
     rate = matmul_gflops(device)

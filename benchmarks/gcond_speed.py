@@ -14,7 +14,7 @@ import time
 import torch
 
 from distillset.graph.data import load_graph
-from distillset.graph.gcond import GCondConfig, make_engine
+import distillset as ds
 
 
 class FullGraphForward:
@@ -44,15 +44,18 @@ def main() -> None:
         data = load_graph(dataset, args.data_root)
         for method in args.methods.split(","):
             for matching in args.matching_models.split(","):
-                config = GCondConfig(reduction=args.reduction, matching_model=matching, structure_epochs=1, feature_epochs=1)
-                fast, reference = make_engine(method, data, config), make_engine(method, data, config)
+                spec = ds.get_method(method, "graph")
+                config = spec.make_config({"reduction": args.reduction, "matching_model": matching, "structure_epochs": 1,
+                                           "feature_epochs": 1})
+                fast, reference = spec.build(data, config), spec.build(data, config)
+                states = {"fast": fast.initial_state(), "reference": reference.initial_state()}
                 reference.real_view = FullGraphForward(reference.real_view)
                 times = {"fast": 0.0, "reference": 0.0}
                 losses = {"fast": [], "reference": []}
                 for _ in range(args.epochs):
                     for name, engine in (("reference", reference), ("fast", fast)):
                         start = time.perf_counter()
-                        losses[name].append(engine.step())
+                        losses[name].append(engine.step(states[name]))
                         times[name] += time.perf_counter() - start
                 difference = max(abs(a - b) / max(abs(b), 1e-12) for a, b in zip(losses["fast"], losses["reference"]))
                 print(f"| {dataset} | {method} | {matching} | {times['reference'] / args.epochs:.3f} | "

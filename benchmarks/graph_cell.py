@@ -13,7 +13,7 @@ import torch
 
 from distillset.graph.data import load_graph
 from distillset.graph.evaluate import evaluate_graph
-from distillset.graph.gcond import run_gcond
+import distillset as ds
 from distillset.graph.led import energy_distribution, graph_led, led_shift
 
 
@@ -34,8 +34,9 @@ def main() -> None:
     args = parser.parse_args()
     data = load_graph(args.dataset, args.data_root)
     start = time.perf_counter()
-    synset = run_gcond(args.method, args.dataset, args.reduction, f"{args.out}/{args.dataset}-{args.method}-{args.reduction:g}-{args.seed}",
-                       seed=args.seed, data_root=args.data_root, log=lambda message: None)
+    synset = ds.run_method(args.method, args.dataset, f"{args.out}/{args.dataset}-{args.method}-{args.reduction:g}-{args.seed}",
+                           {"reduction": args.reduction, "seed": args.seed}, data_root=args.data_root, progress=False,
+                           log=lambda message: None).synset
     seconds = time.perf_counter() - start
     accs = evaluate_graph(synset, data, ["gcn"], runs=3, epochs=600, seed=args.seed)["gcn"].accs
     shift = led_shift(graph_led(data), energy_distribution(synset.features, synset.adjacency))

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 import distillset.graph.evaluate as graph_evaluate
 import distillset.graph.models as graph_models
-from distillset.graph.coresets import select_nodes
+import distillset as ds
 from distillset.graph.data import load_graph
 from distillset.graph.evaluate import evaluate_graph
 
@@ -75,7 +75,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for dataset in args.datasets.split(","):
         data = load_graph(dataset, args.data_root)
-        synset = select_nodes("random", data, 0.5, 0)
+        synset = ds.condense_graph("random", data, 0.5, seed=0)
         for model in args.models.split(","):
             t_ref, acc_ref = run("reference", synset, data, model, args.epochs)
             t_fast, acc_fast = run("fast", synset, data, model, args.epochs)

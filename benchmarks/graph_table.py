@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from distillset.fileio import atomic_write_json
-from distillset.graph.coresets import GRAPH_SELECTORS, select_nodes
+import distillset as ds
 from distillset.graph.data import load_graph
 from distillset.graph.evaluate import evaluate_graph
-from distillset.graph.gcond import run_gcond
 from distillset.graph.led import energy_distribution, graph_led, led_shift
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_results_arguments, open_results  # noqa: E402
+
+GRAPH_SELECTORS = [spec.name for spec in ds.list_methods("selection", "graph")]
 
 PUBLISHED = {  # ../shared/PAPERS.md (test accuracy %, GCN)
     ("cora", "gcond", 0.25): 79.8, ("citeseer", "gcond", 0.25): 70.5, ("citeseer", "gcond", 0.5): 70.6,
@@ -81,11 +81,12 @@ def main() -> None:
                             continue
                     start, run_dir = time.perf_counter(), Path(args.out) / key.replace("/", "-")
                     if method in GRAPH_SELECTORS:
-                        synset = select_nodes(method, data, reduction, seed)
+                        synset = ds.condense_graph(method, data, reduction, seed=seed)
                     else:
-                        synset = run_gcond(method, dataset, reduction, run_dir, epochs=args.epochs, seed=seed,
-                                           data_root=args.data_root, device=args.device, log=lambda m: None,
-                                           options=sgdd_options if method == "sgdd" else None)
+                        options = {"reduction": reduction, "epochs": args.epochs, "seed": seed,
+                                   **(sgdd_options if method == "sgdd" and sgdd_options else {})}
+                        synset = ds.run_method(method, dataset, run_dir, options, data_root=args.data_root, device=args.device,
+                                               progress=False, log=lambda m: None).synset
                     seconds = time.perf_counter() - start
                     evaluation = evaluate_graph(synset, data, models, runs=args.runs, epochs=args.eval_epochs, seed=seed,
                                                 device=args.device)

@@ -25,9 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from distillset.fileio import atomic_write_json
-from distillset.graph.coresets import select_nodes
+import distillset as ds
 from distillset.graph.data import load_graph
-from distillset.graph.gcond import GCondConfig, make_engine
 from distillset.graph.synset import GraphSynSet
 from distillset.graph.tasks import anomaly_auc, inject_anomalies, link_prediction_auc
 
@@ -50,7 +49,7 @@ def link_cells(args, results: dict, path: Path) -> None:
                     continue
                 synset = GraphSynSet.load(file)
             else:
-                synset = select_nodes(method, data, reduction, seed)
+                synset = ds.condense_graph(method, data, reduction, seed=seed)
             results[key] = {"auc": link_prediction_auc(synset, data, seed=seed), "date": time.strftime("%Y-%m-%d")}
             atomic_write_json(path, results)
             print(f"{key}: link ROC-AUC {results[key]['auc']:.4f}", flush=True)
@@ -69,12 +68,9 @@ def anomaly_cells(args, results: dict, path: Path) -> None:
                 if method == "whole":
                     synset = None
                 elif method == "random":
-                    synset = select_nodes("random", graph, args.anomaly_reduction, seed)
+                    synset = ds.condense_graph("random", graph, args.anomaly_reduction, seed=seed)
                 else:
-                    engine = make_engine(method, graph, GCondConfig(reduction=args.anomaly_reduction, epochs=args.epochs, seed=seed))
-                    for _ in range(args.epochs):
-                        engine.step()
-                    synset = engine.to_synset(graph.name)
+                    synset = ds.condense_graph(method, graph, args.anomaly_reduction, epochs=args.epochs, seed=seed)
                 seconds = time.perf_counter() - start
                 results[key] = {"auc": anomaly_auc(synset, graph, seed=seed), "nodes": None if synset is None else len(synset),
                                 "condense_seconds": seconds, "epochs": args.epochs, "reduction": args.anomaly_reduction,

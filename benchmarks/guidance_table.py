@@ -27,12 +27,9 @@ import sys
 from pathlib import Path
 
 import distillset as ds
-from distillset.condense import run_condense
 from distillset.fileio import atomic_write_json
 from distillset.methods.guidance import PoolConfig, train_pool
-from distillset.runner import resolve_device
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_results_arguments, measure_runs, model_columns, model_header, open_results  # noqa: E402
 
 SETTINGS = ("none", "one-final", "one-early", "seeds-final", "archs-final", "archs-early", "all")
@@ -80,7 +77,7 @@ def main() -> None:
     add_results_arguments(parser, "benchmarks/results/guidance_table.json")
     args = parser.parse_args()
 
-    device = resolve_device(args.device)
+    device = ds.resolve_device(args.device)
     path, results = open_results(args)
     methods, settings, models = args.methods.split(","), args.settings.split(","), args.models.split(",")
     unknown = sorted(set(settings) - set(SETTINGS))
@@ -101,7 +98,7 @@ def main() -> None:
                 spec = guide_spec(setting, pool, args.pool_models.split(",")[0], epochs[0], epochs[-1])
                 options = {"guide_models": spec, "guide_weight": args.guide_weight} if spec else {}
                 try:
-                    outcome = run_condense(method, args.dataset, args.ipc, Path(args.out) / f"{method}-{setting}",
+                    outcome = ds.run_condense(method, args.dataset, args.ipc, Path(args.out) / f"{method}-{setting}",
                                            iterations=iterations.get(method), data_root=args.data_root, device=str(device),
                                            options=options, progress=False, log=lambda message: None)
                 except ds.DistillsetError as exc:

@@ -21,10 +21,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 import distillset as ds
-from distillset.condense import condense_real
-from distillset.evaluation.nas import NASConfig, run_nas, search_data
+from distillset.applications.nas import NASConfig, run_nas, search_data
 from distillset.fileio import atomic_write_json
-from distillset.runner import resolve_device
 
 
 def parse_iterations(text: str) -> dict[str, int]:
@@ -43,7 +41,7 @@ def make_proxy(method: str, path: Path, search, args, iterations: int | None) ->
         return
     start = time.perf_counter()
     options = {"init": args.init} if args.init else {}
-    synset = condense_real(method, search, args.ipc, model=args.model, iterations=iterations, seed=args.seed,
+    synset = ds.condense_real(method, search, args.ipc, model=args.model, iterations=iterations, seed=args.seed,
                            options=options)
     synset.config.update(nas_search_split={"validation_fraction": args.validation_fraction, "seed": args.seed},
                          iterations=iterations, init=args.init, condense_seconds=time.perf_counter() - start)
@@ -95,7 +93,7 @@ def main() -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(args.device)
+    device = ds.resolve_device(args.device)
     data = ds.load_dataset(args.dataset, data_root=args.data_root)
     real = ds.real_data(data, "train", device)
     search = search_data(real, args.validation_fraction, args.seed)

@@ -24,11 +24,11 @@ from common import add_results_arguments, open_results
 from distillset.fileio import atomic_write_json
 from distillset.graph.data import load_graph
 from distillset.graph.evaluate import evaluate_graph
-from distillset.graph.gcond import GCondConfig, make_engine
+import distillset as ds
 from distillset.graph.led import energy_distribution, graph_led, led_shift
 
 
-def gradient_ratio(engine) -> float:
+def gradient_ratio(engine, state) -> float:
     """||d(OT term)/d(generator)|| / ||d(matching loss)/d(generator)|| at the engine's current state.
 
     Measured on one fresh matching network's first outer step, the place where the structure epoch's
@@ -53,7 +53,7 @@ def gradient_ratio(engine) -> float:
 
     engine.structure_loss, engine.opt_structure.step = recording_structure_loss, recording_step
     try:
-        engine.step()
+        engine.step(state)
     finally:
         engine.structure_loss, engine.opt_structure.step = structure_loss, step
     return ratios[0]
@@ -81,12 +81,14 @@ def main() -> None:
                 if key in results:
                     continue
                 start = time.perf_counter()
-                engine = make_engine("sgdd", data, GCondConfig(reduction=args.reduction, epochs=args.epochs, seed=seed,
-                                                                ot_weight=weight))
-                ratio = gradient_ratio(engine)  # epoch 0 is a structure epoch; it counts as the first of --epochs
-                while engine.epoch < args.epochs:
-                    engine.step()
-                synset = engine.to_synset(data.name)
+                spec = ds.get_method("sgdd", "graph")
+                engine = spec.build(data, spec.make_config({"reduction": args.reduction, "epochs": args.epochs, "seed": seed,
+                                                            "ot_weight": weight}))
+                state = engine.initial_state()
+                ratio = gradient_ratio(engine, state)  # epoch 0 is a structure epoch; it counts as the first of --epochs
+                while state.iteration < engine.total_steps:
+                    engine.step(state)
+                synset = engine.to_synset(state)
                 seconds = time.perf_counter() - start
                 accs = evaluate_graph(synset, data, ["gcn"], runs=args.runs, epochs=args.eval_epochs, seed=seed)["gcn"].accs
                 shift = led_shift(original, energy_distribution(synset.features, synset.adjacency))

@@ -18,9 +18,7 @@ import time
 from pathlib import Path
 
 import distillset as ds
-from distillset.condense import run_condense
 from distillset.fileio import atomic_write_json
-from distillset.runner import environment, resolve_device
 
 METHODS = ("dc", "dsa", "dm", "mtt", "datm", "dd")
 
@@ -68,7 +66,7 @@ def main() -> None:
     parser.add_argument("--results", default="benchmarks/results/trajectory_cpu.json")
     args = parser.parse_args()
 
-    device = resolve_device(args.device)
+    device = ds.resolve_device(args.device)
     path = Path(args.results)
     results = json.loads(path.read_text()) if path.is_file() else {}
     data = ds.load_dataset(args.dataset, data_root=args.data_root)
@@ -78,7 +76,7 @@ def main() -> None:
             continue
         start = time.perf_counter()
         options = method_options(method, args)
-        outcome = run_condense(method, args.dataset, args.ipc, Path(args.out) / key.replace("/", "-"), iterations=args.iterations,
+        outcome = ds.run_condense(method, args.dataset, args.ipc, Path(args.out) / key.replace("/", "-"), iterations=args.iterations,
                                data_root=args.data_root, device=args.device, options=options, progress=False, log=lambda m: None)
         condense_seconds = time.perf_counter() - start
         evaluation = ds.evaluate_synset(outcome.synset, data.test_images, data.test_labels, runs=args.runs, epochs=args.epochs,
@@ -88,7 +86,7 @@ def main() -> None:
         results[key] = {"mean": result.mean, "std": result.std, "accs": result.accs, "condense_seconds": condense_seconds,
                         "experts": experts,
                         "eval": {k: evaluation.config[k] for k in ("epochs", "lr", "soft_labels")}, "options": options,
-                        "date": time.strftime("%Y-%m-%d"), "environment": environment(), "device": str(device)}
+                        "date": time.strftime("%Y-%m-%d"), "environment": ds.environment(), "device": str(device)}
         atomic_write_json(path, results)
         print(f"{key}: {100 * result.mean:.2f} +- {100 * result.std:.2f} (condense {condense_seconds:.0f} s)", flush=True)
     index = json.loads((Path(args.experts_dir) / "index.json").read_text()) if Path(args.experts_dir, "index.json").is_file() else None

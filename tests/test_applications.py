@@ -9,8 +9,8 @@ import torch
 
 from distillset.data import real_data
 from distillset.errors import DistillsetError
-from distillset.evaluation import continual as cl
-from distillset.evaluation.nas import NASConfig, run_nas, search_data, search_space, train_steps, validation_split
+from distillset.applications import continual as cl
+from distillset.applications.nas import NASConfig, run_nas, search_data, search_space, train_steps, validation_split
 from distillset.models import build_model
 from distillset.synset import SynSet
 
@@ -37,7 +37,7 @@ def test_a_step_memory_is_built_from_that_steps_classes_only(digits):
     pool = real.images[(real.labels == 7) | (real.labels == 2)]
     for image in herded.images:  # selected, real images of those classes
         assert (pool == image).flatten(1).all(1).any()
-    with pytest.raises(DistillsetError, match="unknown memory method 'lottery'"):
+    with pytest.raises(DistillsetError, match="unknown image method 'lottery'"):
         cl.build_memory("lottery", real, [0], config, seed=0)
 
 
@@ -178,7 +178,7 @@ def test_nas_ranks_a_proxy_against_the_cached_reference(tmp_path, capsys):
 
 def test_nas_with_a_synset_proxy(tmp_path, digits, capsys):
     from distillset.cli import main
-    from distillset.condense import condense_real
+    from distillset.driver import condense_real
 
     synset = condense_real("dm", real_data(digits, "train"), 2, model=MODEL, iterations=2)
     synset.save(tmp_path / "dm.safetensors")

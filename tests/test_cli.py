@@ -70,7 +70,7 @@ def test_bad_inputs_give_one_line(capsys, tmp_path, monkeypatch):
     monkeypatch.delenv("DISTILLSET_DATA", raising=False)
     cases = [
         (("coreset", "--method", "random", "--dataset", "mnsit", "--ipc", 1, "--out", tmp_path / "x"), "unknown dataset 'mnsit'"),
-        (("coreset", "--method", "best", "--dataset", "digits", "--ipc", 1, "--out", tmp_path / "x"), "unknown coreset method 'best'; valid coreset methods: dq, forgetting, herding, kcenter, random"),
+        (("coreset", "--method", "best", "--dataset", "digits", "--ipc", 1, "--out", tmp_path / "x"), "unknown image selection method 'best'; valid image selection methods: dq, forgetting, herding, kcenter, random"),
         (("coreset", "--method", "random", "--dataset", "mnist", "--ipc", 1, "--data-root", tmp_path / "none", "--out", tmp_path / "x"), "looked for"),
         (("coreset", "--method", "random", "--dataset", "digits", "--ipc", 1000, "--out", tmp_path / "x"), "ipc 1000 is larger than class"),
         (("coreset", "--method", "random", "--dataset", "digits", "--ipc", 1, "--device", "cuda:0", "--out", tmp_path / "x"), "no CUDA GPU"),

@@ -8,7 +8,8 @@ import torch
 
 from distillset.cli import main
 from distillset.data import real_data
-from distillset.methods import herding, k_center, make_coreset, most_forgotten
+from distillset.driver import make_coreset
+from distillset.methods import herding, k_center, most_forgotten
 from distillset.methods.feature_network import train_feature_network
 from distillset.synset import SynSet
 

@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from distillset.condense import run_condense
+from distillset.driver import run_condense
 from distillset.methods.experts import ExpertConfig, train_experts
 from distillset.synset import SynSet
 

@@ -8,7 +8,7 @@ import torch
 
 from distillset.data import real_data
 from distillset.evaluation import evaluate_synset, format_table
-from distillset.methods import make_coreset
+from distillset.driver import make_coreset
 
 
 def test_learns_and_is_reproducible(digits):
@@ -67,7 +67,7 @@ def test_batched_training_matches_sequential(digits):
 
 def test_batched_networks_equal_sequential_parameters(digits):
     from distillset.evaluation.batched import train_models_batched
-    from distillset.evaluation.protocol import TrainConfig, train_model
+    from distillset.training import TrainConfig, train_model
     from distillset.models import build_model
 
     # Instance norm over the 2x2 maps of an 8x8 input amplifies reduction-order noise, so the exact

@@ -47,7 +47,7 @@ def test_published_values_sit_beside_ours():
 def test_bad_experiment_files(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("datasets: [digits]\nmethods: [dc, magic]\nipc: [1]\n")
-    with pytest.raises(DistillsetError, match="unknown method 'magic'"):
+    with pytest.raises(DistillsetError, match="unknown image method 'magic'"):
         load_experiment(bad)
     bad.write_text("datasets: [digits]\nmethods: [dc]\nipc: [1]\ncolour: blue\neval: {speed: 3}\n")
     with pytest.raises(DistillsetError, match="unknown key.*colour.*eval.speed"):

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from distillset.condense import run_condense
+from distillset.driver import run_condense
 from distillset.data import real_data
 from distillset.errors import DistillsetError
 from distillset.methods.gradient_matching import (GradientMatching, GradientMatchingConfig, distance, loops_for_ipc,
@@ -60,10 +60,10 @@ def test_matching_step_lowers_the_loss_for_a_fixed_network(digits):
     net = build_model("convnet", real.shape, 10, torch.Generator().manual_seed(3))
     params = matched_parameters(net, "ours")
     images = state.images.clone().requires_grad_(True)
-    before = engine._matching_loss(net, params, images, state.labels, torch.Generator().manual_seed(9))
+    before = engine.matching_loss(net, params, images, state.labels, torch.Generator().manual_seed(9))
     (grad,) = torch.autograd.grad(before, images)
     step = 0.01 * grad / grad.abs().max()  # a small descent step: first order dominates
-    after = engine._matching_loss(net, params, (images - step).detach(), state.labels, torch.Generator().manual_seed(9))
+    after = engine.matching_loss(net, params, (images - step).detach(), state.labels, torch.Generator().manual_seed(9))
     assert after.item() < before.item() - 0.1 * float((grad * step).sum())
 
 
@@ -99,11 +99,11 @@ def test_dsa_starts_from_real_images_and_runs(digits, tmp_path):
 
 def test_bad_method_options(digits):
     real = real_data(digits)
-    with pytest.raises(DistillsetError, match="unknown gradient distance"):
+    with pytest.raises(DistillsetError, match="option 'distance' must be one of ours, mse, cos"):
         GradientMatching(real, GradientMatchingConfig(distance="l7"))
     with pytest.raises(DistillsetError, match="ipc 500 is larger"):
         GradientMatching(real, GradientMatchingConfig(ipc=500))
-    with pytest.raises(DistillsetError, match="unknown condensation method 'mttx'"):
+    with pytest.raises(DistillsetError, match="unknown image condensation method 'mttx'"):
         run_condense("mttx", "digits", 1, "unused")
 
 
@@ -116,7 +116,7 @@ def test_compiled_real_gradients_match_eager(digits):
     for seed in (0, 1):
         net = build_model("convnet", real.shape, 10, torch.Generator().manual_seed(seed))
         params = matched_parameters(net, "ours")
-        losses = [e._matching_loss(net, params, state.images, state.labels, torch.Generator().manual_seed(7)).item()
+        losses = [e.matching_loss(net, params, state.images, state.labels, torch.Generator().manual_seed(7)).item()
                   for e in (eager, compiled)]
         assert losses[0] == pytest.approx(losses[1], rel=1e-4)
     assert compiled.compile_error is None and compiled._compiled is not None
@@ -154,9 +154,14 @@ def test_periodic_evaluation_is_recorded(digits, tmp_path):
 
 
 def test_option_names_and_types_are_checked(tmp_path):
-    from distillset.condense import check_options, load_yaml_config
+    from distillset.driver import read_options_file
+    from distillset.methods.contract import config_from_options
+
+    def check_options(options):
+        return config_from_options(GradientMatchingConfig, options, "options")
 
     assert check_options({"lr_img": 1, "iterations": 5, "dsa_strategy": "color_crop", "compile": False})
+    assert check_options({"outer_loop": 2}).outer_loop == 2  # an option whose default is None keeps its declared type
     with pytest.raises(DistillsetError, match="option 'iterations' must be int, got 'many'"):
         check_options({"iterations": "many"})
     with pytest.raises(DistillsetError, match="option 'compile' must be bool"):
@@ -165,7 +170,7 @@ def test_option_names_and_types_are_checked(tmp_path):
         run_condense("dc", "digits", 1, tmp_path / "x", options={"lr": 0.1})
     (tmp_path / "c.yaml").write_text("lr_img: [1, 2]\n")
     with pytest.raises(DistillsetError, match="option 'lr_img' must be float"):
-        load_yaml_config(tmp_path / "c.yaml")
+        check_options(read_options_file(tmp_path / "c.yaml"))
     (tmp_path / "d.yaml").write_text("- just\n- a list\n")
     with pytest.raises(DistillsetError, match="must be a mapping"):
-        load_yaml_config(tmp_path / "d.yaml")
+        read_options_file(tmp_path / "d.yaml")

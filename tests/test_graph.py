@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from distillset.driver import condense_graph, run_method
 from distillset.errors import DistillsetError
 from distillset.graph.data import load_graph, read_graphsaint, read_ogb_node, read_planetoid
 from distillset.graph.evaluate import evaluate_graph
-from distillset.graph.gcond import GCond, GCondConfig, StructureGenerator, class_counts, run_gcond
+from distillset.graph.gcond import GCond, GCondConfig, StructureGenerator, class_counts
 from distillset.graph.models import GNNS, Propagation, build_gnn
 from distillset.graph.synset import GraphSynSet
 
@@ -172,12 +173,13 @@ def test_gcond_initialises_from_training_nodes_and_learns(cora):
     assert all((train_features == row).all(1).any() for row in engine.features.detach())
     before = engine.features.detach().clone()
     pge_before = [p.detach().clone() for p in engine.pge.parameters()]
-    engine.step()  # a structure epoch: only the generator moves
+    state = engine.initial_state()
+    engine.step(state)  # a structure epoch: only the generator moves
     assert torch.equal(engine.features.detach(), before)
     assert any(not torch.equal(a, b.detach()) for a, b in zip(pge_before, engine.pge.parameters()))
-    engine.step()  # a feature epoch
+    engine.step(state)  # a feature epoch
     assert not torch.equal(engine.features.detach(), before)
-    synset = engine.to_synset("cora").validate()
+    synset = engine.to_synset(state).validate()
     assert len(synset) == 35 and synset.adjacency.max() > 0
 
 
@@ -200,7 +202,7 @@ def test_gcond_weights_each_class_by_its_share_of_the_largest_class(cora, monkey
     for weighted in (True, False):
         distances.clear()
         engine = GCond(graph, GCondConfig(reduction=0.5, outer_loop=1, inner_loop=1, class_weighted=weighted))
-        losses[weighted] = engine.step()
+        losses[weighted] = engine.step(engine.initial_state())
         recorded = list(distances)
     counts = engine.counts
     assert counts[1] < counts[0]  # the anomalies are the rare class
@@ -210,16 +212,19 @@ def test_gcond_weights_each_class_by_its_share_of_the_largest_class(cora, monkey
     assert losses[True] < losses[False]
 
 
-def test_gcond_resumes_bitwise_and_gcond_x_has_no_structure(tmp_path, data_root, monkeypatch):
-    import distillset.graph.gcond as gcond
+def test_gcond_resumes_bitwise_and_gcond_x_has_no_structure(tmp_path, data_root):
+    def run(method, out, epochs, **kw):
+        outcome = run_method(method, "cora", tmp_path / out, {"reduction": 0.25, "epochs": epochs, "outer_loop": 2, "inner_loop": 1},
+                             data_root=data_root, progress=False, **QUIET, **kw)
+        return outcome.synset if outcome is not None else None
 
-    monkeypatch.setattr(gcond, "GCondConfig", lambda **kw: GCondConfig(**kw, outer_loop=2, inner_loop=1))
-    whole = run_gcond("gcond", "cora", 0.25, tmp_path / "whole", epochs=3, data_root=data_root, **QUIET)
-    assert run_gcond("gcond", "cora", 0.25, tmp_path / "part", epochs=3, data_root=data_root, stop_after=1, **QUIET) is None
-    resumed = run_gcond("gcond", "cora", 0.25, tmp_path / "part", epochs=3, data_root=data_root, **QUIET)
+    whole = run("gcond", "whole", 3)
+    assert run("gcond", "part", 3, stop_after=1) is None
+    resumed = run("gcond", "part", 3)
     assert torch.equal(whole.features, resumed.features) and torch.equal(whole.adjacency, resumed.adjacency)
-    features_only = run_gcond("gcond-x", "cora", 0.25, tmp_path / "x", epochs=1, data_root=data_root, **QUIET)
+    features_only = run("gcond-x", "x", 1)
     assert features_only.adjacency.abs().max() == 0
+    assert (tmp_path / "x" / "run.json").is_file()
 
 
 def test_graph_evaluation_selects_on_validation(cora):
@@ -240,11 +245,11 @@ def test_graph_command_line(tmp_path, data_root, capsys):
     assert main(base + ["--method", "gcond", "--reduction", "0.5", "--fanout", "5"]) == 2
     assert "--model gcn" in capsys.readouterr().err
     assert main(base + ["--method", "gcond", "--reduction", "0.5", "--model", "lenet"]) == 2
-    assert "sgc or gcn" in capsys.readouterr().err
+    assert "option 'matching_model' must be one of sgc, gcn" in capsys.readouterr().err
     assert main(base + ["--method", "gcond", "--reduction", "0.5", "--ot-weight", "5"]) == 2
     assert "--method sgdd" in capsys.readouterr().err
     assert main(["condense", "--dataset", "digits", "--method", "dc", "--ipc", "1", "--ot-weight", "5", "--out", str(tmp_path / "d")]) == 2
-    assert "--ot-weight only apply to graph condensation" in capsys.readouterr().err
+    assert "--ot-weight does not apply to --method dc" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(base + ["--method", "sgdd", "--reduction", "0.25", "--ot-weight", "nan"])
     assert "finite number >= 0" in capsys.readouterr().err
@@ -289,7 +294,8 @@ def test_led_puts_smooth_signals_low_and_alternating_ones_high():
 
 
 def test_node_selection_baselines_keep_the_induced_subgraph(cora):
-    from distillset.graph.coresets import select_nodes
+    def select_nodes(method, graph, reduction):
+        return condense_graph(method, graph, reduction)
 
     edges = set(zip(cora.edge_index[0].tolist(), cora.edge_index[1].tolist()))
     for method in ("random", "herding", "kcenter"):
@@ -353,9 +359,9 @@ def test_spectral_led_gradient_equals_the_matrix_exponential_one_at_repeated_eig
 
 
 def test_sgdd_structure_term_pulls_the_led_toward_the_original(cora):
-    from distillset.graph.sgdd import SGDD
+    from distillset.graph.sgdd import SGDD, SGDDConfig
 
-    engine = SGDD(cora, GCondConfig(reduction=0.25, outer_loop=1, inner_loop=1), ot_weight=1.0, bins=8, sigma=0.2)
+    engine = SGDD(cora, SGDDConfig(reduction=0.25, outer_loop=1, inner_loop=1, ot_weight=1.0, led_bins=8, led_sigma=0.2))
     optimizer = torch.optim.Adam(engine.pge.parameters(), lr=0.01)
     engine.pge.eval()
     values = []
@@ -366,16 +372,13 @@ def test_sgdd_structure_term_pulls_the_led_toward_the_original(cora):
         loss.backward()
         optimizer.step()
     assert min(values[-5:]) < 0.85 * values[0], values  # measured: 0.31 -> 0.24
-    with pytest.raises(DistillsetError, match="non-negative"):
-        SGDD(cora, GCondConfig(reduction=0.25), ot_weight=-1)
+    with pytest.raises(DistillsetError, match="option 'ot_weight' must be >= 0"):
+        SGDD(cora, SGDDConfig(reduction=0.25, ot_weight=-1))
 
 
-def test_sgdd_runs_from_the_command_line(tmp_path, data_root, monkeypatch):
-    import distillset.graph.gcond as gcond
-
-    monkeypatch.setattr(gcond, "GCondConfig", lambda **kw: GCondConfig(**kw, outer_loop=2, inner_loop=1, structure_epochs=1,
-                                                                        feature_epochs=1))
-    synset = run_gcond("sgdd", "cora", 0.25, tmp_path / "s", epochs=2, data_root=data_root, **QUIET)
+def test_sgdd_runs_through_the_driver(tmp_path, data_root):
+    options = {"reduction": 0.25, "epochs": 2, "outer_loop": 2, "inner_loop": 1, "structure_epochs": 1, "feature_epochs": 1}
+    synset = run_method("sgdd", "cora", tmp_path / "s2", options, data_root=data_root, progress=False, **QUIET).synset
     assert synset.method == "sgdd" and len(synset) == 35 and synset.config["ot_weight"] == 10.0
 
 

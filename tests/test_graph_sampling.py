@@ -82,6 +82,6 @@ def test_gcond_matches_with_the_view_and_a_gcn_with_fanout(cora):
                                          fanout=fanout, seed=0))
         engine.epoch = engine.config.structure_epochs  # a feature epoch
         before = engine.features.detach().clone()
-        loss = engine.step()
+        loss = engine.step(engine.initial_state())
         assert loss > 0 and torch.isfinite(torch.tensor(loss))
         assert not torch.equal(before, engine.features.detach())

@@ -61,7 +61,7 @@ def test_dq_coreset_from_the_command_line_with_a_ratio(tmp_path, digits, capsys)
     record = json.loads((tmp_path / "dq" / "run.json").read_text())
     assert record["config"]["ratio"] == 0.05 and record["config"]["bins"] == 4
     assert main(["coreset", "--method", "random", "--dataset", "digits", "--ipc", "2", "--bins", "3", "--out", str(tmp_path / "r")]) == 2
-    assert "apply to --method dq only" in capsys.readouterr().err
+    assert "--bins does not apply to --method random" in capsys.readouterr().err
 
 
 def test_patch_dropping_replaces_the_least_salient_patches(digits):

@@ -10,13 +10,13 @@ import torch.nn.functional as F
 
 from distillset.augment import DSA
 from distillset.augment.zca import ZCA
-from distillset.condense import run_condense
+from distillset.driver import run_condense
 from distillset.data import real_data
 from distillset.errors import DistillsetError
 from distillset.evaluation.protocol import prepare_test_data
 from distillset.methods.dataset_distillation import DatasetDistillation, DatasetDistillationConfig
 from distillset.methods.experts import ExpertBuffer, ExpertConfig, train_experts
-from distillset.methods.trajectory_matching import TrajectoryMatching, TrajectoryMatchingConfig
+from distillset.methods.trajectory_matching import DATMConfig, TrajectoryMatching, TrajectoryMatchingConfig
 from distillset.methods.unroll import FlatStudent, Unroller, draw_steps
 from distillset.models import build_model
 from distillset.synset import SynSet
@@ -213,8 +213,8 @@ def test_expert_folders_are_checked(tmp_path, experts_dir):
 def _tm(digits, experts_dir, **options) -> TrajectoryMatching:
     settings = {"ipc": 2, "model": MODEL, "experts_dir": str(experts_dir), "syn_steps": 6, "expert_epochs": 1,
                 "max_start_epoch": 2, "lr_teacher": 0.1, **options}
-    config = TrajectoryMatchingConfig(**settings)
-    return TrajectoryMatching(real_data(digits, "train"), config, "datm" if config.soft_labels else "mtt")
+    config = (DATMConfig if settings.get("soft_labels") else TrajectoryMatchingConfig)(**settings)
+    return TrajectoryMatching(real_data(digits, "train"), config)
 
 
 def test_mtt_rejects_a_start_epoch_beyond_the_experts(digits, experts_dir):

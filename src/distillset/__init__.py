@@ -15,12 +15,14 @@ Python API::
 from ._version import __version__
 from .catalogue import describe_methods, get_method, list_methods
 from .data import RealData, load_dataset, real_data
-from .driver import condense_graph, condense_real, make_coreset, run_method
+from .device import resolve_device
+from .driver import condense_graph, condense_real, make_coreset, run_condense, run_coreset, run_method
 from .errors import DistillsetError
 from .evaluation import evaluate_synset
 from .models import build_model
+from .runner import environment
 from .synset import SynSet
 
 __all__ = ["DistillsetError", "RealData", "SynSet", "__version__", "build_model", "condense_graph", "condense_real",
-           "describe_methods", "evaluate_synset", "get_method", "list_methods", "load_dataset", "make_coreset", "real_data",
-           "run_method"]
+           "describe_methods", "environment", "evaluate_synset", "get_method", "list_methods", "load_dataset", "make_coreset",
+           "real_data", "resolve_device", "run_condense", "run_coreset", "run_method"]

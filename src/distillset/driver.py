@@ -44,8 +44,9 @@ def method_for(name: str, dataset: str, kind: str | None = None) -> MethodSpec:
     if name not in names:
         other = [s for s in list_methods(kind) if s.name == name]
         if other:
-            raise DistillsetError(f"--method {name} is for {other[0].modality} data; '{dataset}' is {modality} data "
-                                  f"(its {kind or 'method'}s: {', '.join(sorted(names))})")
+            article = "an" if modality == "image" else "a"
+            raise DistillsetError(f"'{dataset}' is {article} {modality} dataset; --method {name} is for {other[0].modality} data "
+                                  f"({modality} {kind or 'method'} methods: {', '.join(sorted(names))})")
         return get_method(name, modality, kind)  # raises the unknown-name message
     return get_method(name, modality, kind)
 
@@ -109,10 +110,17 @@ def condense_graph(method: str, graph, reduction: float, epochs: int | None = No
     return run_in_memory(get_method(method, "graph"), graph, merged)
 
 
+FEATURE_OPTIONS = ("feature_model", "feature_epochs")
+
+
 def make_coreset(method: str, real, ipc: int | None = None, seed: int = 0, ratio: float | None = None, log: Log | None = None,
                  **options) -> SynSet:
-    """Select real images with a registered image selection method (``options``: its config fields)."""
+    """Select real images with a registered image selection method (``options``: its config fields). The feature
+    network's ``feature_model``/``feature_epochs`` may be given to any method, so one call shape serves a table of
+    methods; those that rank no embeddings (random) do not take them. Any other unknown option is refused."""
     spec = get_method(method, "image", "selection")
+    fields = spec.config_class.__dataclass_fields__
+    options = {k: v for k, v in options.items() if k in fields or k not in FEATURE_OPTIONS}
     return run_in_memory(spec, real, {**options, "ipc": ipc, "ratio": ratio, "seed": seed}, log)
 
 
@@ -254,7 +262,7 @@ def run_method(method: str, dataset: str, out: str | os.PathLike, options: dict 
     if not ctx.is_main:
         ctx.barrier()  # wait until rank 0 has written the result
         return RunOutcome(synset, directory, False, {})
-    timings = {"load_data": t1 - t0, "method_this_call": t2 - t1, "seconds_per_step": (t2 - t1) / max(done_now, 1),
+    timings = {"load_data": t1 - t0, "method": t2 - t1, "seconds_per_iteration": (t2 - t1) / max(done_now, 1),
                "processes": ctx.world}
     outcome = write_run(synset, directory, identity, timings, log, metrics)
     checkpoint.unlink(missing_ok=True)
@@ -283,10 +291,11 @@ def run_coreset(method: str, dataset: str, ipc: int | None, out: str | os.PathLi
                 method_options: dict | None = None, feature_model: str | None = None, feature_epochs: int | None = None,
                 **run_options: Any) -> RunOutcome:
     """An image selection method into ``out`` (the shape of ``distillset coreset``); see :func:`run_method`.
-    ``feature_model``/``feature_epochs`` apply to the methods that rank by a trained network's embeddings."""
+    ``feature_model``/``feature_epochs`` apply to the methods that rank by a trained network's embeddings
+    (as in :func:`make_coreset`)."""
     options = {**(method_options or {}), "ipc": ipc, "ratio": ratio, "seed": seed}
     fields = method_for(method, dataset, "selection").config_class.__dataclass_fields__
-    for name, value in (("feature_model", feature_model), ("feature_epochs", feature_epochs)):
+    for name, value in zip(FEATURE_OPTIONS, (feature_model, feature_epochs)):
         if value is not None and name in fields:
             options[name] = value
     return run_method(method, dataset, out, options, kind="selection", **run_options)

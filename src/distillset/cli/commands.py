@@ -30,9 +30,7 @@ def _method_options(args, spec) -> dict:
         if dest == "model" and spec.modality == "graph":
             name, value = "matching_model", value.lower()
         if name not in fields:
-            flag = "--" + dest.replace("_", "-")
-            raise DistillsetError(f"{flag} does not apply to --method {spec.name} ({spec.modality} {spec.kind}); "
-                                  f"its options: {', '.join(sorted(fields))}")
+            raise DistillsetError(_not_an_option(dest, spec))
         options[name] = value
     if spec.kind == "selection" and spec.modality == "image":
         if options.get("ipc") is None and options.get("ratio") is None:
@@ -48,6 +46,16 @@ METHOD_FLAGS = ("ipc", "ratio", "reduction", "seed", "model", "iterations", "epo
                 "experts_dir", "syn_steps", "expert_epochs", "max_start_epoch", "memory", "trajectories", "guide_models",
                 "guide_weight", "guide_per_iteration", "fanout", "ot_weight", "bins", "patch_drop", "patch_size",
                 "feature_model", "feature_epochs")
+
+
+def _not_an_option(dest: str, spec) -> str:
+    """Why a flag was refused, and which methods do take it."""
+    from ..catalogue import list_methods
+
+    flag = "--" + dest.replace("_", "-")
+    takers = sorted({s.name for s in list_methods() if dest in s.config_class.__dataclass_fields__})
+    where = f"; it applies to --method {', '.join(takers)}" if takers else ""
+    return f"{flag} does not apply to --method {spec.name} ({spec.modality} {spec.kind}){where}"
 
 
 def _run(args, kind: str) -> int:

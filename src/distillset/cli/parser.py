@@ -74,12 +74,6 @@ def _names(kind: str) -> str:
     return ", ".join(image) + (f"; graphs also {', '.join(graph)}" if graph else "")
 
 
-def _choices(kind: str) -> list[str]:
-    from ..catalogue import list_methods
-
-    return sorted({s.name for s in list_methods(kind)})
-
-
 def _add_data_options(p: argparse.ArgumentParser, seed_default: int | None = 0) -> None:
     p.add_argument("--data-root", help="folder holding the datasets (default: $DISTILLSET_DATA, else ~/.cache/distillset)")
     p.add_argument("--download", action="store_true", help="fetch missing dataset files (checksums verified)")
@@ -96,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("methods", help="list every registered method: name, kind, modality, what it does")
 
     p = sub.add_parser("coreset", help="select real images (or graph nodes) per class: " + _names("selection"))
-    p.add_argument("--method", required=True, choices=_choices("selection"), metavar="METHOD",
+    p.add_argument("--method", required=True, metavar="METHOD",
                    help="selection method: " + _names("selection"))
     p.add_argument("--dataset", required=True, help="registry name, imagefolder:PATH or npz:PATH")
     size = p.add_mutually_exclusive_group()
@@ -179,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(p)
 
     p = sub.add_parser("condense", help="learn a synthetic set: " + _names("condensation"))
-    p.add_argument("--method", required=True, choices=_choices("condensation"), metavar="METHOD",
+    p.add_argument("--method", required=True, metavar="METHOD",
                    help="condensation method: " + _names("condensation") + " (`distillset methods` says what each does)")
     p.add_argument("--dataset", required=True, help="registry name, imagefolder:PATH or npz:PATH; graphs: cora, citeseer, ...")
     p.add_argument("--ipc", type=_positive_int, help="images per class (image methods)")

@@ -135,6 +135,9 @@ class GCond:
     def __init__(self, data: GraphData, config: GCondConfig) -> None:
         config = check_config(replace(config))
         self.data, self.config, self.method = data, config, config.METHOD
+        if config.fanout and config.matching_model != "gcn":
+            raise DistillsetError("fanout samples the neighbourhoods a GCN reads; SGC needs none (its propagation is computed "
+                                  "once): set matching_model gcn (--model gcn) or drop fanout (--fanout)")
         self.counts = class_counts(data, config.reduction)
         self.real_view = RealGraphView(data.features, Propagation.from_edges(data.edge_index, data.num_nodes),
                                        fanout=config.fanout or None)

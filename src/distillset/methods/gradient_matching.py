@@ -289,7 +289,7 @@ class GradientMatching(SyntheticImageMethod):
         losses = []
         for outer in range(cfg.outer_loop):
             freeze_batchnorm(net, real, cfg.bn_real_per_class, generator)
-            loss = self._matching_loss(net, params, images, state.labels, generator)
+            loss = self.matching_loss(net, params, images, state.labels, generator)
             loss = loss + self.guidance_loss(images, state.labels, it, outer)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"the matching loss became {loss.item()} at iteration {it + 1} (outer step {outer + 1})")
@@ -304,7 +304,7 @@ class GradientMatching(SyntheticImageMethod):
             broadcast_parameters(net)  # every rank trained the same network; make it bitwise the same (GPU kernels)
         return self.commit(state, images, optimizer, sum(losses) / len(losses))
 
-    def _matching_loss(self, net, params, images, labels, generator) -> torch.Tensor:
+    def matching_loss(self, net, params, images, labels, generator) -> torch.Tensor:
         """Sum of the per-class distances over this process's classes (all of them outside torchrun).
         Every rank draws the real batches and transforms of ALL classes, so the random streams, and
         hence the result, do not depend on the number of ranks."""
