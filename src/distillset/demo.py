@@ -48,7 +48,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", runs: int = 3, epochs: int = 
         rows.append((f"random coreset, {ipc}/class", len(outcome.synset), result.mean, result.std, outcome.directory / "grid.png"))
         log(f"random ipc {ipc}: {100 * result.mean:.1f}%")
     real = real_data(data, "train", "cpu")
-    whole = SynSet(real.images, real.labels, "digits", real.num_classes, real.mean, real.std, "whole", 0)
+    whole = SynSet.from_real(real, real.images, real.labels, method="whole", ipc=0)
     result = evaluate_synset(whole, data.test_images, data.test_labels, models=[MODEL], runs=runs, epochs=epochs, seed=seed,
                              device=torch_device).results[MODEL]
     rows.append(("whole training split", len(whole), result.mean, result.std, None))

@@ -70,3 +70,25 @@ def read_yaml_mapping(path: str | os.PathLike, what: str) -> dict:
     if not isinstance(data, dict):
         raise DistillsetError(f"{what} {path} must be a mapping of option: value")
     return data
+
+
+def read_index(folder: str | os.PathLike, name: str, format_tag: str, what: str, make: str) -> dict:
+    """The JSON index of a folder this library wrote (an expert folder, a model pool): ``name`` inside ``folder``,
+    a mapping whose ``format`` is ``format_tag``. ``what`` names the folder's kind and ``make`` the command that
+    makes one, in the one-line messages for a missing folder, a missing or unreadable index, or a foreign one."""
+    from .errors import DistillsetError
+
+    folder = Path(folder)
+    path = folder / name
+    if not folder.is_dir():
+        raise DistillsetError(f"{what} {folder} does not exist; make one with `{make}`")
+    if not path.is_file():
+        raise DistillsetError(f"{folder} has no {name}: it is not {what} (make one with `{make}`)")
+    try:
+        index = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DistillsetError(f"{path} is not readable JSON ({exc}); the {what} is corrupt") from None
+    if not isinstance(index, dict) or index.get("format") != format_tag:
+        found = index.get("format") if isinstance(index, dict) else None
+        raise DistillsetError(f"{path} is not {what} index of this library (format {found!r}, expected {format_tag!r})")
+    return index

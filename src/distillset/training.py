@@ -39,18 +39,30 @@ def soft_cross_entropy(logits: torch.Tensor, target_logits: torch.Tensor) -> tor
 
 
 def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, config: TrainConfig,
-                generator: torch.Generator, augment: Augment | None = None) -> nn.Module:
-    """Train in place on (images, targets); targets are class indices or [N, K] logits (soft labels)."""
+                generator: torch.Generator, augment: Augment | None = None, *, lr_decay: bool = True,
+                max_steps: int | None = None, on_batch: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
+                on_epoch: Callable[[int], None] | None = None) -> nn.Module:
+    """Train in place on (images, targets); targets are class indices or [N, K] logits (soft labels).
+
+    ``config.epochs`` passes, or exactly ``max_steps`` minibatch steps (a fractional budget stops inside an
+    epoch); with ``lr_decay`` the lr drops x0.1 once, before the first step of the second half (epoch
+    epochs // 2, or step max_steps // 2). ``on_batch(indices, detached logits)`` sees every minibatch (the
+    forgetting-event counter), ``on_epoch(epoch)`` every finished epoch from 1 (checkpoints). A loss that
+    is not finite raises :class:`TrainingDiverged`."""
     soft = targets.dim() == 2
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     n = images.shape[0]
+    per_epoch = -(-n // config.batch_size)
+    total = max_steps if max_steps is not None else config.epochs * per_epoch
+    decay_at = (total // 2 if max_steps is not None else (config.epochs // 2) * per_epoch) if lr_decay else 0
     model.train()
-    for epoch in range(config.epochs):
-        if epoch == config.epochs // 2 and epoch > 0:
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr * 0.1
+    step = epoch = 0
+    while step < total:
         order = torch.randperm(n, generator=generator).to(images.device)
         for start in range(0, n, config.batch_size):
+            if step == decay_at and step > 0:
+                for group in optimizer.param_groups:
+                    group["lr"] = config.lr * 0.1
             batch = order[start:start + config.batch_size]
             x = images[batch]
             if augment is not None:
@@ -62,6 +74,14 @@ def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, c
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if on_batch is not None:
+                on_batch(batch, out.detach())
+            step += 1
+            if step >= total:
+                break
+        epoch += 1
+        if on_epoch is not None:
+            on_epoch(epoch)
     return model
 
 

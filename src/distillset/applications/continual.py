@@ -141,8 +141,8 @@ def run_continual(config: ContinualConfig, out: str | os.PathLike, data_root=Non
                 if key in cells:
                     continue
                 start = time.perf_counter()
-                whole = SynSet(torch.cat([m.images for m in memory]), torch.cat([m.labels for m in memory]), real.name,
-                               real.num_classes, real.mean, real.std, method, config.ipc)
+                whole = SynSet.from_real(real, torch.cat([m.images for m in memory]), torch.cat([m.labels for m in memory]),
+                                         method=method, ipc=config.ipc)
                 mask = np.isin(test_labels, seen)
                 evaluation = evaluate_synset(whole, data.test_images[mask], test_labels[mask], models=[config.model],
                                              runs=config.runs, epochs=config.epochs, seed=config.seed + o, device=torch_device)

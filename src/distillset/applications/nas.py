@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..data.real import RealData
 from ..errors import DistillsetError, unknown_name
@@ -34,7 +33,7 @@ from ..fileio import atomic_write_json
 from ..models import build_model
 from ..seeding import make_generator
 from ..synset import SynSet
-from ..training import test_accuracy
+from ..training import TrainConfig, TrainingDiverged, test_accuracy, train_model
 
 
 def _names(depths, widths, norms, acts, pools) -> list[str]:
@@ -97,28 +96,9 @@ def search_data(real: RealData, fraction: float = 0.1, seed: int = 0) -> RealDat
 def train_steps(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, epochs: float, batch_size: int, lr: float,
                 generator: torch.Generator) -> None:
     """SGD (momentum 0.9, wd 5e-4, lr x0.1 at half) for ``epochs`` passes; a fractional epoch stops early."""
-    n = images.shape[0]
-    per_epoch = -(-n // batch_size)
-    total = max(1, int(round(epochs * per_epoch)))
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
-    model.train()
-    step = 0
-    while step < total:
-        order = torch.randperm(n, generator=generator).to(images.device)
-        for start in range(0, n, batch_size):
-            if step == total // 2 and step > 0:
-                for group in optimizer.param_groups:
-                    group["lr"] = lr * 0.1
-            batch = order[start:start + batch_size]
-            loss = F.cross_entropy(model(images[batch]), labels[batch])
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            if step >= total:
-                break
+    per_epoch = -(-images.shape[0] // batch_size)
+    train_model(model, images, labels, TrainConfig(lr=lr, batch_size=batch_size), generator,
+                max_steps=max(1, int(round(epochs * per_epoch))))
 
 
 def score_candidates(names: list[str], images, labels, val_images, val_labels, epochs: float, config: NASConfig, stream: str,
@@ -130,7 +110,7 @@ def score_candidates(names: list[str], images, labels, val_images, val_labels, e
         try:
             train_steps(net, images, labels, epochs, config.batch_size, config.lr, make_generator(config.seed, "nas", stream, name))
             scores[name] = test_accuracy(net, val_images, val_labels)
-        except FloatingPointError:
+        except TrainingDiverged:
             scores[name] = float("nan")
         if log and (i + 1) % max(1, len(names) // 8) == 0:
             log(f"{stream}: {i + 1}/{len(names)} candidates trained")

@@ -33,7 +33,7 @@ from ..augment import DSA, strategy_for
 from ..augment.zca import ZCA
 from ..data.real import RealData
 from ..errors import DistillsetError
-from ..fileio import atomic_write, atomic_write_json
+from ..fileio import atomic_write, atomic_write_json, read_index
 from ..models import build_model
 from ..models.registry import canonical_name
 from ..seeding import make_generator
@@ -225,18 +225,7 @@ def _save_zca(path: Path, zca: ZCA) -> None:
 
 
 def _read_index(directory: Path) -> dict:
-    path = Path(directory) / INDEX_FILE
-    if not Path(directory).is_dir():
-        raise DistillsetError(f"expert folder {directory} does not exist; make one with `distillset experts --dataset D --out {directory}`")
-    if not path.is_file():
-        raise DistillsetError(f"{directory} has no {INDEX_FILE}: it is not an expert folder (make one with `distillset experts`)")
-    try:
-        index = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DistillsetError(f"{path} is not readable JSON ({exc}); the expert folder is corrupt") from None
-    if not isinstance(index, dict) or index.get("format") != EXPERT_FORMAT:
-        raise DistillsetError(f"{path} is not a distillset expert index (format {index.get('format') if isinstance(index, dict) else None!r})")
-    return index
+    return read_index(directory, INDEX_FILE, EXPERT_FORMAT, "an expert folder", f"distillset experts --dataset D --out {directory}")
 
 
 class ExpertBuffer:

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..data.real import RealData
-from ..training import TrainConfig
+from ..training import TrainConfig, train_model
 from ..fileio import atomic_write
 from ..models import build_model
 from ..seeding import make_generator
@@ -62,32 +61,22 @@ def train_feature_network(real: RealData, model_name: str = "convnet", epochs: i
         except Exception:  # a damaged cache entry is retrained, never trusted
             pass
     n = real.labels.numel()
-    config = TrainConfig(epochs=epochs, batch_size=batch_size)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    generator = make_generator(seed, "feature-network", "train")
     last_correct = torch.zeros(n, dtype=torch.bool, device=real.device)
     ever_learned = torch.zeros(n, dtype=torch.bool, device=real.device)
     forgetting = torch.zeros(n, dtype=torch.long, device=real.device)
-    model.train()
-    for epoch in range(epochs):
-        if epoch == epochs // 2 and epoch > 0:
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr * 0.1
-        order = torch.randperm(n, generator=generator).to(real.device)
-        for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
-            out = model(real.images[idx])
-            labels = real.labels[idx]
-            correct = out.detach().argmax(1) == labels
-            forgetting[idx] += (last_correct[idx] & ~correct).long()
-            last_correct[idx] = correct
-            ever_learned[idx] |= correct
-            loss = F.cross_entropy(out, labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+
+    def count_forgetting(idx: torch.Tensor, logits: torch.Tensor) -> None:
+        correct = logits.argmax(1) == real.labels[idx]
+        forgetting[idx] += (last_correct[idx] & ~correct).long()
+        last_correct[idx] = correct
+        ever_learned[idx] |= correct
+
+    def report(epoch: int) -> None:
         if log:
-            log(f"feature network epoch {epoch + 1}/{epochs}: {int(last_correct.sum())}/{n} correct at last presentation")
+            log(f"feature network epoch {epoch}/{epochs}: {int(last_correct.sum())}/{n} correct at last presentation")
+
+    train_model(model, real.images, real.labels, TrainConfig(epochs=epochs, batch_size=batch_size),
+                make_generator(seed, "feature-network", "train"), on_batch=count_forgetting, on_epoch=report)
     model.eval()
     if use_cache:
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DistillsetError
-from ..fileio import atomic_write, atomic_write_json
+from ..fileio import atomic_write, atomic_write_json, read_index
 from ..models import build_model, check_model_name
 from ..seeding import make_generator
 
@@ -47,7 +47,7 @@ def train_pool(dataset: str, out: str | Path, config: PoolConfig, data_root=None
     """Train every (model, seed) on the real training data, keeping the checkpoints at ``config.epochs``.
     Resumable per member: a member whose files are all present is not retrained."""
     from ..data import load_dataset, real_data
-    from ..evaluation import test_accuracy
+    from ..training import TrainConfig, test_accuracy, train_model
     from ..device import resolve_device
 
     if not config.models or not config.seeds or not config.epochs or min(config.epochs) < 1:
@@ -74,18 +74,8 @@ def train_pool(dataset: str, out: str | Path, config: PoolConfig, data_root=None
             if all(member_file(name, seed, e) in have for e in epochs):
                 continue
             net = build_model(name, real.shape, real.num_classes, make_generator(seed, "pool", name, "init"), torch_device)
-            optimizer = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=0.9, weight_decay=5e-4)
-            generator = make_generator(seed, "pool", name, "train")
-            n = real.labels.numel()
-            for epoch in range(1, epochs[-1] + 1):
-                net.train()
-                order = torch.randperm(n, generator=generator).to(torch_device)
-                for start in range(0, n, config.batch_size):
-                    idx = order[start:start + config.batch_size]
-                    loss = F.cross_entropy(net(real.images[idx]), real.labels[idx])
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
+
+            def keep(epoch: int, name=name, seed=seed, net=net) -> None:
                 if epoch in epochs and member_file(name, seed, epoch) not in have:
                     accuracy = test_accuracy(net, test.images, test.labels)
                     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
@@ -95,6 +85,10 @@ def train_pool(dataset: str, out: str | Path, config: PoolConfig, data_root=None
                     have.add(file)
                     atomic_write_json(path, index)
                     log(f"pool member {file}: test accuracy {100 * accuracy:.2f}%")
+
+            # constant lr (no decay): a member at epoch e is the same network whatever the last epoch kept
+            train_model(net, real.images, real.labels, TrainConfig(epochs=epochs[-1], lr=config.lr, batch_size=config.batch_size),
+                        make_generator(seed, "pool", name, "train"), lr_decay=False, on_epoch=keep)
     return index
 
 
@@ -145,16 +139,7 @@ class Guidance:
 
 
 def _read_index(folder: Path) -> dict:
-    path = folder / INDEX
-    if not path.is_file():
-        raise DistillsetError(f"{folder} is not a model pool (no {INDEX}); make one with `distillset train-pool`")
-    try:
-        index = json.loads(path.read_text())
-    except ValueError:
-        raise DistillsetError(f"{path} is not valid JSON; the pool is damaged") from None
-    if index.get("format") != POOL_FORMAT:
-        raise DistillsetError(f"{path} is not a distillset model pool")
-    return index
+    return read_index(folder, INDEX, POOL_FORMAT, "a model pool", "distillset train-pool")
 
 
 def _resolve(spec: str) -> list[tuple[Path, dict]]:
