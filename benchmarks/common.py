@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -11,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from distillset import DistillsetError, environment
 from distillset.evaluation import each_run
-from distillset.fileio import atomic_write_json
-from distillset import environment
+from distillset.results import ResultsStore, merge_cells
 
 
 def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 10) -> float:
@@ -57,28 +56,24 @@ def add_results_arguments(parser, default: str) -> None:
 
 
 def open_results(args, may_differ: tuple[str, ...] = ()) -> tuple[Path, dict]:
-    """The results file named by --results and its cells, with the --merge files folded in (and written back)."""
-    path = Path(args.results)
-    results = json.loads(path.read_text()) if path.is_file() else {}
+    """The results file named by --results and its cells, with the --merge files folded in (and written back):
+    the library's one results store (distillset.results)."""
+    store = ResultsStore(args.results)
     if args.merge:
-        results = merge_results(results, [Path(f) for f in args.merge.split(",") if f], may_differ)
-        atomic_write_json(path, results)
-    return path, results
+        store.merge_files([f for f in args.merge.split(",") if f], may_differ)
+    return store.path, store.cells
 
 
 def merge_results(results: dict, files: list[Path], may_differ: tuple[str, ...] = ()) -> dict:
-    """Fold the cells of other results files (of runs made in parallel) into ``results``.
-
-    The same cell measured twice with different values is an error, so that a merge never silently
-    picks one of two measurements; keys ending in one of ``may_differ`` keep the first value seen.
-    """
-    merged = dict(results)
-    for file in files:
-        for key, cell in json.loads(file.read_text()).items():
-            if key in merged and merged[key] != cell and not key.endswith(may_differ):
-                raise SystemExit(f"{file}: cell {key} differs from the one already in the results; keep one of them")
-            merged.setdefault(key, cell)
-    return merged
+    """Fold the cells of other results files (of runs made in parallel) into a copy of ``results``; the same cell
+    measured twice with different values stops the script (keys ending in ``may_differ`` keep the first value)."""
+    try:
+        merged = dict(results)
+        for file in files:
+            merge_cells(merged, ResultsStore(file).cells, str(file), may_differ)
+        return merged
+    except DistillsetError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def model_columns(cells: list[dict | None]) -> list[str]:
@@ -131,5 +126,5 @@ def measure_runs(results: dict, key: str, path: Path, synset, data, runs: int, e
         results[key] = {"mean": float(np.mean(ordered)), "std": float(np.std(ordered)), "accs": ordered, "run_indices": sorted(stored),
                         "epochs": epochs, "seconds": seconds, "date": time.strftime("%Y-%m-%d"), "environment": environment(),
                         "device": str(device), **(extra or {})}
-        atomic_write_json(path, results)
+        ResultsStore(path, results).save()
     return results[key]

@@ -21,6 +21,7 @@ import numpy as np
 
 from distillset.fileio import atomic_write_json
 import distillset as ds
+from distillset.published import published as published_value, published_std
 from distillset.graph.data import load_graph
 from distillset.graph.evaluate import evaluate_graph
 from distillset.graph.led import energy_distribution, graph_led, led_shift
@@ -29,13 +30,6 @@ from common import add_results_arguments, open_results  # noqa: E402
 
 GRAPH_SELECTORS = [spec.name for spec in ds.list_methods("selection", "graph")]
 
-PUBLISHED = {  # ../shared/PAPERS.md (test accuracy %, GCN)
-    ("cora", "gcond", 0.25): 79.8, ("citeseer", "gcond", 0.25): 70.5, ("citeseer", "gcond", 0.5): 70.6,
-    ("citeseer", "gcond", 1.0): 69.8, ("citeseer", "sgdd", 0.25): 69.5, ("citeseer", "sgdd", 0.5): 70.2,
-    ("citeseer", "sgdd", 1.0): 70.3, ("citeseer", "random", 0.25): 54.4, ("citeseer", "random", 0.5): 64.2,
-    ("citeseer", "random", 1.0): 69.1,
-}
-PUBLISHED_STD = {("cora", "gcond", 0.25): 1.3}  # the only published std in PAPERS.md
 ARCHS = ["gcn", "sgc", "appnp", "cheby", "sage", "mlp"]
 
 
@@ -155,7 +149,7 @@ def table(results: dict, models: list[str]) -> str:
             others.append(f"{np.mean(values):.1f}" if values else "-")
         mean = cross_arch_mean(cells, models)
         others.append(f"{mean:.2f}" if len(models) > 1 and not np.isnan(mean) else "-")
-        published = PUBLISHED.get((dataset, method, reduction))
+        published = published_value(method, dataset, reduction)
         mixed = len({json.dumps(c.get("settings"), sort_keys=True) for c in cells}) > 1
         lines.append(f"| {dataset} | {method} | {reduction:g} | {np.mean(gcn):.2f} +- {np.std(gcn):.2f} | "
                      f"{published if published is not None else '-'} | {np.mean(shift):.4f} | " + " | ".join(others)
@@ -179,13 +173,14 @@ def targets(results: dict, models: list[str]) -> str:
     for dataset, reduction in sorted({(d, r) for d, m, r in groups if m in ("gcond", "sgdd")}):
         gcond, sgdd = groups.get((dataset, "gcond", reduction), []), groups.get((dataset, "sgdd", reduction), [])
         accuracy = within = shift = transfer = "-"
-        published = PUBLISHED.get((dataset, "gcond", reduction))
+        published = published_value("gcond", dataset, reduction)
         if gcond:
             gcn = accuracies(gcond, "gcn")
             accuracy = f"{np.mean(gcn):.2f} +- {np.std(gcn):.2f}"
             if published is not None:
-                spread = PUBLISHED_STD.get((dataset, "gcond", reduction), float(np.std(gcn)))
-                whose = "paper" if (dataset, "gcond", reduction) in PUBLISHED_STD else "ours"
+                paper_std = published_std("gcond", dataset, reduction)
+                spread = paper_std if paper_std is not None else float(np.std(gcn))
+                whose = "paper" if paper_std is not None else "ours"
                 gap = np.mean(gcn) - published
                 within = f"{'yes' if abs(gap) <= spread else 'no'} ({gap:+.2f}, {whose} std {spread:.2f})"
         if gcond and sgdd:

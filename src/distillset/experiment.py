@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -27,8 +26,9 @@ from .device import resolve_device
 from .driver import run_method
 from .errors import DistillsetError
 from .evaluation import each_run
-from .fileio import atomic_write_bytes, atomic_write_json, read_yaml_mapping
+from .fileio import atomic_write_bytes, read_yaml_mapping
 from .published import published
+from .results import ResultsStore
 from .runner import Log
 
 
@@ -74,10 +74,10 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike | None = Non
     """Run every cell not yet recorded, then write OUT/results.md and OUT/results.csv; returns the table."""
     out = Path(out or config.out or Path("runs") / "experiments" / config.name)
     out.mkdir(parents=True, exist_ok=True)
-    cells_path = out / "cells.json"
-    cells = json.loads(cells_path.read_text()) if cells_path.is_file() else {}
-    progress_path = out / "runs.json"  # the evaluation runs of cells not finished yet, so a cell resumes at its next run
-    progress = json.loads(progress_path.read_text()) if progress_path.is_file() else {}
+    cell_store = ResultsStore(out / "cells.json")
+    cells = cell_store.cells
+    progress_store = ResultsStore(out / "runs.json")  # the evaluation runs of cells not finished yet: a cell resumes at its next run
+    progress = progress_store.cells
     torch_device = resolve_device(device)
     root = data_root or config.data_root
     for dataset in config.datasets:
@@ -101,13 +101,13 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike | None = Non
                     augment = config.dsa == "always" or (config.dsa == "auto" and spec.evaluation.augment == "dsa")
                     accs, failed, epochs, eval_seconds = evaluate_run_by_run(
                         outcome.synset, data, config, seed, torch_device, DSA(strategy_for(dataset)) if augment else None,
-                        state, progress, progress_path)
+                        state, progress_store)
                     cells[key] = {"dataset": dataset, "method": method, "ipc": ipc, "seed": seed, "make_seconds": made,
                                   "eval_seconds": eval_seconds, "augment": augment, "epochs": epochs, "accs": accs,
                                   "failed": failed}
-                    atomic_write_json(cells_path, cells)
+                    cell_store.save()
                     progress.pop(key, None)
-                    atomic_write_json(progress_path, progress)
+                    progress_store.save()
                     log(f"{key}: " + ", ".join(f"{m} {100 * np.mean(a):.2f}%" for m, a in cells[key]["accs"].items() if a))
     rows = summarise(config, cells)
     table = markdown_table(config, rows)
@@ -116,10 +116,10 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike | None = Non
     return table
 
 
-def evaluate_run_by_run(synset, data, config: ExperimentConfig, seed: int, device, augment, state: dict, progress: dict,
-                        progress_path: Path) -> tuple[dict, dict, int, float]:
+def evaluate_run_by_run(synset, data, config: ExperimentConfig, seed: int, device, augment, state: dict,
+                        progress: ResultsStore) -> tuple[dict, dict, int, float]:
     """Evaluate a cell's set on every model one run at a time, storing each finished run in its ``state``
-    within ``progress`` (written to ``progress_path``): an interrupted evaluation (a cross-architecture cell
+    within the ``progress`` store (saved after every run): an interrupted evaluation (a cross-architecture cell
     takes the better part of an hour on a CPU) resumes at its next run, and each run trains the network it
     would in one full evaluation. Returns the accuracies and failures per model, the epochs and the
     evaluation seconds (summed over sessions)."""
@@ -131,7 +131,7 @@ def evaluate_run_by_run(synset, data, config: ExperimentConfig, seed: int, devic
             done[str(run)] = {"acc": acc} if failure is None else {"failed": failure}
             state["seconds"] += seconds
             state["epochs"] = epochs
-            atomic_write_json(progress_path, progress)
+            progress.save()
     outcomes = {m: [state["runs"][m][str(r)] for r in range(config.runs)] for m in config.models}
     accs = {m: [o["acc"] for o in runs if "acc" in o] for m, runs in outcomes.items()}
     failed = {m: [o["failed"] for o in runs if "failed" in o] for m, runs in outcomes.items()}

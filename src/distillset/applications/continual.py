@@ -29,6 +29,7 @@ from ..device import resolve_device
 from ..driver import run_in_memory
 from ..errors import DistillsetError
 from ..fileio import atomic_write_bytes, atomic_write_json
+from ..results import merge_cells
 from ..seeding import make_generator
 from ..synset import SynSet
 from ..evaluation import evaluate_synset
@@ -193,11 +194,7 @@ def combine(results: dict, other: dict, what: str) -> dict:
             raise DistillsetError(f"{what} where {method} used {iterations[method]} iterations per step, not {value}; "
                                   "choose another --out")
         iterations[method] = value
-    cells = dict(results["cells"])
-    for key, cell in other["cells"].items():
-        if key in cells and cells[key] != cell:
-            raise DistillsetError(f"{what} with a different measurement of {key}; keep one of them")
-        cells[key] = cell
+    cells = merge_cells(dict(results["cells"]), other["cells"], what)
     memories = list(dict.fromkeys(mine["memories"] + theirs["memories"]))
     return {"config": mine | {"memories": memories}, "iterations": iterations, "cells": cells}
 
