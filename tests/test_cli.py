@@ -75,7 +75,7 @@ def test_bad_inputs_give_one_line(capsys, tmp_path, monkeypatch):
         (("coreset", "--method", "random", "--dataset", "digits", "--ipc", 1000, "--out", tmp_path / "x"), "ipc 1000 is larger than class"),
         (("coreset", "--method", "random", "--dataset", "digits", "--ipc", 1, "--device", "cuda:0", "--out", tmp_path / "x"), "no CUDA GPU"),
         (("condense", "--method", "gm", "--dataset", "digits", "--ipc", 1, "--out", tmp_path / "x"),
-         "unknown condensation method 'gm'; valid condensation methods: datm, dc, dd, dm, dsa, mtt"),
+         "unknown image condensation method 'gm'; valid image condensation methods: datm, dc, dd, dm, dsa, mtt"),
         (("condense", "--method", "mtt", "--dataset", "digits", "--ipc", 1, "--out", tmp_path / "x"), "--method mtt needs --experts-dir"),
         (("evaluate", tmp_path / "missing.safetensors"), "no such file"),
     ]

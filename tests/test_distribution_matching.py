@@ -40,24 +40,6 @@ def test_a_step_lowers_the_loss_for_a_fixed_network(digits):
     assert after.item() < before.item()
 
 
-def test_batchnorm_networks_embed_each_class_alone(digits, monkeypatch):
-    engine = DistributionMatching(real_data(digits), DistributionMatchingConfig(ipc=2, model="convnet-bn"))
-    sizes: list[int] = []
-    real_build = build_model
-
-    def spy(*args, **kwargs):
-        net = real_build(*args, **kwargs)
-        net.features[0].register_forward_pre_hook(lambda m, inp: sizes.append(inp[0].shape[0]))
-        return net
-
-    import distillset.methods.distribution_matching as dm
-
-    monkeypatch.setattr(dm, "build_model", spy)
-    state = engine.initial_state()
-    engine.step(state)
-    assert len(sizes) == 20 and max(sizes) <= 256  # real and synthetic batch of each of the 10 classes
-
-
 def test_dm_command_line_runs_and_resumes(tmp_path, capsys):
     args = ["condense", "--method", "dm", "--dataset", "digits", "--ipc", "2", "--iterations", "6", "--checkpoint-every", "1",
             "--no-progress"]

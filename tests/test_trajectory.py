@@ -40,11 +40,11 @@ def test_zca_whitens_and_the_evaluator_applies_the_same_transform(digits):
     white = real.whitened(eps=1e-3)
     flat = white.images.reshape(len(white.images), -1).double()
     cov = torch.cov(flat.T)
-    active = torch.linalg.eigvalsh(torch.cov(real.images.reshape(len(real.images), -1).double().T)) > 0.05
+    active = torch.linalg.eigvalsh(torch.cov(real.pixels().reshape(len(real.images), -1).double().T)) > 0.05
     # whitened covariance: eigenvalues s/(s+eps), close to 1 wherever the data has variance
     assert torch.linalg.eigvalsh(cov)[active].min() > 0.9
     assert flat.mean(0).abs().max() < 1e-4
-    synset = SynSet(white.images[:10], white.labels[:10], "digits", 10, real.mean, real.std, "x", 1,
+    synset = SynSet(white.images[:10], white.labels[:10], "digits", 10, white.mean, white.std, "x", 1,
                     zca_mean=white.zca.mean, zca_matrix=white.zca.matrix).validate()
     test_x, _ = prepare_test_data(synset, digits.train_images[:50], digits.train_labels[:50], "cpu")
     assert torch.allclose(test_x, white.images[:50], atol=1e-4)
@@ -338,7 +338,7 @@ def test_zca_experts_hand_their_whitening_to_the_synset(tmp_path, digits):
     buffer = ExpertBuffer(experts, "digits", MODEL, (1, 8, 8), 10)
     assert torch.equal(synset.zca_matrix, buffer.zca.matrix) and torch.equal(synset.zca_mean, buffer.zca.mean)
     test_x, _ = prepare_test_data(synset, digits.test_images[:20], digits.test_labels[:20], "cpu")
-    plain = real_data(digits, "test").images[:20]
+    plain = real_data(digits, "test").pixels()[:20]  # the experts' ZCA is fitted on (and applied to) raw pixels
     assert torch.allclose(test_x, buffer.zca(plain), atol=1e-5)
 
 

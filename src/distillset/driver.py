@@ -135,6 +135,21 @@ def _load_data(spec: MethodSpec, dataset: str, data_root, device, download: bool
     return data, real_data(data, "train", device)
 
 
+def declared_evaluation(path: str | os.PathLike) -> dict:
+    """The evaluation a SynSet file's method declares: recorded in the file since 2026-12-03; for an older
+    file, its method's current declaration from the registry; none for a method the registry does not know."""
+    synset = SynSet.load(path)
+    recorded = synset.config.get("evaluation")
+    if recorded:
+        return dict(recorded)
+    from .catalogue import list_methods
+
+    name = synset.method.split(":", 1)[-1]
+    kind = "selection" if synset.method.startswith("coreset:") else "condensation"
+    matches = [s for s in list_methods(kind, "image") if s.name == name]
+    return matches[0].evaluation.as_dict() if matches else {}
+
+
 def evaluate_default(spec: MethodSpec, synset, dataset_or_graph, runs: int, epochs: int | None, seed: int, device) -> tuple[float, float, list]:
     """Mean, std and accuracies of ``runs`` fresh default networks trained on ``synset`` with the method's declared
     evaluation (graphs: GCN on the real graph; images: ConvNet-family model of the config, DSA when declared)."""
@@ -144,15 +159,15 @@ def evaluate_default(spec: MethodSpec, synset, dataset_or_graph, runs: int, epoc
         result = evaluate_graph(synset, dataset_or_graph, ["gcn"], runs=runs, epochs=epochs or spec.evaluation.epochs or 600,
                                 seed=seed, device=device)["gcn"]
         return result.mean, result.std, list(result.accs)
-    from .augment import DSA, strategy_for
     from .evaluation import evaluate_synset
+    from .evaluation.files import model_protocol
 
     data = dataset_or_graph
     model = synset.config.get("model", "convnet")
-    augment = DSA(strategy_for(data.name)) if spec.evaluation.augment == "dsa" else None
-    result = evaluate_synset(synset, data.test_images, data.test_labels, models=[model], runs=runs, epochs=epochs, seed=seed,
-                             device=device, augment=augment, batch_size=spec.evaluation.batch_size,
-                             use_soft_labels=spec.evaluation.soft_labels).results[model]
+    augment, protocol = model_protocol(spec.evaluation.as_dict(), data.name, model, epochs=epochs)
+    result = evaluate_synset(synset, data.test_images, data.test_labels, models=[model], runs=runs, epochs=protocol["epochs"],
+                             seed=seed, device=device, augment=augment, batch_size=protocol["batch_size"],
+                             use_soft_labels=protocol["soft_labels"]).results[model]
     return result.mean, result.std, list(result.accs)
 
 

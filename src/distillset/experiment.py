@@ -4,8 +4,9 @@ selected), evaluated, and written as one Markdown table and one CSV.
 Every cell is a normal run directory (resumable, recognised when finished), and every evaluated cell
 is recorded in OUT/cells.json as soon as it is done (each evaluation run of a cell in OUT/runs.json until
 the cell is complete), so an interrupted experiment continues where it stopped. With ``eval.dsa`` "auto"
-a set is evaluated with DSA augmentation when its method declares it (DSA, DM, MTT, DATM, as their papers
-do); 1000 epochs then unless ``eval.epochs`` says otherwise.
+every set is evaluated as its method declares (its paper's protocol: DSA for DSA, DM, MTT and DATM, the DC
+code's augmentation for DC and the coresets; 1000 epochs with an augmentation unless ``eval.epochs`` says
+otherwise); "always" trains every set with DSA, "never" with no augmentation.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .augment import DSA, strategy_for
 from .catalogue import get_method
 from .data import load_dataset
 from .device import resolve_device
 from .driver import run_method
 from .errors import DistillsetError
 from .evaluation import each_run
+from .evaluation.files import model_protocol
 from .fileio import atomic_write_bytes, read_yaml_mapping
 from .published import published
 from .results import ResultsStore
@@ -98,10 +99,10 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike | None = Non
                     state = progress.setdefault(key, {"runs": {}, "seconds": 0.0, "make_seconds": time.perf_counter() - start})
                     made = state["make_seconds"]
                     # "auto": the evaluation the method declares (its paper's), e.g. DSA for dsa, dm, mtt and datm
-                    augment = config.dsa == "always" or (config.dsa == "auto" and spec.evaluation.augment == "dsa")
+                    augment = {"always": "dsa", "never": "none"}.get(config.dsa, "auto")
                     accs, failed, epochs, eval_seconds = evaluate_run_by_run(
-                        outcome.synset, data, config, seed, torch_device, DSA(strategy_for(dataset)) if augment else None,
-                        state, progress_store)
+                        outcome.synset, data, config, seed, torch_device, spec.evaluation.as_dict(), augment, state, progress_store)
+                    augment = state.get("augment", augment)
                     cells[key] = {"dataset": dataset, "method": method, "ipc": ipc, "seed": seed, "make_seconds": made,
                                   "eval_seconds": eval_seconds, "augment": augment, "epochs": epochs, "accs": accs,
                                   "failed": failed}
@@ -116,7 +117,7 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike | None = Non
     return table
 
 
-def evaluate_run_by_run(synset, data, config: ExperimentConfig, seed: int, device, augment, state: dict,
+def evaluate_run_by_run(synset, data, config: ExperimentConfig, seed: int, device, declared: dict, augment: str, state: dict,
                         progress: ResultsStore) -> tuple[dict, dict, int, float]:
     """Evaluate a cell's set on every model one run at a time, storing each finished run in its ``state``
     within the ``progress`` store (saved after every run): an interrupted evaluation (a cross-architecture cell
@@ -125,9 +126,12 @@ def evaluate_run_by_run(synset, data, config: ExperimentConfig, seed: int, devic
     evaluation seconds (summed over sessions)."""
     for model in config.models:
         done = state["runs"].setdefault(model, {})
+        callable_, protocol = model_protocol(declared, data.name, model, augment, config.epochs)
+        state.setdefault("augment", protocol["augment"])  # the first model's, for the table
         for run, acc, failure, seconds, epochs in each_run(synset, data.test_images, data.test_labels, model, config.runs,
-                                                           skip={int(r) for r in done}, epochs=config.epochs, seed=seed,
-                                                           device=device, augment=augment):
+                                                           skip={int(r) for r in done}, epochs=protocol["epochs"], seed=seed,
+                                                           device=device, augment=callable_, batch_size=protocol["batch_size"],
+                                                           use_soft_labels=protocol["soft_labels"]):
             done[str(run)] = {"acc": acc} if failure is None else {"failed": failure}
             state["seconds"] += seconds
             state["epochs"] = epochs
@@ -164,7 +168,8 @@ def markdown_table(config: ExperimentConfig, rows: list[dict]) -> str:
              "| dataset | method | ipc | model | ours | published | n | eval | wall time |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         pub = f"{r['published']:.1f}" if r["published"] is not None else "-"
-        evaluation = f"{r['epochs']} ep{' + DSA' if r['augment'] else ''}"
+        augment = r["augment"] if isinstance(r["augment"], str) else ("dsa" if r["augment"] else "none")  # older cells: a bool
+        evaluation = f"{r['epochs']} ep{'' if augment == 'none' else ' + ' + augment}"
         lines.append(f"| {r['dataset']} | {r['method']} | {r['ipc']} | {r['model']} | {r['mean']:.2f} +- {r['std']:.2f} | {pub} | "
                      f"{r['n']} | {evaluation} | {r['seconds'] / 60:.1f} min |")
     return "\n".join(lines)

@@ -3,7 +3,9 @@
 Six families with the paper's ranges: color (brightness +-0.5, saturation x[0, 2], contrast
 x[0.5, 1.5], applied in that order), crop (translate by up to 1/8 of the size, zero fill), cutout
 (one square of half the size, zeroed), flip (horizontal, p 0.5), scale (x[1/1.2, 1.2] per axis) and
-rotate (+-15 degrees). Each draw picks ONE family, as the reference's default mode does.
+rotate (+-15 degrees). Each draw picks ONE family, as the reference's default mode ('S') does: per class
+in the siamese use (shared by the class's real and synthetic batch), per batch otherwise, with the
+family's parameters drawn per image (:meth:`DSA.draw_batch`).
 
 Parameters are drawn as rows (:meth:`DSA.draw`) and applied through an index that maps every image
 to its row (:meth:`DSA.apply`): one row per class, shared by that class's real and synthetic batch,
@@ -82,9 +84,17 @@ class DSA:
             angle=(u(rows) - 0.5) * 2 * self.rotate,
         )
 
+    def draw_batch(self, rows: int, size: tuple[int, int], generator: torch.Generator) -> DSAParams:
+        """The non-siamese draw of the reference (its default mode 'S'): ONE family for the whole batch, its
+        parameters drawn per image. (Drawing a family per image instead mixes, e.g., rotated and cut-out images
+        in one batch, which the reference never does.)"""
+        params = self.draw(rows, size, generator)
+        params.family = torch.randint(len(self.families), (1,), generator=generator).expand(rows).clone()
+        return params
+
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Per-image augmentation (non-siamese), the form the evaluator's training hook takes."""
-        params = self.draw(x.shape[0], tuple(x.shape[2:]), generator)
+        """Non-siamese augmentation of a batch (inner loops, evaluation, experts): see :meth:`draw_batch`."""
+        params = self.draw_batch(x.shape[0], tuple(x.shape[2:]), generator)
         return self.apply(x, params, torch.arange(x.shape[0], device=x.device))
 
     def siamese(self, batches: list[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:

@@ -1,4 +1,4 @@
-"""ZCA whitening, fitted on the (normalised) training set, as trajectory-matching papers use it.
+"""ZCA whitening, fitted on the raw [0, 1] training pixels (``RealData.whitened``), as MTT and DATM fit kornia's.
 
 Whitened inputs decorrelate pixels, which MTT and its successors found to speed up and stabilise
 matching. The transform is stored with the SynSet (``zca_mean``, ``zca_matrix``; DESIGN.md) so that
@@ -24,7 +24,7 @@ class ZCA:
 
     @classmethod
     def fit(cls, images: torch.Tensor, eps: float = 0.1, chunk: int = 8192) -> "ZCA":
-        """Fit on ``images`` [N, C, H, W] (already normalised); the covariance is accumulated in chunks."""
+        """Fit on ``images`` [N, C, H, W]; the covariance (unbiased, as kornia's) is accumulated in chunks."""
         if images.dim() != 4 or images.shape[0] < 2:
             raise DistillsetError(f"ZCA needs a batch of at least 2 images [N, C, H, W], got {list(images.shape)}")
         if eps <= 0:

@@ -153,9 +153,12 @@ def cmd_evaluate(args) -> int:
         from .graph import evaluate_graph_file
 
         return evaluate_graph_file(args, models)
+    from ..driver import declared_evaluation
+
     results = evaluate_file(args.synset, models, runs=args.runs, epochs=args.epochs, lr=args.lr, seed=args.seed,
-                            data_root=args.data_root, device=args.device, download=args.download,
-                            verify=args.verify, strategy=args.strategy, dsa=args.dsa, log=None if args.json else _log)
+                            data_root=args.data_root, device=args.device, download=args.download, verify=args.verify,
+                            strategy=args.strategy, augment=args.augment, batch_size=args.batch_size,
+                            evaluation=declared_evaluation(args.synset), log=None if args.json else _log)
     from ..distributed import context
 
     if not context().is_main:

@@ -219,9 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("synset", help="a .safetensors SynSet file")
     p.add_argument("--models", default="convnet", help="comma-separated model names (default convnet)")
     p.add_argument("--runs", type=_positive_int, default=5, help="fresh networks per model (default 5)")
-    p.add_argument("--epochs", type=_positive_int, help="training epochs (default 300)")
+    p.add_argument("--epochs", type=_positive_int, help="training epochs (default: the method's; 300, 1000 with augmentation)")
     p.add_argument("--lr", type=float, help="training lr (default: the SynSet's learned lr, else 0.01)")
-    p.add_argument("--dsa", action="store_true", help="train with DSA augmentation (per image; default epochs 1000)")
+    p.add_argument("--augment", choices=("auto", "none", "dsa", "dc"), default="auto",
+                   help="training augmentation: auto (default) = the set's method's published evaluation, recorded in the "
+                        "file (dsa: DSA/DM/MTT/DATM; dc: the DC code's per dataset and model: DC sets and coresets); with "
+                        "an augmentation the default epochs are 1000")
+    p.add_argument("--dsa", dest="augment", action="store_const", const="dsa", help="the same as --augment dsa")
+    p.add_argument("--batch-size", type=_positive_int, help="training minibatch (default: the method's, else 256)")
     p.add_argument("--strategy", choices=("auto", "sequential", "batched"), default="auto",
                    help="train the runs one by one, or all at once with vmap (auto: batched on CUDA only)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")

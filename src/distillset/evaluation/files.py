@@ -1,30 +1,71 @@
-"""Evaluating a SynSet file against the real test split of the dataset it names."""
+"""Evaluating a SynSet file against the real test split of the dataset it names, with the evaluation its
+method declares (recorded in the file) unless the caller overrides it."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
 
+from ..augment import make_augment
 from ..data import load_dataset
 from ..device import resolve_device
 from ..distributed import local_device
 from ..errors import DistillsetError
+from ..models import build_model, check_model_name
 from ..synset import SynSet
 from .protocol import EvalResults, evaluate_synset
+
+PROTOCOL_DEFAULT_EPOCHS = (300, 1000)  # without / with augmentation, as the DC/DSA/DM papers
+
+
+def model_protocol(declared: dict, dataset: str, model: str, augment: str = "auto", epochs: int | None = None,
+                   batch_size: int | None = None) -> tuple[object, dict]:
+    """(augmentation callable or None, protocol) of one evaluation model: the ``declared`` evaluation (a method's
+    EvaluationSpec as a dict) unless ``augment``/``epochs``/``batch_size`` override it. The protocol names what
+    was used, for the output: augment, epochs, batch_size, soft_labels."""
+    name = declared.get("augment", "none") if augment == "auto" else augment
+    callable_ = make_augment(name, dataset, model)
+    chosen_epochs = epochs or declared.get("epochs") or PROTOCOL_DEFAULT_EPOCHS[callable_ is not None]
+    used = name if callable_ is not None else "none"
+    if callable_ is not None and name == "dc":
+        used = f"dc:{callable_.strategy}"
+    return callable_, {"augment": used, "epochs": chosen_epochs, "batch_size": batch_size or declared.get("batch_size", 256),
+                       "soft_labels": declared.get("soft_labels", True)}
 
 
 def evaluate_file(path: str | os.PathLike, models: list[str], runs: int = 5, epochs: int | None = None,
                   lr: float | None = None, seed: int = 0, data_root=None, device: str | None = "cpu",
-                  download: bool = False, verify: bool = True, strategy: str = "auto", dsa: bool = False,
+                  download: bool = False, verify: bool = True, strategy: str = "auto", augment: str = "auto",
+                  batch_size: int | None = None, evaluation: dict | None = None,
                   log: Callable[[str], None] | None = None) -> EvalResults:
-    """Evaluate a SynSet file on the real test split of the dataset it names (``dsa``: augment training)."""
-    from ..augment import DSA, strategy_for
+    """Evaluate a SynSet file on the real test split of the dataset it names.
 
+    By default every model trains as the set's method declares (``evaluation``, else the record in the file's
+    config; e.g. DSA and 1000 epochs for DSA/DM/MTT/DATM sets, the DC code's augmentation for DC sets and
+    coresets). ``augment`` ("none", "dsa", "dc"), ``epochs`` and ``batch_size`` override it. Each model's
+    protocol is in the results (``protocol`` per model)."""
     synset = SynSet.load(path)
     image_size = tuple(synset.shape[1:]) if synset.dataset.startswith("imagefolder:") else None
     data = load_dataset(synset.dataset, data_root=data_root, download=download, verify=verify, image_size=image_size)
     if data.num_classes != synset.num_classes:
         raise DistillsetError(f"{path} has {synset.num_classes} classes but dataset '{synset.dataset}' has {data.num_classes}")
-    return evaluate_synset(synset, data.test_images, data.test_labels, models=models, runs=runs, epochs=epochs,
-                           lr=lr, seed=seed, device=resolve_device(local_device(device)), strategy=strategy,
-                           augment=DSA(strategy_for(synset.dataset)) if dsa else None, progress=log)
+    declared = evaluation if evaluation is not None else dict(synset.config.get("evaluation") or {})
+    for model in models:  # refuse an unknown name or a shape a model cannot take before any training starts
+        check_model_name(model)
+        build_model(model, synset.shape, synset.num_classes)
+    torch_device = resolve_device(local_device(device))
+    combined: EvalResults | None = None
+    for model in models:
+        callable_, protocol = model_protocol(declared, synset.dataset, model, augment, epochs, batch_size)
+        result = evaluate_synset(synset, data.test_images, data.test_labels, models=[model], runs=runs, epochs=protocol["epochs"],
+                                 lr=lr, seed=seed, device=torch_device, strategy=strategy, augment=callable_,
+                                 batch_size=protocol["batch_size"], use_soft_labels=protocol["soft_labels"], progress=log)
+        result.results[model].protocol = protocol
+        if combined is None:
+            combined = result
+            combined.config = {k: v for k, v in result.config.items() if k not in ("epochs", "augment", "batch_size", "models")}
+            combined.config["models"] = list(models)
+        else:
+            combined.results.update(result.results)
+    combined.config["declared_evaluation"] = declared
+    return combined

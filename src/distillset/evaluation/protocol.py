@@ -37,6 +37,7 @@ class ModelResult:
     accs: list[float] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     seconds: float = 0.0  # wall time of all runs of this model, training and testing
+    protocol: dict = field(default_factory=dict)  # how this model was trained (augmentation, epochs, ...), when known
 
     @property
     def mean(self) -> float:
@@ -60,7 +61,10 @@ class EvalResults:
     config: dict
 
     def as_dict(self) -> dict:
-        return {"dataset": self.dataset, "results": {m: r.as_dict() for m, r in self.results.items()}, "config": self.config}
+        out = {"dataset": self.dataset, "results": {m: r.as_dict() for m, r in self.results.items()}, "config": self.config}
+        if any(r.protocol for r in self.results.values()):  # how each model was trained: augmentation, epochs, batch
+            out["protocol"] = {m: dict(r.protocol) for m, r in self.results.items()}
+        return out
 
 
 def prepare_test_data(synset: SynSet, pixels, labels, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,11 +186,13 @@ def _trained_networks(name: str, synset: SynSet, images, targets, config: TrainC
 
 
 def format_table(results: EvalResults) -> str:
-    """A small Markdown table: model | mean +- std | runs."""
-    lines = [f"| model | accuracy (%) | runs | dataset {results.dataset} |", "|---|---|---|---|"]
+    """A small Markdown table: model | mean +- std | runs | how the networks were trained (when known)."""
+    lines = [f"| model | accuracy (%) | runs | training, dataset {results.dataset} |", "|---|---|---|---|"]
     for name, r in results.results.items():
         acc = "failed" if not r.accs else f"{100 * r.mean:.2f} +- {100 * r.std:.2f}"
         note = f" ({len(r.failed)} failed)" if r.failed else ""
-        lines.append(f"| {name} | {acc} | {len(r.accs)}{note} | |")
+        p = r.protocol
+        how = f"{p['epochs']} epochs, augmentation {p['augment']}, batch {p['batch_size']}" if p else ""
+        lines.append(f"| {name} | {acc} | {len(r.accs)}{note} | {how} |")
     return "\n".join(lines)
 

@@ -124,10 +124,12 @@ def field_default(f: Field) -> Any:
 
 @dataclass(frozen=True)
 class EvaluationSpec:
-    """How a method's sets are evaluated by default: its paper's protocol.
+    """How a method's sets are evaluated by default: its paper's protocol, recorded in every set it makes.
 
-    ``augment``: "none" or "dsa" (the training images are augmented with DSA's transforms); ``epochs``:
-    None = the protocol's default (300, or 1000 with augmentation); ``soft_labels``: train on the set's
+    ``augment``: "none", "dsa" (DSA's transforms, as the DSA/DM/MTT/DATM papers train their evaluation
+    networks) or "dc" (the DC code's choice per dataset and model: crop/scale/rotate on MNIST, crop/noise for a
+    BatchNorm ConvNet, none otherwise; :func:`distillset.augment.make_augment`); ``epochs``: None = the
+    protocol's default (1000 when an augmentation applies, else 300); ``soft_labels``: train on the set's
     stored soft labels when it has them; ``batch_size`` of the training minibatches."""
 
     augment: str = "none"

@@ -72,10 +72,10 @@ def per_class(real: RealData, ipc: int, pick) -> torch.Tensor:
 
 
 TINY = {"ipc": 2, "feature_epochs": 1}
-EVALUATION = EvaluationSpec()  # the DC paper's protocol: no augmentation, 300 epochs
+EVALUATION = EvaluationSpec(augment="dc")  # the DC paper evaluates its Table 1 baselines with its own protocol
 
 
-@register_method("random", kind="selection", modality="image", config=SelectionConfig, tiny={"ipc": 2},
+@register_method("random", kind="selection", modality="image", config=SelectionConfig, tiny={"ipc": 2}, evaluation=EVALUATION,
                  summary="class-balanced uniform sample of real images")
 class RandomSelection(SelectionEngine):
     name = "random"
@@ -95,14 +95,14 @@ class FeatureSelection(SelectionEngine):
         return per_class(self.real, self.ipc, lambda pool, k: type(self).rule(features[pool], k))
 
 
-@register_method("herding", kind="selection", modality="image", config=FeatureSelectionConfig, tiny=TINY,
+@register_method("herding", kind="selection", modality="image", config=FeatureSelectionConfig, tiny=TINY, evaluation=EVALUATION,
                  summary="greedy herding: keep the selected embeddings' mean closest to the class mean (Welling, 2009)")
 class HerdingSelection(FeatureSelection):
     name = "herding"
     rule = staticmethod(herding)
 
 
-@register_method("kcenter", kind="selection", modality="image", config=FeatureSelectionConfig, tiny=TINY,
+@register_method("kcenter", kind="selection", modality="image", config=FeatureSelectionConfig, tiny=TINY, evaluation=EVALUATION,
                  summary="greedy k-center: repeatedly add the embedding farthest from the selection (Sener & Savarese, 2018)")
 class KCenterSelection(FeatureSelection):
     name = "kcenter"
@@ -110,6 +110,7 @@ class KCenterSelection(FeatureSelection):
 
 
 @register_method("forgetting", kind="selection", modality="image", config=FeatureSelectionConfig, tiny=TINY,
+                 evaluation=EVALUATION,
                  summary="the images forgotten most often while a network trains on the real data (Toneva et al., 2019)")
 class ForgettingSelection(FeatureSelection):
     name = "forgetting"

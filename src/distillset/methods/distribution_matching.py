@@ -6,8 +6,12 @@ synthetic images under the same transform; the squared distances are summed over
 network is trained and no second-order gradient is needed, which is why DM scales to large ipc.
 
 All classes go through ONE forward pass (real images without autograd, synthetic with) and the class
-means come from one scatter-add, unless the network has BatchNorm: its batch statistics would mix
-classes, so, as the paper's code does, each class is embedded in its own train-mode pass.
+means come from one scatter-add. With a BatchNorm network this is also what the official code does on
+purpose (its README says so): the real images of all classes form one train-mode batch and the synthetic
+images another, so the batch statistics are taken over every class. (On a CPU the real pass of an
+instance-norm network is chunked for speed, which cannot change per-image embeddings; a BatchNorm network's
+real batch is never chunked. Under torchrun each rank embeds its own classes, so BatchNorm statistics
+there cover that rank's classes only.)
 """
 
 from __future__ import annotations
@@ -102,10 +106,11 @@ class DistributionMatching(SyntheticImageMethod):
             x_real = self.dsa.apply(x_real, params_dsa, y_real)
             x_syn = self.dsa.apply(x_syn, params_dsa, y_syn)
         if batched is None:
-            batched = not has_batchnorm(net)
+            batched = True
         if batched:
-            with torch.no_grad():
-                real_mean = _class_means(embed_real(net, x_real), y_real, k)
+            with torch.no_grad():  # BatchNorm: one batch over all classes, so no chunks
+                real_embedding = net.embed(x_real) if has_batchnorm(net) else embed_real(net, x_real)
+                real_mean = _class_means(real_embedding, y_real, k)
             syn_mean = _class_means(net.embed(x_syn), y_syn, k)
             return ((real_mean - syn_mean)[classes] ** 2).sum()
         total = images.new_zeros(())

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -57,6 +57,7 @@ class ExpertConfig:
     dsa_strategy: str | None = None
     zca: bool = False
     zca_eps: float = 0.1
+    zca_input: str = "pixels"  # the ZCA is fitted on raw [0, 1] pixels, as MTT/DATM (recorded so older folders stay usable)
     seed: int = 0
 
 
@@ -253,6 +254,8 @@ class ExpertBuffer:
             raise DistillsetError(f"{directory} is missing expert file(s) {missing[:5] or '(none listed)'}; train the experts again")
         self.index, self.epochs = index, epochs
         self.zca = _load_zca(self.directory / ZCA_FILE) if index["config"].get("zca") else None
+        # what the transform was fitted on: raw pixels since 2026-12-03 (MTT's way); earlier folders: normalised images
+        self.zca_input = index["config"].get("zca_input", "normalised")
         self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
         self._cache_size = cache
 
@@ -310,11 +313,10 @@ def train_experts(dataset: str, out: str | Path, config: ExpertConfig, data_root
     if config.zca:
         existing = Path(out) / ZCA_FILE
         if existing.is_file():  # resume with the very transform the first epochs used
-            zca = _load_zca(existing).to(torch_device)
-            real = replace(real, images=zca(real.images), zca=zca)
+            real = real.apply_zca(_load_zca(existing).to(torch_device))
         else:
             log(f"fitting ZCA whitening (eps {config.zca_eps}) on {real.images.shape[0]} training images")
             real = real.whitened(config.zca_eps)
-        test = replace(test, images=real.zca(test.images))
+        test = test.apply_zca(real.zca)
     trainer = ExpertTrainer(real, (test.images, test.labels), config, Path(out), real.name, parallel, log)
     return trainer.run()

@@ -250,6 +250,7 @@ TINY = {"iterations": 2, "compile": False, "batch_real": 16}
 
 
 @register_method("dc", kind="condensation", modality="image", config=GradientMatchingConfig, tiny=TINY,
+                 evaluation=EvaluationSpec(augment="dc"),
                  summary="gradient matching with a curriculum of fresh networks (Zhao, Mopuri & Bilen, ICLR 2021)")
 @register_method("dsa", kind="condensation", modality="image", config=DSAConfig, tiny=TINY,
                  evaluation=EvaluationSpec(augment="dsa"),

@@ -120,7 +120,10 @@ class TrajectoryMatching(SyntheticImageMethod):
             raise DistillsetError(f"min_start_epoch {cfg.min_start_epoch} must be in [0, max_start_epoch {cfg.max_start_epoch})")
         if self.buffer.zca is not None and real.zca is None:
             zca = self.buffer.zca.to(real.device)
-            real = replace(real, images=zca(real.images), zca=zca)
+            if self.buffer.zca_input == "pixels":
+                real = real.apply_zca(zca)
+            else:  # an expert folder made before 2026-12-03: its transform was fitted on normalised images
+                real = replace(real, images=zca(real.images), zca=zca)
         self.real, self.config = real, cfg
         self.dsa = DSA(cfg.dsa_strategy or strategy_for(real.name)) if cfg.dsa else None
         net = build_model(cfg.model, real.shape, real.num_classes)

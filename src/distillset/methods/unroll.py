@@ -155,5 +155,5 @@ def draw_steps(num_images: int, steps: int, batch: int, generator: torch.Generat
             order, cursor = torch.randperm(num_images, generator=generator), 0
         index = order[cursor:cursor + batch].to(device)
         cursor += batch
-        plan.append(Step(index, dsa.draw(batch, size, generator) if dsa is not None else None))
+        plan.append(Step(index, dsa.draw_batch(batch, size, generator) if dsa is not None else None))
     return plan

@@ -1,0 +1,176 @@
+"""Faithful by default: behaviours that follow the official code of each method (README "Fidelity")."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import distillset as ds
+from distillset.augment import DSA, DCAugment, dc_strategy, make_augment
+from distillset.errors import DistillsetError
+
+
+# ---------------------------------------------------------------------------------------------- ZCA
+def test_zca_is_fitted_on_raw_pixels_as_kornia_does(digits):
+    """MTT/DATM: kornia's ZCAWhitening(eps=0.1) on ToTensor() images (raw [0, 1] pixels), unbiased covariance,
+    T = U diag(1/sqrt(S + eps)) U^T from its SVD, applied as (x - mean) T."""
+    real = ds.real_data(digits, "train")
+    raw = torch.as_tensor(digits.train_images, dtype=torch.float64).reshape(len(real.images), -1) / 255
+    mean = raw.mean(0)
+    centred = raw - mean
+    u, s, _ = torch.linalg.svd(centred.T @ centred / (raw.shape[0] - 1))
+    reference = centred @ (u * torch.rsqrt(s + 0.1)) @ u.T
+    white = real.whitened(0.1)
+    order = torch.argsort(real.labels, stable=True)  # RealData keeps the file order
+    assert torch.allclose(white.images.reshape(len(real.images), -1).double(), reference, atol=1e-5)
+    assert white.mean == (0.0,) and white.std == (1.0,)  # the pipeline a set records: pixels/255, then ZCA
+    synset = ds.SynSet.from_real(white, white.images[order[:5]], white.labels[order[:5]], method="x", ipc=1)
+    from distillset.evaluation import prepare_test_data
+
+    test_x, _ = prepare_test_data(synset, digits.train_images[:20], digits.train_labels[:20], "cpu")
+    assert torch.allclose(test_x.reshape(20, -1).double(), reference[:20], atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------- DSA
+def test_non_siamese_dsa_draws_one_family_per_batch_with_per_image_parameters():
+    dsa = DSA("color_crop_cutout_scale_rotate")
+    generator = torch.Generator().manual_seed(0)
+    families = set()
+    for _ in range(30):
+        params = dsa.draw_batch(16, (8, 8), generator)
+        assert params.family.unique().numel() == 1  # the reference's mode 'S': one family for the batch
+        assert params.angle.unique().numel() > 1  # ... with its parameters drawn per image
+        families.add(int(params.family[0]))
+    assert len(families) == 5  # every family is drawn over the batches
+
+
+def test_non_siamese_dsa_transforms_a_whole_batch_with_one_family():
+    dsa = DSA("cutout_flip")
+    x = torch.arange(8 * 8, dtype=torch.float32).reshape(1, 1, 8, 8).repeat(32, 1, 1, 1) + 1
+    generator = torch.Generator().manual_seed(3)
+    for _ in range(10):
+        out = dsa(x, generator)
+        zeroed = (out == 0).flatten(1).any(1)  # cutout leaves zeros; a flip of positive pixels never does
+        assert bool(zeroed.all()) or not bool(zeroed.any())
+
+
+# ---------------------------------------------------------------------------------------------- DM with BatchNorm
+def test_dm_with_batchnorm_embeds_all_classes_in_one_batch(digits):
+    from distillset.methods.distribution_matching import DistributionMatching, DistributionMatchingConfig, _class_means
+
+    real = ds.real_data(digits, "train")
+    engine = DistributionMatching(real, DistributionMatchingConfig(ipc=2, model="convnet-d2-bn", dsa=False, batch_real=8))
+    state = engine.initial_state()
+    net = ds.build_model("convnet-d2-bn", real.shape, 10, torch.Generator().manual_seed(1))
+    net.train()
+    loss = engine.matching_loss(net, state.images, state.labels, torch.Generator().manual_seed(5))
+    # the reference: every class's real images in ONE train-mode batch, the synthetic ones in another
+    generator = torch.Generator().manual_seed(5)
+    picks = torch.cat([real.sample_indices(c, 8, generator) for c in range(10)])
+    with torch.no_grad():
+        real_mean = _class_means(net.embed(real.images[picks]), real.labels[picks], 10)
+    joint = ((real_mean - _class_means(net.embed(state.images), state.labels, 10)) ** 2).sum()
+    torch.testing.assert_close(loss, joint)
+    per_class = engine.matching_loss(net, state.images, state.labels, torch.Generator().manual_seed(5), batched=False)
+    assert not torch.allclose(loss, per_class)  # per-class batches would give other statistics
+
+
+# ---------------------------------------------------------------------------------------------- DC's evaluation augmentation
+def test_dc_augmentation_is_chosen_as_the_dc_code_does():
+    assert dc_strategy("mnist", "convnet") == "crop_scale_rotate"
+    assert dc_strategy("mnist", "ConvNetBN") == "crop_noise" and dc_strategy("fashion-mnist", "convnet-bn") == "crop_noise"
+    assert dc_strategy("fashion-mnist", "convnet") is None and dc_strategy("cifar10", "resnet18-bn") is None
+    assert make_augment("dc", "fashion-mnist", "convnet") is None and isinstance(make_augment("dsa", "mnist", "mlp"), DSA)
+    with pytest.raises(DistillsetError, match="unknown augmentation 'fancy'"):
+        make_augment("fancy", "mnist", "convnet")
+    with pytest.raises(DistillsetError, match="unknown DC augmentation"):
+        DCAugment("crop_blur")
+
+
+def test_dc_crop_shifts_and_pads_with_the_channel_mean():
+    x = torch.rand(64, 1, 8, 8)
+    out = DCAugment("crop")(x, torch.Generator().manual_seed(0))
+    mean = float(x.mean())
+    for original, shifted in zip(x, out):
+        # every output is the input moved by (dy, dx) in [-4, 3], new pixels filled with the batch mean
+        found = False
+        for dy in range(-4, 4):
+            for dx in range(-4, 4):
+                expected = torch.full_like(original, mean)
+                ys, xs = slice(max(0, -dy), min(8, 8 - dy)), slice(max(0, -dx), min(8, 8 - dx))
+                src_y, src_x = slice(max(0, dy), min(8, 8 + dy)), slice(max(0, dx), min(8, 8 + dx))
+                expected[:, ys, xs] = original[:, src_y, src_x]
+                found |= torch.allclose(shifted, expected)
+        assert found
+
+
+def test_dc_scale_equals_the_reference_interpolate_and_centre_crop():
+    torch.manual_seed(0)
+    x = torch.rand(40, 1, 12, 12)
+    generator = torch.Generator().manual_seed(2)
+    out = DCAugment("scale")(x, generator)
+    generator = torch.Generator().manual_seed(2)  # replay the draws: choice, offsets, then the factors
+    torch.randint(1, (40,), generator=generator), torch.randint(8, (40, 2), generator=generator)
+    factors = torch.rand(40, 2, generator=generator) * 0.4 + 0.8
+    for i in range(40):  # the official code's scalefun, image by image
+        h, w = int(factors[i, 0] * 12), int(factors[i, 1] * 12)
+        tmp = torch.nn.functional.interpolate(x[i:i + 1], [h, w])[0]
+        side = max(h, w, 12)
+        canvas = torch.zeros(1, side, side)
+        r, c = (side - h) // 2, (side - w) // 2
+        canvas[:, r:r + h, c:c + w] = tmp
+        r, c = (side - 12) // 2, (side - 12) // 2
+        assert torch.equal(out[i], canvas[:, r:r + 12, c:c + 12])
+
+
+def test_dc_rotation_keeps_the_centre_and_fills_corners_with_the_mean():
+    x = torch.zeros(4, 1, 9, 9)
+    x[:, :, 4, 4] = 1.0
+    aug = DCAugment("rotate")
+    out = aug._rotate(x, torch.tensor([0, 30, -45, 44]), fill=0.25)
+    assert torch.allclose(out[0], x[0], atol=1e-5)  # 0 degrees: unchanged
+    assert all(float(out[i, 0, 4, 4]) > 0.9 for i in range(4))  # the centre stays
+    assert all(abs(float(out[i, 0, 0, 0]) - 0.25) < 0.05 for i in (1, 2, 3))  # rotated-in corners hold the fill
+    # (up to the bicubic kernel's small overshoot at the image edge: measured 0.26-0.28)
+
+
+def test_dc_augmentation_is_seeded_by_the_explicit_generator():
+    x = torch.rand(32, 1, 8, 8)
+    a = DCAugment()(x, torch.Generator().manual_seed(4))
+    b = DCAugment()(x, torch.Generator().manual_seed(4))
+    c = DCAugment()(x, torch.Generator().manual_seed(5))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+# ---------------------------------------------------------------------------------------------- evaluation defaults
+def test_evaluate_uses_the_evaluation_the_method_declares(tmp_path, data_root, capsys):
+    """Without flags a DSA set trains with DSA for 1000 epochs and a coreset of MNIST with the DC code's
+    crop/scale/rotate (1000 epochs); the JSON output says so; flags override."""
+    from distillset.cli import main
+
+    assert main(["condense", "--method", "dsa", "--dataset", "digits", "--ipc", "1", "--iterations", "1", "--no-compile",
+                 "--model", "convnet-d2-w32", "--out", str(tmp_path / "dsa"), "--no-progress"]) == 0
+    assert main(["coreset", "--method", "random", "--dataset", "mnist", "--ipc", "1", "--data-root", str(data_root),
+                 "--out", str(tmp_path / "r")]) == 0
+    capsys.readouterr()
+
+    def protocol(path, *flags):
+        assert main(["evaluate", str(path / "synset.safetensors"), "--models", "mlp", "--runs", "1", "--json",
+                     "--data-root", str(data_root), *flags]) == 0
+        return json.loads(capsys.readouterr().out)["protocol"]["mlp"]
+
+    assert protocol(tmp_path / "dsa") == {"augment": "dsa", "epochs": 1000, "batch_size": 256, "soft_labels": True}
+    assert protocol(tmp_path / "r") == {"augment": "dc:crop_scale_rotate", "epochs": 1000, "batch_size": 256, "soft_labels": True}
+    assert protocol(tmp_path / "r", "--augment", "none", "--epochs", "3")["augment"] == "none"
+    assert protocol(tmp_path / "dsa", "--epochs", "2") == {"augment": "dsa", "epochs": 2, "batch_size": 256, "soft_labels": True}
+
+
+def test_every_method_records_its_evaluation_in_its_sets(digits):
+    real = ds.real_data(digits, "train")
+    synset = ds.make_coreset("random", real, 1)
+    assert synset.config["evaluation"] == {"augment": "dc", "epochs": None, "soft_labels": True, "batch_size": 256}
+    dm = ds.condense_real("dm", real, 1, model="convnet-d2-w32", iterations=1)
+    assert dm.config["evaluation"]["augment"] == "dsa"
+    assert ds.get_method("mtt").evaluation.augment == "dsa" and ds.get_method("datm").evaluation.augment == "dsa"
