@@ -174,3 +174,19 @@ def test_every_method_records_its_evaluation_in_its_sets(digits):
     dm = ds.condense_real("dm", real, 1, model="convnet-d2-w32", iterations=1)
     assert dm.config["evaluation"]["augment"] == "dsa"
     assert ds.get_method("mtt").evaluation.augment == "dsa" and ds.get_method("datm").evaluation.augment == "dsa"
+
+
+# ---------------------------------------------------------------------------------------------- DD
+def test_dd_follows_the_2018_schedule_and_softplus_step_sizes(digits):
+    from distillset.methods.dataset_distillation import DatasetDistillation, DatasetDistillationConfig
+
+    real = ds.real_data(digits, "train")  # 1437 images: 2 iterations of 1024 per pass
+    engine = DatasetDistillation(real, DatasetDistillationConfig(ipc=1, model="convnet-d2-w32", steps=2, epochs=1))
+    assert engine.iterations_per_pass == 2 and engine.total_steps == 400 * 2
+    assert engine.learning_rate(0) == 0.01 and engine.learning_rate(79) == 0.01  # passes 0..39
+    assert engine.learning_rate(80) == 0.005 and engine.learning_rate(160) == 0.0025  # halved every 40 passes
+    state = engine.initial_state()
+    torch.testing.assert_close(DatasetDistillation.step_sizes(state), torch.full((2,), 0.02))  # softplus(raw) = 0.02
+    assert DatasetDistillationConfig().batch_real == 1024 and DatasetDistillationConfig().lr_img == 0.01
+    engine.step(state)
+    assert (DatasetDistillation.step_sizes(state) > 0).all()

@@ -6,13 +6,18 @@ learned step size, and scores the trained network by its cross-entropy on a clas
 That loss is backpropagated through the unrolled training (the machinery MTT and DATM use, see
 :mod:`.unroll`) to the images and the step sizes.
 
+As the 2018 code: the step sizes are learned through a softplus (lr_t = softplus(r_t), r initialised to
+softplus^-1(0.02)), so they stay positive without clamping; images and r share one Adam (lr 0.01, betas
+0.5, 0.999); the schedule runs ``real_epochs`` (400) passes over the real training set at ``batch_real``
+(1024) real images per iteration, so ``iterations`` defaults to 400 x ceil(N / 1024) (23,600 on MNIST), and
+the Adam lr is halved every ``decay_epochs`` (40) of those passes.
+
 Differences from the 2018 code, stated because they change numbers: the synthetic set is organised
 as ``ipc`` images per class like every other method here, and each unrolled step trains on
-``batch_syn`` of them (all by default) rather than on a separate image batch per step; images and step
-sizes are updated with Adam (betas 0.5, 0.999 as in the 2018 code): the gradient through a long unroll
-from a random initialisation spans orders of magnitude across steps and tasks, and Adam's per-element
-scaling keeps one learning rate usable. The evaluator trains on the result with the standard protocol, the DC paper's comparison;
-the learned step sizes are kept in run.json.
+``batch_syn`` of them (all by default) rather than on a separate image batch per step; the real batch
+is class-balanced and drawn afresh every iteration (the 2018 code walks through shuffled epochs); the
+fresh networks use this library's initialisation rather than Xavier's. The evaluator trains on the result
+with the standard protocol, the DC paper's comparison; the learned step sizes are kept in run.json.
 """
 
 from __future__ import annotations
@@ -39,15 +44,17 @@ BETAS = (0.5, 0.999)
 class DatasetDistillationConfig:
     ipc: int = option(10, "images per class", low=1)
     model: str = option("convnet", "the network trained in the inner loop (any zoo model)")
-    iterations: int = option(1000, "outer iterations, each from a fresh random network", low=1)
+    iterations: int | None = option(None, "outer iterations (default: real_epochs x ceil(N / batch_real), the 2018 schedule)",
+                                    low=1)
     steps: int = option(10, "unrolled SGD steps per epoch, each with its own learned step size", low=1)
     epochs: int = option(3, "passes of the unrolled steps", low=1)
     batch_syn: int = option(0, "synthetic images per unrolled step (0: all)", low=0)
-    batch_real: int = option(256, "real images (class-balanced) scoring the trained network", low=1)
+    batch_real: int = option(1024, "real images (class-balanced) scoring the trained network", low=1)
+    real_epochs: int = option(400, "passes over the real training set that the default iterations make", low=1)
+    decay_epochs: int = option(40, "the Adam lr is multiplied by decay_factor every this many passes", low=1)
+    decay_factor: float = option(0.5, "the lr's factor at each decay", low=0, low_open=True, high=1)
     init_lr: float = option(0.02, "every step size's initial value", low=0, low_open=True)
-    lr_img: float = option(0.01, "Adam learning rate of the images", low=0, low_open=True)
-    lr_lr: float = option(1e-3, "Adam learning rate of the step sizes", low=0, low_open=True)
-    lr_min: float = option(1e-5, "floor of a learned step size", low=0)
+    lr_img: float = option(0.01, "Adam learning rate of the images and of the raw step sizes", low=0, low_open=True)
     dsa: bool = option(False, "augment the unrolled steps with DSA")
     dsa_strategy: str | None = option(None, "DSA transforms (default: per dataset)")
     init: str = option("noise", "initial images", choices=("noise", "real"))
@@ -57,7 +64,7 @@ class DatasetDistillationConfig:
 
 
 @register_method("dd", kind="condensation", modality="image", config=DatasetDistillationConfig,
-                 tiny={"iterations": 2, "steps": 2, "epochs": 1, "batch_real": 20},
+                 tiny={"iterations": 2, "steps": 2, "epochs": 1, "batch_real": 20, "decay_epochs": 1},
                  summary="the original bi-level dataset distillation through unrolled training (Wang et al., 2018)")
 class DatasetDistillation(SyntheticImageMethod):
     method = "dd"
@@ -69,10 +76,30 @@ class DatasetDistillation(SyntheticImageMethod):
         self.dsa = DSA(config.dsa_strategy or strategy_for(real.name)) if config.dsa else None
         build_model(config.model, real.shape, real.num_classes)  # fail now on a model the data cannot feed
 
+    @property
+    def iterations_per_pass(self) -> int:
+        """Iterations that make one pass over the real training set at ``batch_real`` images each."""
+        return max(1, -(-self.real.labels.numel() // self.config.batch_real))
+
+    @property
+    def total_steps(self) -> int:
+        cfg = self.config
+        return cfg.iterations if cfg.iterations is not None else cfg.real_epochs * self.iterations_per_pass
+
+    def learning_rate(self, iteration: int) -> float:
+        """The Adam lr at ``iteration``: StepLR over passes of the real data, as the 2018 code steps it per epoch."""
+        cfg = self.config
+        return cfg.lr_img * cfg.decay_factor ** ((iteration // self.iterations_per_pass) // cfg.decay_epochs)
+
     def initial_state(self) -> MatchingState:
         state = super().initial_state()
-        state.extras["lrs"] = torch.full((self.config.steps * self.config.epochs,), self.config.init_lr, device=self.real.device)
+        raw = torch.tensor(self.config.init_lr, dtype=torch.float32).expm1().log()  # softplus^-1
+        state.extras["raw_lrs"] = raw.repeat(self.config.steps * self.config.epochs).to(self.real.device)
         return state
+
+    @staticmethod
+    def step_sizes(state: MatchingState) -> torch.Tensor:
+        return F.softplus(state.extras["raw_lrs"])
 
     def step(self, state: MatchingState) -> float:
         cfg, real = self.config, self.real
@@ -83,21 +110,24 @@ class DatasetDistillation(SyntheticImageMethod):
         start = FlatStudent.flatten(net)
         steps = draw_steps(state.images.shape[0], cfg.steps * cfg.epochs, cfg.batch_syn, generator, self.dsa,
                            tuple(real.shape[1:]), real.device)
-        idx, y_real = real.sample_balanced(max(1, cfg.batch_real // real.num_classes), generator)
+        idx, y_real = real.sample_balanced(max(1, min(cfg.batch_real // real.num_classes, min(map(len, real.class_indices)))),
+                                           generator)
         x_real = real.images[idx]
         images = state.images.detach().requires_grad_(True)
-        lrs = state.extras["lrs"].detach().requires_grad_(True)
+        raw = state.extras["raw_lrs"].detach()
+        lrs = F.softplus(raw).requires_grad_(True)
         loss, (grad_images, grad_lrs) = Unroller(student, self.dsa).run(
             start, images, state.labels, lrs, steps, lambda theta: F.cross_entropy(student(theta, x_real), y_real),
             [images, lrs], checkpointed=cfg.memory == "checkpointed")
         if not torch.isfinite(loss):
             raise FloatingPointError(f"the DD loss became {loss.item()} at iteration {it + 1}")
-        state.images = adam(state.images, grad_images, cfg.lr_img, state.extras, "images", BETAS)
-        lrs_new = adam(state.extras["lrs"], grad_lrs, cfg.lr_lr, state.extras, "lrs", BETAS)
-        state.extras["lrs"] = lrs_new.clamp_min(cfg.lr_min)  # a step size may not turn negative
+        lr = self.learning_rate(it)
+        state.images = adam(state.images, grad_images, lr, state.extras, "images", BETAS)
+        # d loss / d raw = d loss / d lr * softplus'(raw) = d loss / d lr * sigmoid(raw)
+        state.extras["raw_lrs"] = adam(raw, grad_lrs * torch.sigmoid(raw), lr, state.extras, "raw_lrs", BETAS)
         state.iteration += 1
         state.losses.append(float(loss))
         return float(loss)
 
     def to_synset(self, state: MatchingState, extra_config: dict | None = None) -> SynSet:
-        return super().to_synset(state, {**(extra_config or {}), "learned_step_sizes": state.extras["lrs"].cpu().tolist()})
+        return super().to_synset(state, {**(extra_config or {}), "learned_step_sizes": self.step_sizes(state).cpu().tolist()})
