@@ -190,3 +190,36 @@ def test_dd_follows_the_2018_schedule_and_softplus_step_sizes(digits):
     assert DatasetDistillationConfig().batch_real == 1024 and DatasetDistillationConfig().lr_img == 0.01
     engine.step(state)
     assert (DatasetDistillation.step_sizes(state) > 0).all()
+
+
+# ---------------------------------------------------------------------------------------------- coresets
+def test_dq_gradient_similarity_equals_the_cosine_of_explicit_gradient_embeddings():
+    from distillset.methods.quantization import gradient_similarity
+
+    torch.manual_seed(0)
+    embeddings, labels = torch.randn(12, 5), torch.randint(0, 3, (12,))
+    classifier = torch.nn.Linear(5, 3)
+    rows = []
+    for e, y in zip(embeddings, labels):  # autograd's last-layer gradient, [bias grad, weight grad]
+        classifier.zero_grad()
+        torch.nn.functional.cross_entropy(classifier(e[None]), y[None]).backward()
+        rows.append(torch.cat([classifier.bias.grad.clone(), classifier.weight.grad.flatten()]))
+    explicit = torch.nn.functional.normalize(torch.stack(rows).double(), dim=1)
+    logits = classifier(embeddings).detach()
+    torch.testing.assert_close(gradient_similarity(logits, labels, embeddings), explicit @ explicit.T)
+
+
+def test_dq_defaults_to_gradient_embeddings_and_forgetting_to_a_full_schedule(digits, tmp_path):
+    from distillset.methods.guidance import PoolConfig, train_pool
+
+    assert ds.get_method("dq").make_config({"ipc": 1}).embedding == "gradient"
+    assert ds.get_method("forgetting").make_config({"ipc": 1}).feature_epochs == 20
+    real = ds.real_data(digits, "train")
+    gradient = ds.make_coreset("dq", real, 3, feature_model="convnet-d2-w32", feature_epochs=1, bins=3)
+    penultimate = ds.make_coreset("dq", real, 3, feature_model="convnet-d2-w32", feature_epochs=1, bins=3,
+                                  embedding="penultimate")
+    assert not torch.equal(gradient.images, penultimate.images)
+    train_pool("digits", tmp_path / "pool", PoolConfig(models=["convnet-d2-w32"], seeds=[0], epochs=[1, 2]), log=lambda m: None)
+    messages = []
+    ds.make_coreset("dq", real, 2, bins=2, feature_pool=str(tmp_path / "pool"), log=messages.append)
+    assert any("e2" in m for m in messages), messages  # the most-trained member (epoch 2), not a test-accuracy pick

@@ -138,6 +138,16 @@ class Guidance:
         return self.weight * out / len(picks)
 
 
+def most_trained_member(spec: str, dataset: str, shape: tuple[int, int, int], num_classes: int, device) -> tuple[str, torch.nn.Module]:
+    """(name, frozen network) of the most-trained member that ``spec`` selects (most epochs, then the lowest seed):
+    a pre-trained network chosen without looking at any test accuracy."""
+    entries = _resolve(spec)
+    if not entries:
+        raise DistillsetError(f"pool {spec} selects no member")
+    entry = max(entries, key=lambda e: (e[1]["epoch"], -e[1]["seed"]))
+    return Guidance._load(entry, dataset, shape, num_classes, device)
+
+
 def _read_index(folder: Path) -> dict:
     return read_index(folder, INDEX, POOL_FORMAT, "a model pool", "distillset train-pool")
 
