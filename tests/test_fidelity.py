@@ -223,3 +223,84 @@ def test_dq_defaults_to_gradient_embeddings_and_forgetting_to_a_full_schedule(di
     messages = []
     ds.make_coreset("dq", real, 2, bins=2, feature_pool=str(tmp_path / "pool"), log=messages.append)
     assert any("e2" in m for m in messages), messages  # the most-trained member (epoch 2), not a test-accuracy pick
+
+
+# ---------------------------------------------------------------------------------------------- DATM
+def test_gsam_direction_on_a_known_quadratic():
+    """L(w) = 1/2 w^T A w: g = A w, e = rho s g / ||sqrt(s) g||, g_p = A (w + e), d = g_p - alpha (g - proj_{g_p} g)."""
+    from distillset.methods.gsam import gsam_direction
+
+    torch.manual_seed(0)
+    m = torch.randn(6, 6, dtype=torch.float64)
+    a = m @ m.T + torch.eye(6, dtype=torch.float64)
+
+    def gradient(w):
+        return w @ a, 0.5 * ((w @ a) * w).sum(-1)
+
+    w = torch.randn(3, 6, dtype=torch.float64)  # three independent parameter vectors
+    for adaptive in (False, True):
+        d, loss = gsam_direction(gradient, w, rho=0.05, alpha=0.3, adaptive=adaptive)
+        for row in range(3):
+            x = w[row]
+            g = a @ x
+            s = x * x if adaptive else torch.ones_like(x)
+            e = 0.05 * s * g / torch.linalg.norm((x.abs() if adaptive else 1) * g)
+            g_p = a @ (x + e)
+            expected = g_p - 0.3 * (g - (g @ g_p) / (g_p @ g_p) * g_p)
+            torch.testing.assert_close(d[row], expected)
+            torch.testing.assert_close(loss[row], 0.5 * x @ a @ x)
+    plain, _ = gsam_direction(gradient, w, rho=0.0, alpha=0.3)  # no perturbation: g_p = g, no orthogonal part
+    torch.testing.assert_close(plain, w @ a)
+    # descending along d reaches the minimum of the quadratic, up to the perturbation radius (SAM's fixed rho)
+    x = torch.randn(1, 6, dtype=torch.float64)
+    for _ in range(500):
+        step, _ = gsam_direction(gradient, x, rho=0.01, alpha=0.3, adaptive=False)
+        x = x - 0.5 / float(torch.linalg.eigvalsh(a).max()) * step
+    assert float(x.norm()) < 2 * 0.01  # measured 0.0033, from ~2.4
+
+
+def test_gsam_experts_are_recorded_and_differ_from_sgd(tmp_path):
+    from distillset.methods.experts import ExpertConfig, train_experts
+
+    quiet = {"log": lambda m: None}
+    sgd = train_experts("digits", tmp_path / "sgd", ExpertConfig(model="convnet-d2-w32", experts=1, epochs=1, lr=0.1), **quiet)
+    gsam = train_experts("digits", tmp_path / "gsam", ExpertConfig(model="convnet-d2-w32", experts=1, epochs=1, lr=0.1,
+                                                                      optimizer="gsam"), **quiet)
+    assert gsam["config"]["optimizer"] == "gsam" and gsam["config"]["rho"] == 0.01 and gsam["config"]["alpha"] == 0.3
+    from safetensors.torch import load_file
+
+    a = load_file(str(tmp_path / "sgd" / "expert_0000.safetensors"))["trajectory"]
+    b = load_file(str(tmp_path / "gsam" / "expert_0000.safetensors"))["trajectory"]
+    assert torch.equal(a[0], b[0]) and not torch.equal(a[1], b[1])  # same start, another path
+    with pytest.raises(DistillsetError, match="unknown expert optimizer"):
+        train_experts("digits", tmp_path / "x", ExpertConfig(optimizer="adam"), **quiet)
+
+
+def test_datm_takes_its_published_setting_and_labels_from_final_epoch_experts(tmp_path, digits):
+    from distillset.methods.experts import ExpertConfig, train_experts
+    from distillset.methods.trajectory_matching import DATMConfig, TrajectoryMatching
+
+    spec = ds.get_method("datm")
+    assert spec.evaluation.batch_size == 128 and spec.evaluation.augment == "dsa"
+    messages: list[str] = []
+    options = ds.driver.with_presets(spec, "mnist", {"ipc": 10, "syn_steps": 5}, messages.append)
+    assert options["current_max_start_epoch"] == 10 and options["expansion_end"] == 1000 and options["max_start_epoch"] == 20
+    assert options["syn_steps"] == 5 and options["lr_label"] == 2.0  # the user's option wins over the preset
+    assert "published setting for mnist ipc 10" in messages[0] and "given options win: syn_steps" in messages[0]
+    assert ds.driver.with_presets(spec, "cifar10", {"ipc": 1}, None)["current_max_start_epoch"] == -1  # a fixed window
+
+    experts = tmp_path / "experts"
+    train_experts("digits", experts, ExpertConfig(model="convnet-d2-w32", experts=3, epochs=3, lr=0.1), log=lambda m: None)
+    config = DATMConfig(ipc=2, model="convnet-d2-w32", experts_dir=str(experts), syn_steps=2, expert_epochs=1,
+                        max_start_epoch=2, current_max_start_epoch=1, expansion_end=10, min_start_epoch=0)
+    engine = TrajectoryMatching(ds.real_data(digits, "train"), config)
+    assert engine.start_window(0) == (0, 1) and engine.start_window(10) == (0, 2)  # DATM's window grows to max
+    assert any("GSAM" in w for w in engine.pop_warnings())  # SGD experts are not DATM's
+    state = engine.initial_state()
+    logits = torch.stack([engine.expert_logits(i, state.images) for i in range(3)])
+    final = engine.buffer.trajectory(0)[-1]
+    torch.testing.assert_close(logits[0], engine.student(final, state.images))  # label_epoch -1: the final epoch
+    correct = logits.argmax(2) == state.labels[None]
+    for n in range(len(state.images)):
+        chosen = logits[correct[:, n], n] if correct[:, n].any() else logits[:, n]
+        torch.testing.assert_close(state.extras["soft_labels"][n], chosen.mean(0))

@@ -56,9 +56,33 @@ def read_options_file(path: str | os.PathLike | None) -> dict:
     return read_yaml_mapping(path, "config") if path else {}
 
 
-def build_engine(spec: MethodSpec, data, options: dict | None = None, source: str | None = None):
+def with_presets(spec: MethodSpec, dataset: str, options: dict | None, log: Log | None = None) -> dict:
+    """``options`` over the method's published setting for ``dataset`` at the run's ipc (when the method has presets;
+    the user's options win), saying which setting applied."""
+    options = dict(options or {})
+    ipc = options.get("ipc")
+    if not spec.presets or ipc is None:
+        return options
+    from .presets import preset_for, preset_ipcs
+
+    preset = preset_for(spec.presets, dataset, ipc)
+    if preset is None:
+        if log:
+            published = preset_ipcs(spec.presets, dataset)
+            log(f"{spec.name}: no published setting for {dataset} at ipc {ipc}"
+                f"{f' (published: ipc {published})' if published else ''}; the method's defaults apply")
+        return options
+    if log:
+        kept = {k: v for k, v in preset.items() if k not in options}
+        log(f"{spec.name}: the published setting for {dataset} ipc {ipc}: "
+            + ", ".join(f"{k} {v}" for k, v in kept.items()) + (f" (given options win: {', '.join(sorted(set(preset) - set(kept)))})"
+                                                                  if set(preset) - set(kept) else ""))
+    return {**preset, **options}
+
+
+def build_engine(spec: MethodSpec, data, options: dict | None = None, source: str | None = None, log: Log | None = None):
     """(config, engine) of ``spec`` on ``data``; the config is validated against its declared constraints first."""
-    config = spec.make_config(options, source)
+    config = spec.make_config(with_presets(spec, getattr(data, "name", ""), options, log), source)
     if getattr(config, "model", None) is not None:
         check_model_name(config.model)
     return config, spec.build(data, config)
@@ -75,7 +99,7 @@ def finish(spec: MethodSpec, engine, state, dataset: str | None = None):
 
 def run_in_memory(spec: MethodSpec, data, options: dict | None = None, log: Log | None = None):
     """Build, run every step, return the set: for applications that make many small sets."""
-    _, engine = build_engine(spec, data, options)
+    _, engine = build_engine(spec, data, options, log=log)
     if log is not None and hasattr(engine, "log"):
         engine.log = log
     state = engine.initial_state()
@@ -195,7 +219,7 @@ def run_method(method: str, dataset: str, out: str | os.PathLike, options: dict 
         raise DistillsetError(f"--checkpoint-every must be at least 1, got {checkpoint_every}")
     if eval_every < 0:
         raise DistillsetError(f"--eval-every must be 0 (never) or positive, got {eval_every}")
-    config = spec.make_config(options)
+    config = spec.make_config(with_presets(spec, dataset, options, log))
     if getattr(config, "model", None) is not None:
         check_model_name(config.model)
     directory = Path(out)

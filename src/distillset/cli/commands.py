@@ -90,7 +90,8 @@ def cmd_experts(args) -> int:
     from ..methods.experts import ExpertConfig, train_experts
 
     config = ExpertConfig(model=args.model, experts=args.experts, epochs=args.epochs, lr=args.lr, momentum=args.momentum,
-                          batch_size=args.batch_size, dsa=args.dsa, zca=args.zca, seed=args.seed)
+                          batch_size=args.batch_size, dsa=args.dsa, zca=args.zca, optimizer=args.optimizer, rho=args.rho,
+                          alpha=args.alpha, seed=args.seed)
     index = train_experts(args.dataset, args.out, config, data_root=args.data_root, device=args.device,
                           download=args.download, verify=args.verify, parallel=args.parallel, log=_log)
     accuracies = [e["test_accuracy"] for e in index["experts"] if e["test_accuracy"] is not None]

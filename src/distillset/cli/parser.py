@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, default=50, help="epochs per expert (default 50)")
     p.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (default 0.01, no momentum as in MTT)")
     p.add_argument("--momentum", type=float, default=0.0)
+    p.add_argument("--optimizer", choices=("sgd", "gsam"), default="sgd",
+                   help="sgd (MTT's experts, default) or gsam (DATM's flat experts; with --epochs 100 as DATM)")
+    p.add_argument("--rho", type=float, default=0.01, help="gsam: perturbation radius (default 0.01, DATM's)")
+    p.add_argument("--alpha", type=float, default=0.3, help="gsam: surrogate-gap weight (default 0.3, DATM's)")
     p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--no-dsa", dest="dsa", action="store_false", help="train without DSA augmentation")
     p.add_argument("--zca", action="store_true", help="train on ZCA-whitened data (eps 0.1); distillation then uses it too")

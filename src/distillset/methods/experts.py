@@ -11,7 +11,8 @@ Layout of an expert folder (all writes atomic, so an interrupted run resumes aft
 
 Every random draw of expert i's epoch e comes from the stream (seed, 'expert', i, 'epoch', e), so a
 resumed expert continues exactly as an uninterrupted one. The defaults are MTT's: SGD lr 0.01, no
-momentum, no weight decay, batch 256, DSA augmentation, 50 epochs.
+momentum, no weight decay, batch 256, DSA augmentation, 50 epochs. ``optimizer="gsam"`` trains DATM's flat
+experts instead (FTD: GSAM with rho 0.01, alpha 0.3, adaptive, around the same SGD; DATM trains 100 epochs).
 
 On CUDA ``parallel`` experts train at once as one vmapped network (stacked parameters); on a CPU they
 train one after another, which measured faster there (see the evaluation benchmark).
@@ -31,6 +32,7 @@ from torch.func import grad_and_value, vmap
 
 from ..augment import DSA, strategy_for
 from ..augment.zca import ZCA
+from .gsam import gsam_direction
 from ..data.real import RealData
 from ..errors import DistillsetError
 from ..fileio import atomic_write, atomic_write_json, read_index
@@ -58,6 +60,9 @@ class ExpertConfig:
     zca: bool = False
     zca_eps: float = 0.1
     zca_input: str = "pixels"  # the ZCA is fitted on raw [0, 1] pixels, as MTT/DATM (recorded so older folders stay usable)
+    optimizer: str = "sgd"  # "sgd" (MTT's experts) or "gsam" (DATM's flat FTD experts: rho 0.01, alpha 0.3, adaptive)
+    rho: float = 0.01
+    alpha: float = 0.3
     seed: int = 0
 
 
@@ -72,6 +77,10 @@ class ExpertTrainer:
                  dataset: str, parallel: int | None = None, log=print) -> None:
         if config.experts < 1 or config.epochs < 1:
             raise DistillsetError("--experts and --epochs must be at least 1")
+        if config.optimizer not in ("sgd", "gsam"):
+            raise DistillsetError(f"unknown expert optimizer '{config.optimizer}'; use sgd (MTT's) or gsam (DATM's)")
+        if not (config.lr > 0 and config.momentum >= 0 and config.rho >= 0 and config.alpha >= 0):
+            raise DistillsetError("--lr must be positive and --momentum, --rho and --alpha non-negative")
         self.config, self.directory, self.dataset, self.log = config, Path(directory), dataset, log
         self.real, self.test = real, test
         self.dsa = DSA(config.dsa_strategy or strategy_for(real.name)) if config.dsa else None
@@ -163,12 +172,17 @@ class ExpertTrainer:
                 if self.dsa is not None:
                     x = torch.stack([self.dsa(x[j], generators[j]) for j in range(len(group))])
                 y = real.labels[idx]
-                if loss_fn is None:
-                    theta = thetas[0].clone().requires_grad_(True)
+                def gradient(at: torch.Tensor, x=x, y=y) -> tuple[torch.Tensor, torch.Tensor]:
+                    if loss_fn is not None:
+                        return loss_fn(at, x, y)
+                    theta = at[0].clone().requires_grad_(True)
                     loss = F.cross_entropy(self.student(theta, x[0]), y[0])
-                    grads, losses = torch.autograd.grad(loss, theta)[0][None], loss.detach()[None]
+                    return torch.autograd.grad(loss, theta)[0][None], loss.detach()[None]
+
+                if cfg.optimizer == "gsam":  # the same augmented batch for both passes, as GSAM's closure
+                    grads, losses = gsam_direction(gradient, thetas, cfg.rho, cfg.alpha)
                 else:
-                    grads, losses = loss_fn(thetas, x, y)
+                    grads, losses = gradient(thetas)
                 if not torch.isfinite(losses).all():
                     bad = [group[j] for j in range(len(group)) if not torch.isfinite(losses[j])]
                     raise DistillsetError(f"expert(s) {bad} diverged (loss {losses.tolist()}) at epoch {epoch + 1}; lower --lr")

@@ -26,7 +26,8 @@ class MethodSpec:
     ``build(data, config)`` returns the engine (data: RealData for images, GraphData for graphs).
     ``size`` names the config field that sets the set's size (``ipc`` or ``reduction``). ``tiny`` holds
     options that make a seconds-long run on tiny data (the contract test uses them); ``requires`` names
-    inputs a run needs beyond the data (``"experts"``: an expert folder as ``experts_dir``)."""
+    inputs a run needs beyond the data (``"experts"``: an expert folder as ``experts_dir``). ``presets`` names a
+    file of published per-(dataset, ipc) settings in :mod:`distillset.presets` that become the defaults."""
 
     name: str
     kind: str
@@ -38,6 +39,7 @@ class MethodSpec:
     size: str = "ipc"
     tiny: dict = field(default_factory=dict)
     requires: tuple[str, ...] = ()
+    presets: str | None = None
 
     def make_config(self, options: dict | None = None, source: str | None = None):
         from .contract import config_from_options
@@ -50,7 +52,7 @@ _REGISTRY: dict[tuple[str, str], MethodSpec] = {}
 
 def register_method(name: str, *, kind: str, modality: str, summary: str, config: type,
                     evaluation: EvaluationSpec = EvaluationSpec(), size: str = "ipc", tiny: dict | None = None,
-                    requires: tuple[str, ...] = ()) -> Callable:
+                    requires: tuple[str, ...] = (), presets: str | None = None) -> Callable:
     """Class or function decorator: register ``name`` built by the decorated callable ``(data, config) -> engine``."""
     if kind not in KINDS or modality not in MODALITIES:
         raise ValueError(f"method {name}: kind must be one of {KINDS} and modality one of {MODALITIES}")
@@ -59,7 +61,8 @@ def register_method(name: str, *, kind: str, modality: str, summary: str, config
         key = (name, modality)
         if key in _REGISTRY:
             raise ValueError(f"method '{name}' ({modality}) is registered twice")
-        _REGISTRY[key] = MethodSpec(name, kind, modality, summary, config, build, evaluation, size, dict(tiny or {}), requires)
+        _REGISTRY[key] = MethodSpec(name, kind, modality, summary, config, build, evaluation, size, dict(tiny or {}), requires,
+                                    presets)
         return build
 
     return decorate

@@ -66,7 +66,8 @@ class TrajectoryMatchingConfig:
     soft_labels: bool = option(False, "learn soft labels initialised from the experts' logits")
     lr_label: float = option(5.0, "learning rate of the soft labels", low=0)
     momentum_label: float = option(0.9, "momentum of the soft labels", low=0, high=1)
-    label_init_experts: int = option(5, "experts whose logits are averaged for the initial soft labels (and correctness)", low=1)
+    label_init_experts: int = option(0, "experts whose logits make the initial soft labels (0: all, as DATM)", low=0)
+    label_epoch: int = option(-1, "the expert epoch that labels and judges initial images (-1: the final one, as DATM)")
     threshold: float = option(0.0, "DATM's gate: skip the update when the matching loss is above this (0: never)", low=0)
     dsa: bool = option(True, "augment the student steps with DSA")
     dsa_strategy: str | None = option(None, "DSA transforms (default: per dataset)")
@@ -97,7 +98,7 @@ TINY = {"iterations": 2, "syn_steps": 2, "expert_epochs": 1, "max_start_epoch": 
                  evaluation=EvaluationSpec(augment="dsa"), tiny=TINY, requires=("experts",),
                  summary="matching training trajectories of experts trained on the real data (Cazenavette et al., CVPR 2022)")
 @register_method("datm", kind="condensation", modality="image", config=DATMConfig,
-                 evaluation=EvaluationSpec(augment="dsa"), tiny=TINY, requires=("experts",),
+                 evaluation=EvaluationSpec(augment="dsa", batch_size=128), tiny=TINY, requires=("experts",), presets="datm",
                  summary="difficulty-aligned trajectory matching with learned soft labels (Guo et al., ICLR 2024)")
 class TrajectoryMatching(SyntheticImageMethod):
     """MTT or DATM (by the config's class) as a step function over a :class:`MatchingState`."""
@@ -132,19 +133,32 @@ class TrajectoryMatching(SyntheticImageMethod):
             raise DistillsetError(f"the experts have {self.buffer.num_params} parameters but '{cfg.model}' has {self.student.num_params}")
         self.unroller = Unroller(self.student, self.dsa)
         self.warnings: list[str] = []
+        if not -(epochs + 1) <= cfg.label_epoch <= epochs:
+            raise DistillsetError(f"label_epoch {cfg.label_epoch} is not an epoch of experts with {epochs} epochs")
+        if method == "datm" and self.buffer.index["config"].get("optimizer", "sgd") != "gsam":
+            self.warnings.append(f"DATM's published experts are flat GSAM experts (`distillset experts --optimizer gsam "
+                                 f"--epochs 100`); {cfg.experts_dir} was trained with plain SGD")
 
     # ------------------------------------------------------------------------------------ init
-    def _expert_logits(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits averaged over the first ``label_init_experts`` experts at max_start_epoch."""
-        cfg = self.config
-        count = max(1, min(cfg.label_init_experts, len(self.buffer)))
-        total = None
+    def label_experts(self) -> list[int]:
+        """The experts that judge and label initial images: the first ``label_init_experts`` (0: all, DATM's)."""
+        count = len(self.buffer) if self.config.label_init_experts == 0 else min(self.config.label_init_experts, len(self.buffer))
+        return list(range(count))
+
+    def expert_logits(self, expert: int, images: torch.Tensor) -> torch.Tensor:
+        """Logits of ``expert`` at ``label_epoch`` (DATM's Label_Model_Timestamp: -1 = the final epoch)."""
+        theta = self.buffer.trajectory(expert)[self.config.label_epoch].to(self.real.device)
         with torch.no_grad():
-            for i in range(count):
-                theta = self.buffer.trajectory(i)[cfg.max_start_epoch].to(self.real.device)
-                logits = torch.cat([self.student(theta, images[s:s + 1024]) for s in range(0, images.shape[0], 1024)])
-                total = logits if total is None else total + logits
-        return total / count
+            return torch.cat([self.student(theta, images[s:s + 1024]) for s in range(0, images.shape[0], 1024)])
+
+    def initial_soft_labels(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """DATM's soft labels: per image, the logits averaged over the label experts that classify it correctly
+        (over all of them for an image none gets right, where DATM's code would divide by zero)."""
+        logits = torch.stack([self.expert_logits(i, images) for i in self.label_experts()])  # [E, N, K]
+        correct = (logits.argmax(2) == labels[None]).to(logits.dtype)  # [E, N]
+        counts = correct.sum(0)
+        weights = torch.where(counts[None] > 0, correct / counts.clamp_min(1)[None], torch.full_like(correct, 1 / len(logits)))
+        return (logits * weights[..., None]).sum(0)
 
     def initial_state(self) -> MatchingState:
         cfg, real = self.config, self.real
@@ -153,7 +167,7 @@ class TrajectoryMatching(SyntheticImageMethod):
             chosen = []
             for c in range(real.num_classes):
                 pool = real.sample_indices(c, max(8 * cfg.ipc, 256), generator)  # a shuffled candidate pool of class c
-                predicted = self._expert_logits(real.images[pool]).argmax(1)
+                predicted = self.expert_logits(0, real.images[pool]).argmax(1)  # DATM: the first expert judges
                 correct, wrong = pool[predicted == c], pool[predicted != c]
                 chosen.append(torch.cat([correct, wrong])[:cfg.ipc])  # wrong ones only when too few are right
             idx = torch.cat(chosen)
@@ -162,7 +176,7 @@ class TrajectoryMatching(SyntheticImageMethod):
             state = super().initial_state()
         state.extras["lr"] = torch.tensor(cfg.lr_teacher, device=real.device)
         if cfg.soft_labels:
-            state.extras["soft_labels"] = self._expert_logits(state.images).detach()
+            state.extras["soft_labels"] = self.initial_soft_labels(state.images, state.labels).detach()
         return state
 
     # ------------------------------------------------------------------------------------ step
