@@ -304,3 +304,19 @@ def test_datm_takes_its_published_setting_and_labels_from_final_epoch_experts(tm
     for n in range(len(state.images)):
         chosen = logits[correct[:, n], n] if correct[:, n].any() else logits[:, n]
         torch.testing.assert_close(state.extras["soft_labels"][n], chosen.mean(0))
+
+
+def test_mtt_cycles_through_a_shuffled_expert_buffer(tmp_path, digits):
+    from distillset.methods.experts import ExpertConfig, train_experts
+    from distillset.methods.trajectory_matching import TrajectoryMatching, TrajectoryMatchingConfig
+
+    experts = tmp_path / "experts"
+    train_experts("digits", experts, ExpertConfig(model="convnet-d2-w32", experts=4, epochs=2), log=lambda m: None)
+    engine = TrajectoryMatching(ds.real_data(digits, "train"), TrajectoryMatchingConfig(
+        ipc=1, model="convnet-d2-w32", experts_dir=str(experts), max_start_epoch=1, expert_epochs=1))
+    drawn = [engine.expert_for(k) for k in range(12)]
+    for p in range(3):  # every pass uses every expert once, in its own shuffled order
+        assert sorted(drawn[4 * p:4 * p + 4]) == [0, 1, 2, 3]
+    assert len({tuple(drawn[4 * p:4 * p + 4]) for p in range(3)}) > 1
+    assert ExpertConfig().experts == 100 and ExpertConfig().epochs == 50  # MTT's buffer
+    assert ds.driver.with_presets(ds.get_method("mtt"), "cifar100", {"ipc": 1}, None)["syn_steps"] == 20

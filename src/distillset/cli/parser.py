@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("experts", help="train expert trajectories on real data for mtt/datm (parameters after every epoch)")
     p.add_argument("--dataset", required=True, help="registry name, imagefolder:PATH or npz:PATH")
     p.add_argument("--model", default="convnet", help="expert network (default convnet)")
-    p.add_argument("--experts", type=_positive_int, default=10, help="number of experts (default 10; the paper used 100)")
+    p.add_argument("--experts", type=_positive_int, default=100, help="number of experts (default 100, MTT's)")
     p.add_argument("--epochs", type=_positive_int, default=50, help="epochs per expert (default 50)")
     p.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (default 0.01, no momentum as in MTT)")
     p.add_argument("--momentum", type=float, default=0.0)

@@ -49,7 +49,7 @@ ZCA_FILE = "zca.safetensors"
 @dataclass
 class ExpertConfig:
     model: str = "convnet"
-    experts: int = 10
+    experts: int = 100  # MTT's buffer: 100 experts x 50 epochs
     epochs: int = 50
     lr: float = 0.01
     momentum: float = 0.0

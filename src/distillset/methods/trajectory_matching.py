@@ -95,7 +95,7 @@ TINY = {"iterations": 2, "syn_steps": 2, "expert_epochs": 1, "max_start_epoch": 
 
 
 @register_method("mtt", kind="condensation", modality="image", config=TrajectoryMatchingConfig,
-                 evaluation=EvaluationSpec(augment="dsa"), tiny=TINY, requires=("experts",),
+                 evaluation=EvaluationSpec(augment="dsa"), tiny=TINY, requires=("experts",), presets="mtt",
                  summary="matching training trajectories of experts trained on the real data (Cazenavette et al., CVPR 2022)")
 @register_method("datm", kind="condensation", modality="image", config=DATMConfig,
                  evaluation=EvaluationSpec(augment="dsa", batch_size=128), tiny=TINY, requires=("experts",), presets="datm",
@@ -180,6 +180,15 @@ class TrajectoryMatching(SyntheticImageMethod):
         return state
 
     # ------------------------------------------------------------------------------------ step
+    def expert_for(self, draw: int) -> int:
+        """The expert of the ``draw``-th trajectory of the run: MTT cycles through its buffer in a shuffled order,
+        reshuffled after every pass, so every expert is used once per pass (the pass's order derives from the
+        seed and the pass number, so a resumed run draws the same experts)."""
+        count = len(self.buffer)
+        passed, position = divmod(draw, count)
+        order = torch.randperm(count, generator=make_generator(self.config.seed, self.method, "expert-order", passed))
+        return int(order[position])
+
     def start_window(self, iteration: int) -> tuple[int, int]:
         """[low, high) of the start epoch at this iteration (DATM's growing window; MTT's fixed one)."""
         cfg = self.config
@@ -200,8 +209,8 @@ class TrajectoryMatching(SyntheticImageMethod):
         generator = make_generator(cfg.seed, self.method, "iteration", it)
         low, high = self.start_window(it)
         draws = []
-        for _ in range(cfg.trajectories):  # every rank draws all of them: the streams do not depend on the ranks
-            expert = int(torch.randint(len(self.buffer), (1,), generator=generator))
+        for t in range(cfg.trajectories):  # every rank draws all of them: the streams do not depend on the ranks
+            expert = self.expert_for(it * cfg.trajectories + t)
             start_epoch = int(torch.randint(low, high, (1,), generator=generator))
             steps = draw_steps(state.images.shape[0], cfg.syn_steps, cfg.batch_syn, generator, self.dsa,
                                tuple(real.shape[1:]), real.device)
