@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,15 @@ from .catalogue import MethodSpec, get_method
 from .device import resolve_device
 from .distributed import context, local_device
 from .errors import DistillsetError
-from .fileio import read_yaml_mapping
+from .fileio import read_yaml_mapping, remove_stale_temporaries
 from .models import check_model_name
-from .runner import CHECKPOINT_FILE, Log, RunOutcome, finished_run, load_checkpoint, save_checkpoint, write_run
+from .runner import (CHECKPOINT_FILE, SYNSET_FILE, Log, RunLock, RunOutcome, finished_run, load_checkpoint, save_checkpoint,
+                     write_run)
 from .synset import SynSet
 
-# options that do not change what a run computes, left out of its identity
-NOT_IDENTITY = ("compile",)
+# options that do not change what a run computes, left out of its identity (none today: torch.compile's
+# kernels round differently from eager ones, so a compiled run resumed eagerly would not be the same run)
+NOT_IDENTITY: tuple[str, ...] = ()
 
 
 def modality_of(dataset: str) -> str:
@@ -227,10 +230,7 @@ def run_method(method: str, dataset: str, out: str | os.PathLike, options: dict 
     record = finished_run(directory, identity)
     if record is not None:
         log(f"{directory} already holds this finished run; nothing to do")
-        from .runner import SYNSET_FILE
-
-        loader = _synset_class(spec)
-        return RunOutcome(loader.load(directory / SYNSET_FILE), directory, True, record)
+        return RunOutcome(_synset_class(spec).load(directory / SYNSET_FILE), directory, True, record)
     ctx = context()
     if not ctx.is_main:  # under torchrun only rank 0 speaks and writes
         log, progress = (lambda message: None), False
@@ -241,6 +241,22 @@ def run_method(method: str, dataset: str, out: str | os.PathLike, options: dict 
     engine = spec.build(train, config)
     if hasattr(engine, "log"):
         engine.log = log
+    lock = RunLock(directory) if ctx.is_main else nullcontext()
+    with lock:  # one run per folder; what an interrupted write left behind is cleared under the lock
+        if ctx.is_main:
+            record = finished_run(directory, identity)  # another process may have finished it meanwhile
+            if record is not None:
+                log(f"{directory} already holds this finished run; nothing to do")
+                return RunOutcome(_synset_class(spec).load(directory / SYNSET_FILE), directory, True, record)
+            for stale in remove_stale_temporaries(directory):
+                log(f"removed {stale.name}, left by an interrupted write")
+        return _drive(spec, engine, config, identity, directory, data, dataset, torch_device, ctx, log, progress, t0,
+                      checkpoint_every, eval_every, eval_runs, eval_epochs, stop_after)
+
+
+def _drive(spec, engine, config, identity, directory, data, dataset, torch_device, ctx, log, progress, t0, checkpoint_every,
+           eval_every, eval_runs, eval_epochs, stop_after) -> RunOutcome | None:
+    """The steps of a run in its (locked) folder: resume, checkpoints, periodic evaluation, the result."""
     checkpoint = directory / CHECKPOINT_FILE
     stored = load_checkpoint(checkpoint, identity)
     if stored is not None:
@@ -248,8 +264,6 @@ def run_method(method: str, dataset: str, out: str | os.PathLike, options: dict 
         log(f"resuming from {checkpoint} at step {state.iteration}/{engine.total_steps}")
     else:
         state = engine.initial_state()
-    if ctx.is_main:
-        directory.mkdir(parents=True, exist_ok=True)
     if ctx.active:
         log(f"torchrun: {ctx.world} processes share the work of every iteration")
     if getattr(engine.config, "compile", False) and not getattr(engine, "batched", True):

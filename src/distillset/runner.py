@@ -10,6 +10,7 @@ the run finished).
 from __future__ import annotations
 
 import json
+import os
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,8 +20,9 @@ from typing import Any
 import torch
 
 from .errors import DistillsetError
-from .fileio import atomic_write, atomic_write_json
+from .fileio import atomic_write_json, write_safetensors
 
+LOCK_FILE = ".lock"
 SYNSET_FILE = "synset.safetensors"
 RUN_FILE = "run.json"
 GRID_FILE = "grid.png"
@@ -40,6 +42,43 @@ class RunOutcome:
 def environment() -> dict:
     return {"python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
             "processor": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+
+
+class RunLock:
+    """An OS file lock on DIR/.lock, held while a run works in DIR: a second process (another seed, another
+    method, the same command twice) is refused at once with the holder's pid, rather than interleaving its
+    files with the first's. The lock dies with its process, so a killed run never leaves it stuck."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.handle = None
+
+    def __enter__(self) -> "RunLock":
+        import fcntl
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / LOCK_FILE
+        handle = open(path, "a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise DistillsetError(f"{self.directory} is in use by a run of process {holder}; wait for it to finish, "
+                                  "or choose another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self.handle = handle
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.handle is not None:  # the file goes first, then the lock with the handle: a finished folder is clean
+            (self.directory / LOCK_FILE).unlink(missing_ok=True)
+            self.handle.close()
+            self.handle = None
 
 
 def finished_run(directory: Path, config: dict) -> dict | None:
@@ -63,11 +102,9 @@ def finished_run(directory: Path, config: dict) -> dict | None:
 
 def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], iteration: int, losses: list[float], config: dict) -> None:
     """One format for every method: the state's named tensors (on the CPU) + iteration + losses + the run's identity."""
-    from safetensors.torch import save_file
-
     cpu = {name: value.detach().cpu().contiguous() for name, value in tensors.items()}
     meta = {"iteration": str(iteration), "losses": json.dumps(losses), "config": json.dumps(config, sort_keys=True)}
-    atomic_write(path, lambda tmp: save_file(cpu, tmp, metadata=meta))
+    write_safetensors(path, cpu, meta)
 
 
 def load_checkpoint(path: Path, config: dict) -> tuple[dict[str, torch.Tensor], int, list[float]] | None:

@@ -9,6 +9,7 @@ Metadata: ``format``, ``dataset``, ``num_classes``, ``mean``, ``std``, ``method`
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +18,11 @@ import torch
 
 from ._version import __version__
 from .errors import DistillsetError
-from .fileio import atomic_write
+from .fileio import write_safetensors
 
 FORMAT = "distillset.synset/1"
+MAX_CLASSES = 100_000  # a bound on metadata that sizes allocations (grids, soft labels) before anything is drawn
+MIN_STD = 1e-6  # normalisation divides by std: below this every test pixel becomes huge or infinite
 REQUIRED_METADATA = ("format", "dataset", "num_classes", "mean", "std", "method", "ipc", "config", "version")
 _OPTIONAL_TENSORS = ("soft_labels", "lr", "zca_mean", "zca_matrix")
 
@@ -90,16 +93,22 @@ class SynSet:
             raise fail(f"'labels' must be int64 [N] with N = {x.shape[0]}, found {str(y.dtype).replace('torch.', '')} {list(y.shape)}")
         if x.shape[0] == 0:
             raise fail("holds no images")
-        if self.num_classes < 1:
-            raise fail(f"num_classes must be positive, found {self.num_classes}")
+        if not 1 <= self.num_classes <= MAX_CLASSES:
+            raise fail(f"num_classes must be between 1 and {MAX_CLASSES}, found {self.num_classes}")
         if not torch.isfinite(x).all():
             raise fail(f"'images' contain {int((~torch.isfinite(x)).sum())} NaN or infinite values")
         if int(y.min()) < 0 or int(y.max()) >= self.num_classes:
             raise fail(f"labels span {int(y.min())}..{int(y.max())}, outside 0..{self.num_classes - 1}")
         if len(self.mean) not in (1, x.shape[1]) or len(self.std) != len(self.mean):
             raise fail(f"mean/std have {len(self.mean)}/{len(self.std)} entries for {x.shape[1]}-channel images")
-        if any(s <= 0 for s in self.std):
-            raise fail("std entries must be positive")
+        if not all(math.isfinite(v) for v in (*self.mean, *self.std)):
+            raise fail(f"mean/std must be finite numbers, found mean {list(self.mean)}, std {list(self.std)}")
+        if any(s < MIN_STD for s in self.std):
+            raise fail(f"std entries must be at least {MIN_STD:g} (pixels are divided by them), found {list(self.std)}")
+        if self.class_names is not None and (not isinstance(self.class_names, (list, tuple))
+                                             or len(self.class_names) != self.num_classes
+                                             or not all(isinstance(n, str) for n in self.class_names)):
+            raise fail(f"class_names must be a list of {self.num_classes} strings")
         if self.soft_labels is not None:
             s = self.soft_labels
             if s.dtype != torch.float32 or tuple(s.shape) != (x.shape[0], self.num_classes):
@@ -130,7 +139,7 @@ class SynSet:
             value = getattr(self, name)
             if value is not None:
                 out[name] = value.reshape(()) if name == "lr" else value
-        return {k: v.detach().to("cpu").contiguous() for k, v in out.items()}
+        return {k: v.detach().to("cpu").contiguous() for k, v in sorted(out.items())}
 
     def metadata(self) -> dict[str, str]:
         meta = {
@@ -146,15 +155,12 @@ class SynSet:
         }
         if self.class_names is not None:
             meta["class_names"] = json.dumps(list(self.class_names))
-        return meta
+        return dict(sorted(meta.items()))  # one byte order for one content
 
     def save(self, path: str | os.PathLike) -> Path:
         """Validate, then write atomically (a temp file renamed into place)."""
-        from safetensors.torch import save_file
-
         self.validate()
-        tensors, meta = self.tensors(), self.metadata()
-        return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+        return write_safetensors(path, self.tensors(), self.metadata())
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "SynSet":

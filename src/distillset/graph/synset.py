@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..errors import DistillsetError
-from ..fileio import atomic_write
+from ..fileio import write_safetensors
 from ..synset import _package_version, read_safetensors
 
 GRAPH_FORMAT = "distillset.graphsynset/1"
@@ -60,14 +60,12 @@ class GraphSynSet:
         return self
 
     def save(self, path: str | os.PathLike) -> Path:
-        from safetensors.torch import save_file
-
         self.validate()
         tensors = {k: getattr(self, k).detach().cpu().contiguous() for k in ("features", "adjacency", "labels")}
         meta = {"format": GRAPH_FORMAT, "dataset": self.dataset, "num_classes": str(self.num_classes), "method": self.method,
                 "reduction": repr(float(self.reduction)), "config": json.dumps(self.config, sort_keys=True, default=str),
                 "version": self.version}
-        return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+        return write_safetensors(path, tensors, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "GraphSynSet":

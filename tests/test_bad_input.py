@@ -1,0 +1,95 @@
+"""Bad input is refused in one line (exit 2), never a silent wrong result; run folders stay consistent."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import distillset as ds
+from distillset.cli import main
+from distillset.errors import DistillsetError
+from distillset.runner import RunLock
+from distillset.synset import read_safetensors
+
+
+def one_line_error(code: int, err: str, *words: str) -> None:
+    lines = [line for line in err.strip().splitlines() if line]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("distillset: error:"), err
+    assert all(w in lines[0] for w in words), lines[0]
+
+
+@pytest.fixture()
+def saved_set(tmp_path, digits):
+    synset = ds.make_coreset("random", ds.real_data(digits, "train"), 1)
+    path = tmp_path / "set.safetensors"
+    synset.save(path)
+    return path
+
+
+def rewrite_metadata(path, **changes) -> None:
+    tensors, meta = load_file(str(path)), read_safetensors(path)[1]
+    save_file(tensors, str(path), metadata={**meta, **changes})
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("mean", "[NaN]", ("mean/std must be finite",)),
+    ("std", "[Infinity]", ("mean/std must be finite",)),
+    ("std", "[1e-30]", ("std entries must be at least",)),
+    ("std", "[0.2, 0.3]", ("mean/std have",)),
+    ("num_classes", "300000", ("num_classes must be between 1 and 100000",)),
+    ("class_names", '["a", "b"]', ("class_names must be a list of 10 strings",)),
+    ("class_names", '{"a": 1}', ("class_names must be a list of 10 strings",)),
+])
+def test_a_set_with_bad_metadata_is_refused_before_any_training(saved_set, capsys, key, value, words):
+    rewrite_metadata(saved_set, **{key: value})
+    code = main(["evaluate", str(saved_set), "--runs", "1", "--epochs", "1"])
+    one_line_error(code, capsys.readouterr().err, *words)
+
+
+def test_the_same_set_gives_the_same_bytes_and_the_umask_is_honoured(tmp_path, digits):
+    synset = ds.make_coreset("random", ds.real_data(digits, "train"), 2, seed=4)
+    old = os.umask(0o022)
+    try:
+        synset.save(tmp_path / "a.safetensors")
+        ds.make_coreset("random", ds.real_data(digits, "train"), 2, seed=4).save(tmp_path / "b.safetensors")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
+    assert (tmp_path / "a.safetensors").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_run_folder_in_use_is_refused_and_stale_temporaries_are_cleared(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["coreset", "--method", "random", "--dataset", "digits", "--ipc", "1", "--out", str(out)]
+    with RunLock(out):  # another process holds the folder
+        one_line_error(main(args), capsys.readouterr().err, "in use by a run of process", str(os.getpid()))
+    stale = out / ".synset.safetensors.x1y2.tmp"
+    stale.write_bytes(b"half a file")
+    assert main(args) == 0
+    assert not stale.exists() and "left by an interrupted write" in capsys.readouterr().err
+    assert {p.name for p in out.iterdir()} == {"synset.safetensors", "run.json", "grid.png"}  # the lock file is gone too
+
+
+def test_resuming_with_another_compile_setting_is_refused(tmp_path):
+    from distillset.driver import run_condense
+
+    quiet = {"progress": False, "log": lambda m: None}
+    assert run_condense("dc", "digits", 1, tmp_path / "r", model="convnet-d2-w32", iterations=3, stop_after=1,
+                        options={"compile": False, "batch_real": 16}, **quiet) is None
+    with pytest.raises(DistillsetError, match="different configuration"):
+        run_condense("dc", "digits", 1, tmp_path / "r", model="convnet-d2-w32", iterations=3,
+                     options={"compile": True, "batch_real": 16}, **quiet)
+
+
+def test_checkpoint_with_a_non_integer_iteration_is_one_line(tmp_path, capsys):
+    from distillset.runner import load_checkpoint, save_checkpoint
+
+    path = tmp_path / "checkpoint.safetensors"
+    save_checkpoint(path, {"x": torch.zeros(1)}, 1, [0.5], {"m": 1})
+    tensors, meta = load_file(str(path)), read_safetensors(path)[1]
+    save_file(tensors, str(path), metadata={**meta, "iteration": "one"})
+    with pytest.raises(DistillsetError, match="damaged checkpoint"):
+        load_checkpoint(path, {"m": 1})
