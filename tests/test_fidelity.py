@@ -282,12 +282,12 @@ def test_datm_takes_its_published_setting_and_labels_from_final_epoch_experts(tm
 
     spec = ds.get_method("datm")
     assert spec.evaluation.batch_size == 128 and spec.evaluation.augment == "dsa"
-    messages: list[str] = []
-    options = ds.driver.with_presets(spec, "mnist", {"ipc": 10, "syn_steps": 5}, messages.append)
+    options, note = ds.driver.with_presets(spec, "mnist", {"ipc": 10, "syn_steps": 5})
+    messages = [note]
     assert options["current_max_start_epoch"] == 10 and options["expansion_end"] == 1000 and options["max_start_epoch"] == 20
     assert options["syn_steps"] == 5 and options["lr_label"] == 2.0  # the user's option wins over the preset
     assert "published setting for mnist ipc 10" in messages[0] and "given options win: syn_steps" in messages[0]
-    assert ds.driver.with_presets(spec, "cifar10", {"ipc": 1}, None)["current_max_start_epoch"] == -1  # a fixed window
+    assert ds.driver.with_presets(spec, "cifar10", {"ipc": 1})[0]["current_max_start_epoch"] == -1  # a fixed window
 
     experts = tmp_path / "experts"
     train_experts("digits", experts, ExpertConfig(model="convnet-d2-w32", experts=3, epochs=3, lr=0.1), log=lambda m: None)
@@ -319,4 +319,4 @@ def test_mtt_cycles_through_a_shuffled_expert_buffer(tmp_path, digits):
         assert sorted(drawn[4 * p:4 * p + 4]) == [0, 1, 2, 3]
     assert len({tuple(drawn[4 * p:4 * p + 4]) for p in range(3)}) > 1
     assert ExpertConfig().experts == 100 and ExpertConfig().epochs == 50  # MTT's buffer
-    assert ds.driver.with_presets(ds.get_method("mtt"), "cifar100", {"ipc": 1}, None)["syn_steps"] == 20
+    assert ds.driver.with_presets(ds.get_method("mtt"), "cifar100", {"ipc": 1})[0]["syn_steps"] == 20

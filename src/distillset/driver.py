@@ -59,36 +59,37 @@ def read_options_file(path: str | os.PathLike | None) -> dict:
     return read_yaml_mapping(path, "config") if path else {}
 
 
-def with_presets(spec: MethodSpec, dataset: str, options: dict | None, log: Log | None = None) -> dict:
+def with_presets(spec: MethodSpec, dataset: str, options: dict | None) -> tuple[dict, str | None]:
     """``options`` over the method's published setting for ``dataset`` at the run's ipc (when the method has presets;
-    the user's options win), saying which setting applied."""
+    the user's options win), and a line saying which setting applied (said once the run is sure to start)."""
     options = dict(options or {})
     ipc = options.get("ipc")
     if not spec.presets or ipc is None:
-        return options
+        return options, None
     from .presets import preset_for, preset_ipcs
 
     preset = preset_for(spec.presets, dataset, ipc)
     if preset is None:
-        if log:
-            published = preset_ipcs(spec.presets, dataset)
-            log(f"{spec.name}: no published setting for {dataset} at ipc {ipc}"
-                f"{f' (published: ipc {published})' if published else ''}; the method's defaults apply")
-        return options
-    if log:
-        kept = {k: v for k, v in preset.items() if k not in options}
-        log(f"{spec.name}: the published setting for {dataset} ipc {ipc}: "
-            + ", ".join(f"{k} {v}" for k, v in kept.items()) + (f" (given options win: {', '.join(sorted(set(preset) - set(kept)))})"
-                                                                  if set(preset) - set(kept) else ""))
-    return {**preset, **options}
+        published = preset_ipcs(spec.presets, dataset)
+        return options, (f"{spec.name}: no published setting for {dataset} at ipc {ipc}"
+                         f"{f' (published: ipc {published})' if published else ''}; the method's defaults apply")
+    kept = {k: v for k, v in preset.items() if k not in options}
+    overridden = sorted(set(preset) - set(kept))
+    note = (f"{spec.name}: the published setting for {dataset} ipc {ipc}: " + ", ".join(f"{k} {v}" for k, v in kept.items())
+            + (f" (given options win: {', '.join(overridden)})" if overridden else ""))
+    return {**preset, **options}, note
 
 
 def build_engine(spec: MethodSpec, data, options: dict | None = None, source: str | None = None, log: Log | None = None):
     """(config, engine) of ``spec`` on ``data``; the config is validated against its declared constraints first."""
-    config = spec.make_config(with_presets(spec, getattr(data, "name", ""), options, log), source)
+    options, note = with_presets(spec, getattr(data, "name", ""), options)
+    config = spec.make_config(options, source)
     if getattr(config, "model", None) is not None:
         check_model_name(config.model)
-    return config, spec.build(data, config)
+    engine = spec.build(data, config)
+    if note and log:
+        log(note)
+    return config, engine
 
 
 def finish(spec: MethodSpec, engine, state, dataset: str | None = None):
@@ -222,7 +223,8 @@ def run_method(method: str, dataset: str, out: str | os.PathLike, options: dict 
         raise DistillsetError(f"--checkpoint-every must be at least 1, got {checkpoint_every}")
     if eval_every < 0:
         raise DistillsetError(f"--eval-every must be 0 (never) or positive, got {eval_every}")
-    config = spec.make_config(with_presets(spec, dataset, options, log))
+    options, preset_note = with_presets(spec, dataset, options)
+    config = spec.make_config(options)
     if getattr(config, "model", None) is not None:
         check_model_name(config.model)
     directory = Path(out)
@@ -239,6 +241,8 @@ def run_method(method: str, dataset: str, out: str | os.PathLike, options: dict 
     loaded = _load_data(spec, dataset, data_root, torch_device, download, verify, image_size)
     data, train = loaded if spec.modality == "image" else (loaded, loaded)
     engine = spec.build(train, config)
+    if preset_note:
+        log(preset_note)
     if hasattr(engine, "log"):
         engine.log = log
     lock = RunLock(directory) if ctx.is_main else nullcontext()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..methods.contract import State, check_config, option
+from ..methods.contract import OneStepSelection, State, check_config, option
 from ..methods.coresets import herding, k_center
 from ..methods.registry import register_method
 from ..seeding import make_generator
@@ -33,12 +33,10 @@ def propagated_features(data: GraphData, hops: int = 2) -> torch.Tensor:
     return sampling.propagated_features(data.features, Propagation.from_edges(data.edge_index, data.num_nodes), hops)
 
 
-class GraphSelection:
+class GraphSelection(OneStepSelection):
     """Node selection under the method contract: one step picks the nodes; the set is their induced subgraph."""
 
-    name: str
-    total_steps = 1
-    divergence_hint = "a selection has no loss to diverge"
+    rule: staticmethod  # (features of one class's pool, n) -> positions: herding, k-center
 
     def __init__(self, data: GraphData, config: GraphSelectionConfig) -> None:
         self.config = check_config(replace(config))
@@ -47,13 +45,10 @@ class GraphSelection:
 
     def pick(self, pool: torch.Tensor, n: int, features: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
         """Positions within ``pool`` (one class's training nodes) of the ``n`` kept."""
-        raise NotImplementedError
+        return type(self).rule(features[pool], n)
 
     def features(self) -> torch.Tensor | None:
         return propagated_features(self.data)
-
-    def initial_state(self) -> State:
-        return State()
 
     def step(self, state: State) -> float:
         data = self.data
@@ -63,13 +58,7 @@ class GraphSelection:
         for c, n in enumerate(self.counts):
             pool = data.train[data.labels[data.train] == c]
             chosen.append(pool[self.pick(pool, min(n, pool.numel()), features, generator).to(pool.device)])
-        state.tensors = {"nodes": torch.cat(chosen).cpu()}
-        state.iteration += 1
-        state.losses.append(0.0)
-        return 0.0
-
-    def restore(self, tensors: dict[str, torch.Tensor], iteration: int, losses: list[float]) -> State:
-        return State(dict(tensors), iteration, list(losses))
+        return self.record(state, {"nodes": torch.cat(chosen).cpu()})
 
     def to_synset(self, state: State) -> GraphSynSet:
         data = self.data
@@ -101,15 +90,11 @@ class RandomNodes(GraphSelection):
                  evaluation=GRAPH_EVALUATION, summary="herding on SGC-propagated features (S^2 X) per class")
 class HerdingNodes(GraphSelection):
     name = "herding"
-
-    def pick(self, pool, n, features, generator):
-        return herding(features[pool], n)
+    rule = staticmethod(herding)
 
 
 @register_method("kcenter", kind="selection", modality="graph", config=GraphSelectionConfig, size="reduction",
                  evaluation=GRAPH_EVALUATION, summary="k-center on SGC-propagated features (S^2 X) per class")
 class KCenterNodes(GraphSelection):
     name = "kcenter"
-
-    def pick(self, pool, n, features, generator):
-        return k_center(features[pool], n)
+    rule = staticmethod(k_center)

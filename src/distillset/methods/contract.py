@@ -163,6 +163,29 @@ class State:
         return dict(self.tensors)
 
 
+class OneStepSelection:
+    """What every selection engine shares, image or graph: one step makes the selection, and the state is just
+    named tensors (:class:`State`). Subclasses set ``name`` and implement ``step`` and ``to_synset``."""
+
+    name: str
+    total_steps = 1
+    divergence_hint = "a selection has no loss to diverge"
+
+    def initial_state(self) -> State:
+        return State()
+
+    def restore(self, tensors: dict[str, torch.Tensor], iteration: int, losses: list[float]) -> State:
+        return State(dict(tensors), iteration, list(losses))
+
+    @staticmethod
+    def record(state: State, tensors: dict[str, torch.Tensor]) -> float:
+        """Store the selection in ``state`` as the step's result (loss 0)."""
+        state.tensors = tensors
+        state.iteration += 1
+        state.losses.append(0.0)
+        return 0.0
+
+
 class Engine(Protocol):
     """The engine side of the contract (see the module docstring)."""
 

@@ -17,7 +17,7 @@ from ..data.real import RealData
 from ..errors import DistillsetError
 from ..models import check_model_name
 from ..synset import SynSet
-from .contract import State, check_config, option
+from .contract import OneStepSelection, State, check_config, option
 from .feature_network import FeatureNetwork, train_feature_network
 
 
@@ -41,12 +41,8 @@ def ipc_for_ratio(ratio: float, real: RealData) -> int:
     return max(1, round(ratio * real.labels.numel() / real.num_classes))
 
 
-class SelectionEngine:
+class SelectionEngine(OneStepSelection):
     """Base of the image selection methods: subclasses set ``name`` and implement :meth:`select`."""
-
-    name: str
-    total_steps = 1
-    divergence_hint = "a selection has no loss to diverge"
 
     def __init__(self, real: RealData, config: SelectionConfig) -> None:
         self.config = check_config(replace(config))
@@ -72,19 +68,10 @@ class SelectionEngine:
         """The kept images, changed after selection when a method does so (DQ's patch dropping)."""
         return images
 
-    def initial_state(self) -> State:
-        return State()
-
     def step(self, state: State) -> float:
         indices = self.select()
         images = self.edit(indices, self.real.images[indices].detach())
-        state.tensors = {"indices": indices.detach().cpu(), "images": images.detach()}
-        state.iteration += 1
-        state.losses.append(0.0)
-        return 0.0
-
-    def restore(self, tensors: dict[str, torch.Tensor], iteration: int, losses: list[float]) -> State:
-        return State({k: v.to(self.real.device) if k == "images" else v for k, v in tensors.items()}, iteration, list(losses))
+        return self.record(state, {"indices": indices.detach().cpu(), "images": images.detach()})
 
     def to_synset(self, state: State) -> SynSet:
         indices = state.tensors["indices"]
