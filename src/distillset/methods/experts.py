@@ -84,10 +84,14 @@ class ExpertTrainer:
         self.config, self.directory, self.dataset, self.log = config, Path(directory), dataset, log
         self.real, self.test = real, test
         self.dsa = DSA(config.dsa_strategy or strategy_for(real.name)) if config.dsa else None
-        probe = build_model(config.model, real.shape, real.num_classes)
+        probe = build_model(config.model, real.shape, real.num_classes, device=real.device)  # BN statistics on the data's device
         self.student = FlatStudent(probe)
         cuda = real.device.type == "cuda"
         self.parallel = max(1, parallel if parallel is not None else (8 if cuda else 1))
+        if self.parallel > 1 and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in probe.modules()):
+            log(f"{config.model} has BatchNorm, whose train-mode statistics cannot be vmapped across experts: "
+                "training them one at a time")
+            self.parallel = 1
 
     # ------------------------------------------------------------------------------------ index
     def index(self) -> dict:

@@ -127,7 +127,7 @@ class TrajectoryMatching(SyntheticImageMethod):
                 real = replace(real, images=zca(real.images), zca=zca)
         self.real, self.config = real, cfg
         self.dsa = DSA(cfg.dsa_strategy or strategy_for(real.name)) if cfg.dsa else None
-        net = build_model(cfg.model, real.shape, real.num_classes)
+        net = build_model(cfg.model, real.shape, real.num_classes, device=real.device)  # BN statistics on the data's device
         self.student = FlatStudent(net)
         if self.student.num_params != self.buffer.num_params:
             raise DistillsetError(f"the experts have {self.buffer.num_params} parameters but '{cfg.model}' has {self.student.num_params}")

@@ -55,7 +55,8 @@ class FlatStudent:
         return {n: t.view(s) for n, t, s in zip(self.names, torch.split(flat, self.numels), self.shapes)}
 
     def __call__(self, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        buffers = {n: b.clone() for n, b in self.buffers.items()}  # BatchNorm may update them in place
+        # BatchNorm may update them in place; a student built on another device follows the data (no copy when on it)
+        buffers = {n: b.to(x.device).clone() for n, b in self.buffers.items()}
         return functional_call(self.template, (self.unflatten(flat), buffers), (x,))
 
 
