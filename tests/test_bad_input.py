@@ -93,3 +93,35 @@ def test_checkpoint_with_a_non_integer_iteration_is_one_line(tmp_path, capsys):
     save_file(tensors, str(path), metadata={**meta, "iteration": "one"})
     with pytest.raises(DistillsetError, match="damaged checkpoint"):
         load_checkpoint(path, {"m": 1})
+
+
+@pytest.mark.parametrize("args, words", [
+    (["condense", "--method", "dc", "--dataset", "digits", "--ipc", "1", "--model", "resnet18"], ("cannot train on [1, 8, 8]",)),
+    (["condense", "--method", "dc", "--dataset", "digits", "--ipc", "1", "--device", "mps"], ("no usable MPS",)),
+    (["condense", "--method", "dm", "--dataset", "digits", "--ipc", "1", "--guide-weight", "3"], ("--guide-models",)),
+    (["condense", "--method", "dc", "--dataset", "digits", "--ipc", "1", "--iterations", "0"], ("must be at least 1",)),
+])
+def test_meaningless_or_impossible_runs_are_refused_before_any_work(tmp_path, capsys, args, words):
+    out = tmp_path / "out"
+    try:
+        code = main([*args, "--out", str(out)])
+    except SystemExit as exc:  # argparse's own refusals exit from inside the parser
+        code = exc.code
+    one_line_error(code, capsys.readouterr().err, *words)
+    assert not out.exists()  # nothing written where the command would write
+
+
+def test_output_folders_that_cannot_be_one_are_refused(tmp_path, capsys):
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    base = ["coreset", "--method", "random", "--dataset", "digits", "--ipc", "1", "--out"]
+    one_line_error(main([*base, str(afile)]), capsys.readouterr().err, "is a file, not a folder")
+    one_line_error(main([*base, str(afile / "sub")]), capsys.readouterr().err, "which is a file")
+    one_line_error(main([*base, ""]), capsys.readouterr().err, "--out is empty")
+
+
+def test_a_dsa_strategy_without_dsa_and_a_bad_training_lr_are_refused(digits, saved_set, capsys):
+    with pytest.raises(DistillsetError, match="dsa_strategy is set but dsa is off"):
+        ds.condense_real("dc", ds.real_data(digits, "train"), 1, iterations=1, options={"dsa_strategy": "color"})
+    one_line_error(main(["evaluate", str(saved_set), "--lr", "nan", "--runs", "1", "--epochs", "1"]), capsys.readouterr().err,
+                   "the training lr must be a positive number")

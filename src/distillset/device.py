@@ -17,6 +17,8 @@ def resolve_device(device: str | None) -> torch.device:
         raise DistillsetError(f"unknown device '{device}'; use cpu, cuda or cuda:N") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise DistillsetError(f"device '{device}' requested but PyTorch sees no CUDA GPU here; use --device cpu")
+    if resolved.type == "mps" and not (torch.backends.mps.is_available() and torch.backends.mps.is_built()):
+        raise DistillsetError(f"device '{device}' requested but this PyTorch has no usable MPS backend; use --device cpu")
     if resolved.type not in ("cpu", "cuda", "mps"):
         raise DistillsetError(f"unsupported device '{device}'; use cpu or cuda")
     return resolved

@@ -22,7 +22,7 @@ from .device import resolve_device
 from .distributed import context, local_device
 from .errors import DistillsetError
 from .fileio import read_yaml_mapping, remove_stale_temporaries
-from .models import check_model_name
+from .models import check_model_fits, check_model_name
 from .runner import (CHECKPOINT_FILE, SYNSET_FILE, Log, RunLock, RunOutcome, finished_run, load_checkpoint, save_checkpoint,
                      write_run)
 from .synset import SynSet
@@ -86,10 +86,39 @@ def build_engine(spec: MethodSpec, data, options: dict | None = None, source: st
     config = spec.make_config(options, source)
     if getattr(config, "model", None) is not None:
         check_model_name(config.model)
+    _check_models_fit(config, data)
     engine = spec.build(data, config)
     if note and log:
         log(note)
     return config, engine
+
+
+def _check_models_fit(config, data) -> None:
+    """Image methods: every network the config names must train on one image of the data's shape."""
+    if not hasattr(data, "shape") or not hasattr(data, "num_classes"):
+        return  # graphs
+    for field_name in ("model", "feature_model"):
+        name = getattr(config, field_name, None)
+        if name:
+            check_model_fits(name, tuple(data.shape), data.num_classes)
+
+
+def check_output_folder(out: str | os.PathLike) -> Path:
+    """The run folder ``out``, refused before any work when it cannot be one: empty, a file, under a file, or in a
+    place this process cannot write."""
+    if not str(out).strip():
+        raise DistillsetError("--out is empty; give the folder the run should write to")
+    directory = Path(out)
+    if directory.exists() and not directory.is_dir():
+        raise DistillsetError(f"--out {directory} is a file, not a folder; choose another --out")
+    existing = directory
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DistillsetError(f"--out {directory} lies under {existing}, which is a file; choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise DistillsetError(f"--out {directory}: {existing} is not writable by this user; choose another --out")
+    return directory
 
 
 def finish(spec: MethodSpec, engine, state, dataset: str | None = None):
@@ -227,7 +256,7 @@ def run_method(method: str, dataset: str, out: str | os.PathLike, options: dict 
     config = spec.make_config(options)
     if getattr(config, "model", None) is not None:
         check_model_name(config.model)
-    directory = Path(out)
+    directory = check_output_folder(out)
     identity = run_identity(spec, dataset, config, image_size)
     record = finished_run(directory, identity)
     if record is not None:
@@ -240,6 +269,7 @@ def run_method(method: str, dataset: str, out: str | os.PathLike, options: dict 
     t0 = time.perf_counter()
     loaded = _load_data(spec, dataset, data_root, torch_device, download, verify, image_size)
     data, train = loaded if spec.modality == "image" else (loaded, loaded)
+    _check_models_fit(config, train)
     engine = spec.build(train, config)
     if preset_note:
         log(preset_note)

@@ -77,7 +77,7 @@ def build_memory(method: str, real: RealData, classes: list[int], config: Contin
         options["model"] = config.model
     if "feature_model" in fields:
         options.update(feature_model=config.model, feature_epochs=config.feature_epochs)
-    if "dsa_strategy" in fields:
+    if "dsa_strategy" in fields and fields["dsa"].default:
         options["dsa_strategy"] = strategy_for(real.name)  # the step's subset keeps the dataset's transforms
     if "compile" in fields:
         options["compile"] = False  # a fresh compile per step would cost more than it saves on small steps

@@ -82,8 +82,16 @@ def _add_data_options(p: argparse.ArgumentParser, seed_default: int | None = 0) 
     p.add_argument("--seed", type=int, default=seed_default, help="the one seed that controls every random choice (default 0)")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag ends like every other bad input: one line naming it, exit code 2 (no usage dump;
+    ``--help`` has the usage)."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        self.exit(2, f"distillset: error: {self.prog.split(' ', 1)[-1]}: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="distillset", description="Dataset distillation: condense a training set into a tiny synthetic one.")
+    parser = OneLineParser(prog="distillset", description="Dataset distillation: condense a training set into a tiny synthetic one.")
     parser.add_argument("--version", action="version", version=f"distillset {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 

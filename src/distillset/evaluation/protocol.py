@@ -111,6 +111,8 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
         raise DistillsetError(f"--epochs must be at least 1, got {epochs}")
     if lr is None:
         lr = float(synset.lr) if synset.lr is not None else 0.01
+    if not (np.isfinite(lr) and lr > 0):
+        raise DistillsetError(f"the training lr must be a positive number, got {lr}")
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size)
     x_test, y_test = prepare_test_data(synset, test_pixels, test_labels, device)
     images = synset.images.to(device)

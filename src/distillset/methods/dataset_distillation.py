@@ -73,6 +73,7 @@ class DatasetDistillation(SyntheticImageMethod):
         config = check_config(replace(config))
         real.check_ipc(config.ipc)
         self.real, self.config = real, config
+        self.check_dsa_options()
         self.dsa = DSA(config.dsa_strategy or strategy_for(real.name)) if config.dsa else None
         build_model(config.model, real.shape, real.num_classes)  # fail now on a model the data cannot feed
 

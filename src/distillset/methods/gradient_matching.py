@@ -264,6 +264,7 @@ class GradientMatching(SyntheticImageMethod):
         slower than ten 256-image passes (memory traffic; BENCHMARKS.md)."""
         self.real = real
         self.config = check_config(replace(config)).resolved()
+        self.check_dsa_options()
         self.batched = batched if batched is not None else real.device.type == "cuda"
         real.check_ipc(self.config.ipc)
         self.dsa = DSA(self.config.dsa_strategy or strategy_for(real.name)) if self.config.dsa else None

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from ..data.real import RealData
+from ..errors import DistillsetError
 from ..seeding import make_generator
 from ..synset import SynSet
 
@@ -81,6 +82,12 @@ class SyntheticImageMethod:
     def restore(self, tensors: dict[str, torch.Tensor], iteration: int, losses: list[float]) -> MatchingState:
         return MatchingState.from_named_tensors(tensors, iteration, losses, self.real.device)
 
+    def check_dsa_options(self) -> None:
+        """A DSA strategy given to a run without DSA would be silently ignored: refuse it."""
+        cfg = self.config
+        if getattr(cfg, "dsa_strategy", None) and not getattr(cfg, "dsa", False):
+            raise DistillsetError("dsa_strategy is set but dsa is off, so it would change nothing; set dsa true or drop it")
+
     def initial_state(self) -> MatchingState:
         """``ipc`` images per class, from Gaussian noise or random real images (stream (seed, method, 'init'))."""
         cfg, real = self.config, self.real
@@ -102,6 +109,9 @@ class SyntheticImageMethod:
         """The pre-trained-model guidance of ``config.guide_models`` (methods.guidance), or none."""
         cfg, real = self.config, self.real
         self.guidance = None
+        if not cfg.guide_models and (cfg.guide_weight != 1.0 or cfg.guide_per_iteration != 1):
+            raise DistillsetError("guide_weight / guide_per_iteration (--guide-weight, --guide-per-iteration) weigh the "
+                                  "guides of guide_models (--guide-models); give the guides, or drop those options")
         if getattr(cfg, "guide_models", ""):
             from .guidance import Guidance
 

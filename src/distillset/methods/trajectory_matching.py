@@ -126,6 +126,7 @@ class TrajectoryMatching(SyntheticImageMethod):
             else:  # an expert folder made before 2026-12-03: its transform was fitted on normalised images
                 real = replace(real, images=zca(real.images), zca=zca)
         self.real, self.config = real, cfg
+        self.check_dsa_options()
         self.dsa = DSA(cfg.dsa_strategy or strategy_for(real.name)) if cfg.dsa else None
         net = build_model(cfg.model, real.shape, real.num_classes, device=real.device)  # BN statistics on the data's device
         self.student = FlatStudent(net)

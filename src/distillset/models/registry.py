@@ -91,6 +91,20 @@ def build_model(name: str, shape: tuple[int, int, int], num_classes: int,
     return model.to(device)
 
 
+def check_model_fits(name: str, shape: tuple[int, int, int], num_classes: int) -> None:
+    """Refuse, in one line, a model that cannot train on a single image of ``shape`` (an input so small that a
+    normalisation layer sees one value per channel, or that a layer cannot take at all)."""
+    net = build_model(name, shape, num_classes)
+    net.train()
+    try:
+        with torch.no_grad():
+            net(torch.zeros(1, *shape))
+    except (ValueError, RuntimeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DistillsetError(f"model '{name}' cannot train on {list(shape)} inputs ({reason}); choose a smaller model "
+                              "(e.g. convnet-d2) or larger images") from None
+
+
 def check_model_name(name: str) -> None:
     """Fail early (before any data is loaded) on a name the registry does not know."""
     name = canonical_name(name)
