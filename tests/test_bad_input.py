@@ -125,3 +125,49 @@ def test_a_dsa_strategy_without_dsa_and_a_bad_training_lr_are_refused(digits, sa
         ds.condense_real("dc", ds.real_data(digits, "train"), 1, iterations=1, options={"dsa_strategy": "color"})
     one_line_error(main(["evaluate", str(saved_set), "--lr", "nan", "--runs", "1", "--epochs", "1"]), capsys.readouterr().err,
                    "the training lr must be a positive number")
+
+
+def test_data_and_config_files_that_would_crash_are_one_line(tmp_path, capsys):
+    import numpy as np
+
+    np.save(tmp_path / "arr.npy", np.zeros((3, 3)))
+    np.savez(tmp_path / "big.npz", x=np.zeros((4, 2, 2), np.uint8), y=np.array([0, 1, 1_000_000_000, 0]))
+    (tmp_path / "bytes.yaml").write_bytes(bytes(range(128, 256)))
+    (tmp_path / "bad.yaml").write_text("a: [1, 2\nb: 3\n")
+    cases = [
+        (["coreset", "--method", "random", "--dataset", f"npz:{tmp_path / 'arr.npy'}", "--ipc", "1"], "not an .npz archive"),
+        (["coreset", "--method", "random", "--dataset", f"npz:{tmp_path / 'big.npz'}", "--ipc", "1"], "with only 4 images"),
+        (["condense", "--method", "dc", "--dataset", "digits", "--ipc", "1", "--config", str(tmp_path / "bytes.yaml")],
+         "not a text (UTF-8) YAML file"),
+        (["condense", "--method", "dc", "--dataset", "digits", "--ipc", "1", "--config", str(tmp_path / "bad.yaml")],
+         "is not valid YAML at line 2"),
+    ]
+    for args, words in cases:
+        one_line_error(main([*args, "--out", str(tmp_path / "out")]), capsys.readouterr().err, words)
+        assert not (tmp_path / "out").exists()
+
+
+def test_api_inputs_that_would_crash_are_refused(digits, tmp_path):
+    import json
+
+    import numpy as np
+
+    from distillset.graph.synset import GraphSynSet
+    from distillset.methods.experts import ExpertBuffer, ExpertConfig, train_experts
+
+    synset = ds.make_coreset("random", ds.real_data(digits, "train"), 1)
+    with pytest.raises(DistillsetError, match="test split is empty"):
+        ds.evaluate_synset(synset, digits.test_images[:0], digits.test_labels[:0], runs=1, epochs=1)
+    with pytest.raises(DistillsetError, match="outside the set's classes"):
+        ds.evaluate_synset(synset, digits.test_images[:5], np.array([0, 1, 2, 3, 50]), runs=1, epochs=1)
+    with pytest.raises(DistillsetError, match="holds no nodes"):
+        GraphSynSet(torch.zeros(0, 5), torch.zeros(0, 0), torch.zeros(0, dtype=torch.long), "cora", 7, "x", 0.5, {}).validate()
+    train_experts("digits", tmp_path / "e", ExpertConfig(model="convnet-d2-w32", experts=1, epochs=1), log=lambda m: None)
+    index = json.loads((tmp_path / "e" / "index.json").read_text())
+    for key, words in (("model", "lacks model"), ("config", "lacks config")):
+        (tmp_path / "e" / "index.json").write_text(json.dumps({k: v for k, v in index.items() if k != key}))
+        with pytest.raises(DistillsetError, match=words):
+            ExpertBuffer(tmp_path / "e", "digits", "convnet-d2-w32", (1, 8, 8), 10)
+    (tmp_path / "e" / "index.json").write_text(json.dumps({**index, "config": {}}))
+    with pytest.raises(DistillsetError, match="is damaged"):
+        ExpertBuffer(tmp_path / "e", "digits", "convnet-d2-w32", (1, 8, 8), 10)

@@ -103,8 +103,13 @@ def read_yaml_mapping(path: str | os.PathLike, what: str) -> dict:
         data = yaml.safe_load(Path(path).read_text())
     except OSError as exc:
         raise DistillsetError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise DistillsetError(f"{what} {path} is not a text (UTF-8) YAML file") from None
     except yaml.YAMLError as exc:
-        raise DistillsetError(f"{what} {path} is not valid YAML: {exc}") from None
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise DistillsetError(f"{what} {path} is not valid YAML{at}: {problem}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -112,7 +117,8 @@ def read_yaml_mapping(path: str | os.PathLike, what: str) -> dict:
     return data
 
 
-def read_index(folder: str | os.PathLike, name: str, format_tag: str, what: str, make: str) -> dict:
+def read_index(folder: str | os.PathLike, name: str, format_tag: str, what: str, make: str,
+               required: tuple[str, ...] = ()) -> dict:
     """The JSON index of a folder this library wrote (an expert folder, a model pool): ``name`` inside ``folder``,
     a mapping whose ``format`` is ``format_tag``. ``what`` names the folder's kind and ``make`` the command that
     makes one, in the one-line messages for a missing folder, a missing or unreadable index, or a foreign one."""
@@ -131,4 +137,7 @@ def read_index(folder: str | os.PathLike, name: str, format_tag: str, what: str,
     if not isinstance(index, dict) or index.get("format") != format_tag:
         found = index.get("format") if isinstance(index, dict) else None
         raise DistillsetError(f"{path} is not {what} index of this library (format {found!r}, expected {format_tag!r})")
+    missing = [key for key in required if key not in index]
+    if missing:
+        raise DistillsetError(f"{path} lacks {', '.join(missing)}; the {what} is damaged (make it again with `{make}`)")
     return index

@@ -217,7 +217,11 @@ def folder_is_grayscale(items: list[tuple[Path, int]], probe: int = 32) -> bool:
 def read_npz(path: Path) -> dict[str, np.ndarray]:
     """Arrays of a .npz file (pickled object arrays refused)."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DistillsetError(f"{path} holds a single .npy array, not an .npz archive of named arrays; save x and y "
+                                  "with numpy.savez")
+        with loaded as archive:
             return {key: archive[key] for key in archive.files}
     except FileNotFoundError:
         raise DistillsetError(f"cannot read {path}: no such file") from None

@@ -18,6 +18,8 @@ from ..errors import DistillsetError, unknown_name
 from . import formats
 from .checksums import verify_file
 from .download import extract_tar, fetch
+
+MAX_CLASSES = 100_000  # the most classes a dataset may declare (the SynSet file has the same bound)
 from .roots import primary_root, search_roots
 
 
@@ -345,6 +347,9 @@ def _load_npz(path: Path, name: str) -> ImageDataset:
         test = _holdout_split(y)
         x, y, tx, ty = x[~test], y[~test], x[test], y[test]
     num_classes = int(max(y.max(initial=0), ty.max(initial=0))) + 1
+    if num_classes > min(len(y) + len(ty), MAX_CLASSES):  # bound by the file's content before anything is allocated
+        raise DistillsetError(f"{path}: label {num_classes - 1} with only {len(y) + len(ty)} images; labels must be 0..K-1 "
+                              f"with K at most the number of images (and {MAX_CLASSES})")
     names = [str(c) for c in range(num_classes)]
     mean, std = _channel_stats(x)
     dataset = ImageDataset(name, x, y, tx, ty, names, mean, std, str(path))

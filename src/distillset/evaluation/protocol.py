@@ -115,6 +115,11 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
         raise DistillsetError(f"the training lr must be a positive number, got {lr}")
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size)
     x_test, y_test = prepare_test_data(synset, test_pixels, test_labels, device)
+    if len(y_test) == 0:
+        raise DistillsetError("the test split is empty: there is nothing to test the trained networks on")
+    if int(y_test.min()) < 0 or int(y_test.max()) >= synset.num_classes:
+        raise DistillsetError(f"test labels span {int(y_test.min())}..{int(y_test.max())}, outside the set's classes "
+                              f"0..{synset.num_classes - 1}")
     images = synset.images.to(device)
     soft = use_soft_labels and synset.soft_labels is not None
     targets = (synset.soft_labels if soft else synset.labels).to(device)

@@ -47,6 +47,10 @@ class GraphSynSet:
         if x.dtype != torch.float32 or x.dim() != 2:
             raise fail(f"'features' must be float32 [n, F], found {x.dtype} {list(x.shape)}")
         n = x.shape[0]
+        if n == 0:
+            raise fail("holds no nodes")
+        if not 1 <= self.num_classes <= 100_000:
+            raise fail(f"num_classes must be between 1 and 100000, found {self.num_classes}")
         if a.dtype != torch.float32 or tuple(a.shape) != (n, n):
             raise fail(f"'adjacency' must be float32 [{n}, {n}], found {a.dtype} {list(a.shape)}")
         if y.dtype != torch.int64 or tuple(y.shape) != (n,):

@@ -244,7 +244,8 @@ def _save_zca(path: Path, zca: ZCA) -> None:
 
 
 def _read_index(directory: Path) -> dict:
-    return read_index(directory, INDEX_FILE, EXPERT_FORMAT, "an expert folder", f"distillset experts --dataset D --out {directory}")
+    return read_index(directory, INDEX_FILE, EXPERT_FORMAT, "an expert folder", f"distillset experts --dataset D --out {directory}",
+                      required=("dataset", "model", "shape", "num_classes", "num_params", "config", "experts"))
 
 
 class ExpertBuffer:
@@ -262,12 +263,17 @@ class ExpertBuffer:
         if tuple(index["shape"]) != tuple(shape) or index["num_classes"] != num_classes:
             raise DistillsetError(f"the experts in {directory} take {index['shape']} inputs and {index['num_classes']} classes, "
                                   f"the data has {list(shape)} and {num_classes}")
-        epochs = index["config"]["epochs"]
-        partial = [i for i, e in enumerate(index["experts"]) if e["epochs_done"] < epochs]
+        try:
+            epochs = int(index["config"]["epochs"])
+            partial = [i for i, e in enumerate(index["experts"]) if e["epochs_done"] < epochs]
+            files = [e["file"] for e in index["experts"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DistillsetError(f"{self.directory / INDEX_FILE} is damaged ({type(exc).__name__}: {exc}); train the experts "
+                                  "again") from None
         if partial:
             raise DistillsetError(f"{directory} is partial: expert(s) {partial[:10]} have fewer than {epochs} epochs; "
                                   "finish them by running the same `distillset experts` command again")
-        missing = [e["file"] for e in index["experts"] if not (self.directory / e["file"]).is_file()]
+        missing = [f for f in files if not (self.directory / f).is_file()]
         if missing or not index["experts"]:
             raise DistillsetError(f"{directory} is missing expert file(s) {missing[:5] or '(none listed)'}; train the experts again")
         self.index, self.epochs = index, epochs

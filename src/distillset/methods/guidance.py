@@ -149,7 +149,8 @@ def most_trained_member(spec: str, dataset: str, shape: tuple[int, int, int], nu
 
 
 def _read_index(folder: Path) -> dict:
-    return read_index(folder, INDEX, POOL_FORMAT, "a model pool", "distillset train-pool")
+    return read_index(folder, INDEX, POOL_FORMAT, "a model pool", "distillset train-pool",
+                      required=("dataset", "shape", "num_classes", "members"))
 
 
 def _resolve(spec: str) -> list[tuple[Path, dict]]:
