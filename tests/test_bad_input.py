@@ -171,3 +171,27 @@ def test_api_inputs_that_would_crash_are_refused(digits, tmp_path):
     (tmp_path / "e" / "index.json").write_text(json.dumps({**index, "config": {}}))
     with pytest.raises(DistillsetError, match="is damaged"):
         ExpertBuffer(tmp_path / "e", "digits", "convnet-d2-w32", (1, 8, 8), 10)
+
+
+def test_image_size_on_a_fixed_shape_dataset_and_an_empty_class_are_named(tmp_path, capsys):
+    import numpy as np
+
+    args = ["coreset", "--method", "random", "--dataset", "digits", "--ipc", "1", "--image-size", "16", "--out", str(tmp_path / "o")]
+    one_line_error(main(args), capsys.readouterr().err, "--image-size resizes image-folder data")
+    np.savez(tmp_path / "gap.npz", x=np.zeros((12, 4, 4), np.uint8), y=np.array([0, 2] * 6))  # class 1 has no image
+    args = ["coreset", "--method", "random", "--dataset", f"npz:{tmp_path / 'gap.npz'}", "--ipc", "1", "--out", str(tmp_path / "o")]
+    one_line_error(main(args), capsys.readouterr().err, "class 1 ('1') has no training images")
+
+
+def test_the_feature_network_cache_follows_the_data_content(tmp_path):
+    import numpy as np
+
+    from distillset.methods.feature_network import _cache_path
+
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 255, (40, 4, 4), dtype=np.uint8), np.arange(40) % 2
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    first = _cache_path(ds.real_data(ds.load_dataset(f"npz:{tmp_path / 'd.npz'}")), "convnet-d2", 1, 0)
+    np.savez(tmp_path / "d.npz", x=255 - x, y=y)  # same name, shape and labels; other images
+    second = _cache_path(ds.real_data(ds.load_dataset(f"npz:{tmp_path / 'd.npz'}")), "convnet-d2", 1, 0)
+    assert first != second

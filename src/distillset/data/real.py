@@ -71,6 +71,9 @@ class RealData:
         smallest = int(np.argmin(counts))
         if ipc > counts[smallest]:
             name = self.class_names[smallest] if self.class_names else str(smallest)
+            if counts[smallest] == 0:
+                raise DistillsetError(f"class {smallest} ('{name}') has no training images, so no set can hold {ipc} of "
+                                      "them; give that class images (or leave it out of the data)")
             raise DistillsetError(
                 f"ipc {ipc} is larger than class {smallest} ('{name}'), which has only {counts[smallest]} training "
                 f"images; use --ipc {counts[smallest]} or less"

@@ -220,6 +220,9 @@ def load_dataset(
     scheme, _, rest = name.partition(":")
     if rest and scheme == "imagefolder":
         return _load_image_folder(Path(rest).expanduser(), name, image_size)
+    if image_size is not None:
+        raise DistillsetError(f"--image-size resizes image-folder data; '{name}' has a fixed shape, so it would change "
+                              "nothing (drop --image-size)")
     if rest and scheme == "npz":
         return _load_npz(Path(rest).expanduser(), name)
     spec = get_spec(name)

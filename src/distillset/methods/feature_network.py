@@ -38,7 +38,10 @@ def cache_dir() -> Path:
 
 
 def _cache_path(real: RealData, model_name: str, epochs: int, seed: int) -> Path:
-    key = json.dumps([real.name, list(real.shape), int(real.labels.numel()), model_name, epochs, seed])
+    # the data's content, not only its name and shape: an npz or image folder edited in place gets a new network
+    content = hashlib.sha256(real.images.detach().cpu().contiguous().numpy().tobytes())
+    content.update(real.labels.detach().cpu().numpy().tobytes())
+    key = json.dumps([real.name, list(real.shape), int(real.labels.numel()), model_name, epochs, seed, content.hexdigest()])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     safe = "".join(ch if ch.isalnum() else "-" for ch in real.name)[-40:]
     return cache_dir() / "feature-networks" / f"{safe}-{model_name}-e{epochs}-s{seed}-{digest}.safetensors"
