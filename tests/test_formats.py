@@ -152,3 +152,18 @@ def test_images_to_uint8_layouts_and_ranges():
         formats.images_to_uint8_nchw(np.full((1, 2, 2), 300.0), "x")
     with pytest.raises(DistillsetError, match="must be"):
         formats.images_to_uint8_nchw(np.zeros((2, 2)), "x")
+
+
+def test_an_image_folder_whose_test_split_was_deleted_is_refused(tmp_path):
+    from distillset.data import load_dataset
+
+    for split in ("train", "test"):
+        for name in ("cat", "dog"):
+            for i in range(5):
+                write_png(tmp_path / split / name / f"{i}.png", RNG.integers(0, 256, size=(4, 4, 3), dtype=np.uint8))
+    assert len(load_dataset(f"imagefolder:{tmp_path}").test_labels) == 10
+    import shutil
+
+    shutil.rmtree(tmp_path / "test")
+    with pytest.raises(DistillsetError, match="has a train folder but no test"):
+        load_dataset(f"imagefolder:{tmp_path}")

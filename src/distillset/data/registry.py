@@ -312,10 +312,15 @@ def _channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, 
 def _load_image_folder(root: Path, name: str, image_size: tuple[int, int] | None) -> ImageDataset:
     """``PATH/<class>/*.png``; or ``PATH/train`` and ``PATH/test`` (or ``val``) holding such folders.
 
-    Without a test folder every fifth image of each class is held out as the test split.
+    With class folders directly under PATH every fifth image of each class is held out as the test split; a
+    ``train`` folder without its ``test`` is refused (a hold-out from train/ would overlap sets made from it).
     """
     train_root = root / "train" if (root / "train").is_dir() else root
     test_root = next((root / s for s in ("test", "val") if train_root != root and (root / s).is_dir()), None)
+    if train_root != root and test_root is None:
+        # holding out train/ images would test sets made from all of train/ on images they were made from
+        raise DistillsetError(f"{root} has a train folder but no test (or val) folder; restore it, or put the class "
+                              "folders directly under it to hold out every fifth image as the test split")
     classes, items = formats.list_image_folder(train_root)
     grey = formats.folder_is_grayscale(items)
     x, y = formats.read_images(items, image_size, grey)
