@@ -195,3 +195,32 @@ def test_the_feature_network_cache_follows_the_data_content(tmp_path):
     np.savez(tmp_path / "d.npz", x=255 - x, y=y)  # same name, shape and labels; other images
     second = _cache_path(ds.real_data(ds.load_dataset(f"npz:{tmp_path / 'd.npz'}")), "convnet-d2", 1, 0)
     assert first != second
+
+
+def test_malformed_release_files_are_one_line(tmp_path, data_root, capsys):
+    import pickle
+    import shutil
+    import struct
+
+    import numpy as np
+
+    from distillset.data import formats
+
+    forged = bytes([0, 0, 0x08, 3]) + b"".join(struct.pack(">I", d) for d in (0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF)) + b"\0" * 8
+    with pytest.raises(DistillsetError, match="truncated"):  # a header whose dimensions overflow 64 bits
+        formats.parse_idx(forged, "forged")
+    batch = tmp_path / "data_batch_1"
+    for labels, words in ((["cat", "dog"], "not a flat list of whole-number labels"), ([[0, 1], [2]], "not a flat list")):
+        with open(batch, "wb") as handle:
+            pickle.dump({"data": np.zeros((2, 3072), np.uint8), "labels": labels}, handle, protocol=2)
+        with pytest.raises(DistillsetError, match=words):
+            formats.read_cifar_batches([batch], "labels")
+    root = tmp_path / "root"
+    shutil.copytree(data_root / "MNIST", root / "MNIST")
+    image_file = root / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
+    image_file.unlink()
+    args = ["coreset", "--method", "random", "--dataset", "mnist", "--ipc", "1", "--data-root", str(root), "--out",
+            str(tmp_path / "o")]
+    one_line_error(main(args), capsys.readouterr().err, "incomplete", "train-images-idx3-ubyte.gz missing")
+    image_file.mkdir()
+    one_line_error(main(args), capsys.readouterr().err, "as folder(s), not files")

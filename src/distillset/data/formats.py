@@ -8,6 +8,7 @@ No reader executes code from a file: CIFAR's pickles go through a whitelisting u
 from __future__ import annotations
 
 import gzip
+import math
 import pickle
 import zlib
 from pathlib import Path
@@ -47,7 +48,7 @@ def parse_idx(data: bytes, source: str) -> np.ndarray:
         raise DistillsetError(f"{source} is truncated (idx header incomplete)")
     dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     dtype = np.dtype(_IDX_DTYPES[data[2]])
-    expected = header + int(np.prod(dims)) * dtype.itemsize
+    expected = header + math.prod(dims) * dtype.itemsize  # Python integers: a forged header cannot overflow
     if len(data) != expected:
         what = "truncated" if len(data) < expected else "longer than its header says"
         raise DistillsetError(f"{source} is {what}: {len(data)} bytes, expected {expected} for shape {dims}")
@@ -112,7 +113,13 @@ def read_cifar_batches(paths: list[Path], label_key: str) -> tuple[np.ndarray, n
         if "data" not in batch or label_key not in batch:
             raise DistillsetError(f"{path} lacks the '{'data' if 'data' not in batch else label_key}' entry of a CIFAR batch")
         data = np.asarray(batch["data"])
-        batch_labels = np.asarray(batch[label_key], dtype=np.int64)
+        try:
+            batch_labels = np.asarray(batch[label_key], dtype=np.int64)
+        except (ValueError, TypeError, OverflowError):
+            raise DistillsetError(f"{path}: the '{label_key}' entry is not a flat list of whole-number labels") from None
+        if batch_labels.ndim != 1:
+            raise DistillsetError(f"{path}: the '{label_key}' entry must be a flat list of labels, found shape "
+                                  f"{list(batch_labels.shape)}")
         if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(batch_labels) != len(data):
             raise DistillsetError(f"{path} has data {data.dtype} {list(data.shape)} and {len(batch_labels)} labels; expected uint8 [N, 3072] and N labels")
         images.append(data.reshape(-1, 3, 32, 32))

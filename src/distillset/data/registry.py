@@ -247,13 +247,23 @@ def load_dataset(
 def _locate(spec: DatasetSpec, data_root) -> Path | None:
     for directory in [root / spec.folder for root in search_roots(data_root)] + list(spec.extra_dirs):
         if directory.is_dir() and all(_existing(directory, f.name).exists() for f in spec.files):
+            not_files = [f.name for f in spec.files if not _existing(directory, f.name).is_file()]
+            if not_files:
+                raise DistillsetError(f"{directory} holds {', '.join(not_files)} as folder(s), not files; replace "
+                                      "them with the dataset's files")
             return directory
     return None
 
 
 def _missing_error(spec: DatasetSpec, data_root) -> DistillsetError:
-    looked = [str(root / spec.folder) for root in search_roots(data_root)] + [str(d) for d in spec.extra_dirs]
+    dirs = [root / spec.folder for root in search_roots(data_root)] + list(spec.extra_dirs)
+    looked = [str(d) for d in dirs]
     names = ", ".join(f.name for f in spec.files)
+    partial = next((d for d in dirs if d.is_dir() and any(_existing(d, f.name).exists() for f in spec.files)), None)
+    if partial is not None:  # say which of the files is missing where the others are
+        missing = [f.name for f in spec.files if not _existing(partial, f.name).exists()]
+        return DistillsetError(f"dataset '{spec.name}' is incomplete in {partial}: {', '.join(missing)} missing. "
+                               f"Fix: copy it there, or add --download")
     return DistillsetError(
         f"dataset '{spec.name}' not found: looked for {names} in {'; '.join(looked)}. "
         f"Fix: pass --data-root DIR (a folder holding {spec.folder}/), set DISTILLSET_DATA, or add --download"
