@@ -224,3 +224,25 @@ def test_malformed_release_files_are_one_line(tmp_path, data_root, capsys):
     one_line_error(main(args), capsys.readouterr().err, "incomplete", "train-images-idx3-ubyte.gz missing")
     image_file.mkdir()
     one_line_error(main(args), capsys.readouterr().err, "as folder(s), not files")
+
+
+def test_a_forged_planetoid_matrix_is_refused_before_allocating():
+    import numpy as np
+
+    from distillset.graph.data import _CSRState
+
+    def matrix(**state):
+        m = _CSRState()
+        m.__setstate__({"indptr": np.array([0, 1, 2]), "indices": np.array([0, 1]), "data": np.ones(2), "_shape": (2, 3),
+                        **state})
+        return m
+
+    assert matrix().dense().tolist() == [[1, 0, 0], [0, 1, 0]]
+    for state, words in (({"_shape": (140, 10 ** 8)}, "dense entries"), ({"indptr": np.array([0, 5, 2])}, "row pointers"),
+                         ({"indices": np.array([0, 9])}, "column index"), ({"data": np.array(["a", "b"])}, "not numbers")):
+        with pytest.raises(DistillsetError, match=words):
+            matrix(**state).dense("ind.cora.x")
+    bare = _CSRState()
+    bare.__setstate__({"indices": np.array([0])})
+    with pytest.raises(DistillsetError, match="lacks indptr"):
+        bare.dense()

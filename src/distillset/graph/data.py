@@ -60,17 +60,43 @@ def undirected_edges(rows: np.ndarray, cols: np.ndarray, num_nodes: int) -> torc
 
 
 # ---------------------------------------------------------------------------------------------- Planetoid
+MAX_DENSE_ENTRIES = 500_000_000  # 2 GB of float32: far above any Planetoid matrix, far below a forged header's ask
+
+
 class _CSRState:
     """Stands in for scipy's csr_matrix while unpickling: keeps the arrays, runs no scipy code."""
 
     def __setstate__(self, state) -> None:
         self.state = state
 
-    def dense(self) -> np.ndarray:
+    def dense(self, source: str = "a Planetoid file") -> np.ndarray:
+        """The dense matrix, after checking the stored arrays describe one (a forged file fails here, in one line,
+        before any large allocation: the dense size is bounded by MAX_DENSE_ENTRIES)."""
+        def bad(problem: str) -> DistillsetError:
+            return DistillsetError(f"{source} holds a damaged sparse matrix: {problem}")
+
+        if not isinstance(self.__dict__.get("state"), dict):
+            raise bad("no array state")
         s = {(k.decode() if isinstance(k, bytes) else k): v for k, v in self.state.items()}
-        shape = tuple(s.get("_shape") or s.get("shape"))
+        missing = [k for k in ("indptr", "indices", "data") if k not in s]
+        if missing or not ("_shape" in s or "shape" in s):
+            raise bad(f"it lacks {', '.join(missing or ['shape'])}")
+        try:
+            shape = tuple(int(v) for v in (s.get("_shape") or s.get("shape")))
+            indptr, indices = np.asarray(s["indptr"], dtype=np.int64), np.asarray(s["indices"], dtype=np.int64)
+            data = np.asarray(s["data"], dtype=np.float32)
+        except (TypeError, ValueError, OverflowError):
+            raise bad("its entries are not numbers") from None
+        if len(shape) != 2 or min(shape) < 0:
+            raise bad(f"shape {list(shape)}")
+        if shape[0] * shape[1] > MAX_DENSE_ENTRIES:
+            raise bad(f"shape {list(shape)} would need {shape[0] * shape[1]:,} dense entries (at most {MAX_DENSE_ENTRIES:,})")
+        if indptr.ndim != 1 or len(indptr) != shape[0] + 1 or (np.diff(indptr) < 0).any() or indptr[0] != 0 \
+                or indptr[-1] != len(indices) or len(indices) != len(data):
+            raise bad("its row pointers do not match its entries")
+        if len(indices) and (indices.min() < 0 or indices.max() >= shape[1]):
+            raise bad("a column index lies outside the matrix")
         out = np.zeros(shape, dtype=np.float32)
-        indptr, indices, data = np.asarray(s["indptr"]), np.asarray(s["indices"]), np.asarray(s["data"])
         rows = np.repeat(np.arange(shape[0]), np.diff(indptr))
         out[rows, indices] = data
         return out
@@ -105,7 +131,7 @@ def _unpickle(path: Path):
 
 def _dense(obj, path: Path) -> np.ndarray:
     if isinstance(obj, _CSRState):
-        return obj.dense()
+        return obj.dense(str(path))
     if isinstance(obj, np.ndarray):
         return obj.astype(np.float32)
     raise DistillsetError(f"{path} holds {type(obj).__name__}, expected a sparse or dense matrix")
