@@ -246,3 +246,16 @@ def test_a_forged_planetoid_matrix_is_refused_before_allocating():
     bare.__setstate__({"indices": np.array([0])})
     with pytest.raises(DistillsetError, match="lacks indptr"):
         bare.dense()
+
+
+def test_a_decompression_bomb_image_is_refused_from_its_header(tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from distillset.data import formats
+
+    (tmp_path / "a").mkdir()
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "a" / "big.png")
+    monkeypatch.setenv("DISTILLSET_MAX_IMAGE_PIXELS", "1000")  # a 64x64 image plays the bomb
+    with pytest.raises(DistillsetError, match="4,096 pixels, above the limit of 1,000"):
+        formats.read_images([(tmp_path / "a" / "big.png", 0)], None, grayscale=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import pickle
 import zlib
 from pathlib import Path
@@ -176,21 +177,29 @@ def list_image_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     return classes, items
 
 
+DEFAULT_MAX_IMAGE_PIXELS = 64_000_000  # 8000 x 8000; DISTILLSET_MAX_IMAGE_PIXELS overrides
+
+
 def read_images(items: list[tuple[Path, int]], size: tuple[int, int] | None, grayscale: bool) -> tuple[np.ndarray, np.ndarray]:
     """Decode image files with Pillow into one uint8 array, resizing to ``size`` (H, W) when given."""
     from PIL import Image, UnidentifiedImageError
 
     mode = "L" if grayscale else "RGB"
+    limit = int(os.environ.get("DISTILLSET_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS))
     arrays, labels = [], []
     first_shape = None
     for path, label in items:
         try:
             with Image.open(path) as img:
+                if img.width * img.height > limit:  # read from the header, before anything is decoded
+                    raise DistillsetError(
+                        f"image {path} declares {img.width}x{img.height} = {img.width * img.height:,} pixels, above the "
+                        f"limit of {limit:,} (a decompression bomb?); if it is genuine, raise DISTILLSET_MAX_IMAGE_PIXELS")
                 img = img.convert(mode)
                 if size is not None and (img.height, img.width) != tuple(size):
                     img = img.resize((size[1], size[0]), Image.BILINEAR)
                 array = np.asarray(img, dtype=np.uint8)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             raise DistillsetError(f"cannot decode image {path}: {exc}") from None
         if first_shape is None:
             first_shape = array.shape
