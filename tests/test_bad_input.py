@@ -259,3 +259,18 @@ def test_a_decompression_bomb_image_is_refused_from_its_header(tmp_path, monkeyp
     monkeypatch.setenv("DISTILLSET_MAX_IMAGE_PIXELS", "1000")  # a 64x64 image plays the bomb
     with pytest.raises(DistillsetError, match="4,096 pixels, above the limit of 1,000"):
         formats.read_images([(tmp_path / "a" / "big.png", 0)], None, grayscale=True)
+
+
+def test_planetoid_files_are_checksummed_like_the_image_datasets(tmp_path, data_root):
+    import shutil
+
+    from distillset.graph.data import load_graph
+
+    shutil.copytree(data_root / "Planetoid" / "Cora", tmp_path / "Planetoid" / "Cora")
+    assert load_graph("cora", tmp_path).num_nodes == 2708
+    y = tmp_path / "Planetoid" / "Cora" / "raw" / "ind.cora.y"
+    y.write_bytes(y.read_bytes()[:-1] + bytes([y.read_bytes()[-1] ^ 1]))  # one flipped bit
+    with pytest.raises(DistillsetError, match="checksum mismatch for .*ind.cora.y"):
+        load_graph("cora", tmp_path)
+    with pytest.raises(DistillsetError):  # without the check, the damaged file is read (and here fails to parse)
+        load_graph("cora", tmp_path, verify=False)

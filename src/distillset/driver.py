@@ -185,7 +185,7 @@ def _load_data(spec: MethodSpec, dataset: str, data_root, device, download: bool
     if spec.modality == "graph":
         from .graph.data import load_graph
 
-        return load_graph(dataset, data_root).to(device)
+        return load_graph(dataset, data_root, verify=verify).to(device)
     from .data import load_dataset, real_data
 
     data = load_dataset(dataset, data_root=data_root, download=download, verify=verify, image_size=image_size)

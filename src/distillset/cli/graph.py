@@ -11,7 +11,7 @@ def cmd_graph_report(args) -> int:
     from ..graph.synset import GraphSynSet
 
     synset = GraphSynSet.load(args.synset)
-    data = load_graph(synset.dataset, args.data_root)
+    data = load_graph(synset.dataset, args.data_root, verify=args.verify)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     report = graph_report(synset, data, models, runs=args.runs, epochs=args.epochs, seed=args.seed, device=args.device,
                           link_prediction=args.link_prediction, plot=args.plot)
@@ -39,7 +39,7 @@ def evaluate_graph_file(args, models: list[str]) -> int:
 
     synset = GraphSynSet.load(args.synset)
     models = ["gcn" if m == "convnet" else m for m in models]  # the image default means the graph default
-    data = load_graph(synset.dataset, args.data_root)
+    data = load_graph(synset.dataset, args.data_root, verify=args.verify)
     results = evaluate_graph(synset, data, models, runs=args.runs, epochs=args.epochs or 600, seed=args.seed, device=args.device)
     payload = {"dataset": synset.dataset, "results": {m: r.as_dict() for m, r in results.items()}}
     if args.json:

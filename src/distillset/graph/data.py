@@ -149,8 +149,30 @@ def row_normalised(features: np.ndarray) -> np.ndarray:
     return (features / np.where(sums == 0, 1, sums)).astype(np.float32)
 
 
-def read_planetoid(directory: Path, name: str) -> GraphData:
-    """The Planetoid files of ``name`` (lower case: cora, citeseer, pubmed) in ``directory``; features row-normalised."""
+# md5 of the Planetoid release files (kimiyoung/planetoid's data/, as PyG fetches them), checked like the image
+# datasets' unless --no-verify; PubMed's are not listed (not available here to check against)
+PLANETOID_MD5 = {
+    "cora": {"allx": "c9083193a57057dd1238321e140194d7", "ally": "125d70817fe1fdbfdcad991995e81579",
+             "graph": "b37c419cec179f45834467630c278e4c", "test.index": "9b822cae1d01f41e8bf8782e20367c0e",
+             "tx": "b29c36916768e1d2f55391c1aa9317ac", "ty": "48bf43f54fa5b86089a4bd0299795f10",
+             "x": "190831eee19d8f330d89d94b40a65c5a", "y": "78344284e3ff7fd24eb9c307d51351eb"},
+    "citeseer": {"allx": "28486b4b9c4ee076b4eee2febd89ba86", "ally": "f0df7e5f859245e32987bfd224d01657",
+                 "graph": "5f88483d5f5cc2b26b987bbbfb695005", "test.index": "70af39d4dff8aaa5c63f8dc526b16534",
+                 "tx": "c25ab826a7e95c0922ab625de705f7df", "ty": "356894a73b7a7eff43c3580f2fcf92a4",
+                 "x": "baeb0100b5a8af8d41f928113ce0a4e5", "y": "8b99f50aa950fbbf9a7a2b71ff9cac97"},
+}
+
+
+def read_planetoid(directory: Path, name: str, verify: bool = True) -> GraphData:
+    """The Planetoid files of ``name`` (lower case: cora, citeseer, pubmed) in ``directory``; features row-normalised.
+    ``verify`` checks each file's md5 first (PLANETOID_MD5)."""
+    if verify:
+        from ..data.checksums import verify_file
+
+        for part, md5 in PLANETOID_MD5.get(name, {}).items():
+            path = directory / f"ind.{name}.{part}"
+            if path.is_file():
+                verify_file(path, md5)
     parts = {}
     for key in ("x", "y", "tx", "ty", "allx", "ally", "graph"):
         parts[key] = _unpickle(directory / f"ind.{name}.{key}")
@@ -249,12 +271,12 @@ def read_ogb_node(directory: Path, name: str) -> GraphData:
 
 
 GRAPH_DATASETS = {
-    "cora": ("Planetoid/Cora/raw", lambda d: read_planetoid(d, "cora")),
-    "citeseer": ("Planetoid/CiteSeer/raw", lambda d: read_planetoid(d, "citeseer")),
-    "pubmed": ("Planetoid/PubMed/raw", lambda d: read_planetoid(d, "pubmed")),
-    "flickr": ("Flickr/raw", lambda d: read_graphsaint(d, "flickr")),
-    "reddit": ("Reddit/raw", lambda d: read_graphsaint(d, "reddit")),
-    "ogbn-arxiv": ("ogbn_arxiv", lambda d: read_ogb_node(d, "ogbn-arxiv")),
+    "cora": ("Planetoid/Cora/raw", lambda d, verify: read_planetoid(d, "cora", verify)),
+    "citeseer": ("Planetoid/CiteSeer/raw", lambda d, verify: read_planetoid(d, "citeseer", verify)),
+    "pubmed": ("Planetoid/PubMed/raw", lambda d, verify: read_planetoid(d, "pubmed", verify)),
+    "flickr": ("Flickr/raw", lambda d, verify: read_graphsaint(d, "flickr")),
+    "reddit": ("Reddit/raw", lambda d, verify: read_graphsaint(d, "reddit")),
+    "ogbn-arxiv": ("ogbn_arxiv", lambda d, verify: read_ogb_node(d, "ogbn-arxiv")),
 }
 
 
@@ -262,7 +284,7 @@ def is_graph_dataset(name: str) -> bool:
     return name.lower() in GRAPH_DATASETS
 
 
-def load_graph(name: str, data_root=None) -> GraphData:
+def load_graph(name: str, data_root=None, verify: bool = True) -> GraphData:
     from ..data.roots import search_roots
 
     key = name.lower()
@@ -272,6 +294,6 @@ def load_graph(name: str, data_root=None) -> GraphData:
     roots = search_roots(data_root)
     for root in roots:
         if (Path(root) / sub).is_dir():
-            return reader(Path(root) / sub)
+            return reader(Path(root) / sub, verify)
     raise DistillsetError(f"graph dataset '{name}' not found: looked for {sub}/ under {', '.join(str(r) for r in roots)}; "
                           "pass --data-root or set DISTILLSET_DATA")
