@@ -91,3 +91,18 @@ def test_commands_that_are_not_distributed_say_so(monkeypatch, capsys):
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(["coreset", "--method", "random", "--dataset", "digits", "--ipc", "1", "--out", "unused"]) == 2
     assert "does not run under torchrun" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["dsa", "dm"])
+def test_more_processes_than_classes_give_the_single_process_synset(tmp_path, digits, method):
+    """3 gloo processes on a 2-class dataset: the idle rank contributes a zero gradient instead of failing in
+    backward (and leaving its peers waiting in the reduction)."""
+    import numpy as np
+
+    keep = np.isin(digits.train_labels, [0, 1])
+    np.savez(tmp_path / "two.npz", x=digits.train_images[keep][:, 0], y=digits.train_labels[keep])
+    args = ["condense", "--method", method, "--dataset", f"npz:{tmp_path / 'two.npz'}", "--ipc", "1", "--model", MODEL,
+            "--iterations", "2", "--no-progress"] + (["--no-compile"] if method == "dsa" else [])
+    launch(args + ["--out", str(tmp_path / "three")], 3)
+    launch(args + ["--out", str(tmp_path / "one")], 1)
+    assert_same(SynSet.load(tmp_path / "one" / "synset.safetensors"), SynSet.load(tmp_path / "three" / "synset.safetensors"))

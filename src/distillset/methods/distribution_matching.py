@@ -16,6 +16,7 @@ there cover that rank's classes only.)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -80,11 +81,11 @@ class DistributionMatching(SyntheticImageMethod):
             p.requires_grad_(False)
         images, optimizer = self.image_optimizer(state)
         loss = self.matching_loss(net, images, state.labels, generator) + self.guidance_loss(images, state.labels, it)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"the matching loss became {loss.item()} at iteration {it + 1}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         loss_value = all_reduce_gradients(images, loss)  # under torchrun: the sum over every rank's classes
+        if not math.isfinite(loss_value):  # checked after the reduction, so every rank stops, none waits alone
+            raise FloatingPointError(f"the matching loss became {loss_value} at iteration {it + 1}")
         optimizer.step()
         return self.commit(state, images, optimizer, loss_value / real.num_classes)
 
@@ -97,8 +98,8 @@ class DistributionMatching(SyntheticImageMethod):
         picks = [real.sample_indices(c, cfg.batch_real, generator) for c in range(k)]
         params_dsa = self.dsa.draw(k, tuple(real.shape[1:]), generator) if self.dsa is not None else None
         classes = context().mine(range(k))
-        if not classes:
-            return images.new_zeros(())
+        if not classes:  # more ranks than classes: a zero that still reaches the images, so backward and the reduction run
+            return (images * 0).sum()
         idx = torch.cat([picks[c] for c in classes])
         x_real, y_real = real.images[idx], real.labels[idx]
         mine = torch.isin(labels, torch.tensor(classes, device=labels.device))

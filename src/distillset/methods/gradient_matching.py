@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -293,11 +295,11 @@ class GradientMatching(SyntheticImageMethod):
             freeze_batchnorm(net, real, cfg.bn_real_per_class, generator)
             loss = self.matching_loss(net, params, images, state.labels, generator)
             loss = loss + self.guidance_loss(images, state.labels, it, outer)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"the matching loss became {loss.item()} at iteration {it + 1} (outer step {outer + 1})")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             loss_value = all_reduce_gradients(images, loss)  # under torchrun: the sum over every rank's classes
+            if not math.isfinite(loss_value):  # checked after the reduction, so every rank stops, none waits alone
+                raise FloatingPointError(f"the matching loss became {loss_value} at iteration {it + 1} (outer step {outer + 1})")
             optimizer.step()
             losses.append(loss_value / k)
             if outer == cfg.outer_loop - 1:
@@ -316,8 +318,8 @@ class GradientMatching(SyntheticImageMethod):
         picks = [real.sample_indices(c, cfg.batch_real, generator) for c in range(k)]
         params_dsa = self.dsa.draw(k, tuple(real.shape[1:]), generator) if self.dsa is not None else None
         total = images.new_zeros(())
-        if not classes:
-            return total
+        if not classes:  # more ranks than classes: a zero that still reaches the images, so backward and the reduction run
+            return (images * 0).sum()
         real_idx = torch.cat([picks[c] for c in classes])
         x_real, y_real = real.images[real_idx], real.labels[real_idx]
         counts = [picks[c].numel() for c in classes]
