@@ -106,3 +106,12 @@ def test_more_processes_than_classes_give_the_single_process_synset(tmp_path, di
     launch(args + ["--out", str(tmp_path / "three")], 3)
     launch(args + ["--out", str(tmp_path / "one")], 1)
     assert_same(SynSet.load(tmp_path / "one" / "synset.safetensors"), SynSet.load(tmp_path / "three" / "synset.safetensors"))
+
+
+def test_a_fixed_gpu_index_under_torchrun_is_refused(monkeypatch):
+    from distillset.distributed import init_from_environment
+    from distillset.errors import DistillsetError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(DistillsetError, match="would put every rank on one GPU"):
+        init_from_environment("cuda:1")

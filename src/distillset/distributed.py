@@ -85,13 +85,21 @@ def init_from_environment(device: str | None) -> Context:
     if world <= 1:
         return _CONTEXT
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    if device is not None and str(device).startswith("cuda:"):
+        raise DistillsetError(f"--device {device} under torchrun would put every rank on one GPU; use --device cuda (rank r "
+                              "takes its local GPU; choose GPUs with CUDA_VISIBLE_DEVICES)")
     cuda = device is not None and str(device).startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    device_id = None
     if cuda:
         if not torch.cuda.is_available():
             raise DistillsetError("--device cuda under torchrun, but PyTorch sees no CUDA GPU; use --device cpu (gloo)")
-        torch.cuda.set_device(local_rank % torch.cuda.device_count())
+        device_id = torch.device("cuda", local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(device_id)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if cuda else "gloo")
+        if device_id is not None:  # binds NCCL's communicator to this rank's GPU from the start
+            dist.init_process_group(backend="nccl", device_id=device_id)
+        else:
+            dist.init_process_group(backend="gloo")
     _CONTEXT = Context(rank, world, local_rank)
     return _CONTEXT
 
