@@ -274,3 +274,8 @@ def test_planetoid_files_are_checksummed_like_the_image_datasets(tmp_path, data_
         load_graph("cora", tmp_path)
     with pytest.raises(DistillsetError):  # without the check, the damaged file is read (and here fails to parse)
         load_graph("cora", tmp_path, verify=False)
+
+
+def test_option_errors_name_the_flag_on_the_command_line(tmp_path, capsys):
+    code = main(["condense", "--method", "dc", "--dataset", "digits", "--ipc", "1", "--lr-img", "-1", "--out", str(tmp_path / "o")])
+    one_line_error(code, capsys.readouterr().err, "option 'lr_img' (--lr-img) must be > 0")

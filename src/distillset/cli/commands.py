@@ -63,12 +63,22 @@ def _run(args, kind: str) -> int:
 
     spec = method_for(args.method, args.dataset, kind)
     options = _method_options(args, spec)
-    run_method(spec.name, args.dataset, args.out, options, kind=kind, data_root=args.data_root, device=args.device,
-               download=args.download, verify=args.verify, image_size=getattr(args, "image_size", None),
-               checkpoint_every=getattr(args, "checkpoint_every", 10), eval_every=getattr(args, "eval_every", 0),
-               eval_runs=getattr(args, "eval_runs", 2), eval_epochs=getattr(args, "eval_epochs", None),
-               progress=getattr(args, "progress", False), log=_log)
+    try:
+        run_method(spec.name, args.dataset, args.out, options, kind=kind, data_root=args.data_root, device=args.device,
+                   download=args.download, verify=args.verify, image_size=getattr(args, "image_size", None),
+                   checkpoint_every=getattr(args, "checkpoint_every", 10), eval_every=getattr(args, "eval_every", 0),
+                   eval_runs=getattr(args, "eval_runs", 2), eval_epochs=getattr(args, "eval_epochs", None),
+                   progress=getattr(args, "progress", False), log=_log)
+    except DistillsetError as exc:
+        raise DistillsetError(_with_flags(str(exc))) from None
     return 0
+
+
+def _with_flags(message: str) -> str:
+    """Name the command-line flag beside a config option the message names: option 'lr_img' (--lr-img)."""
+    for dest in METHOD_FLAGS:
+        message = message.replace(f"option '{dest}'", f"option '{dest}' (--{dest.replace('_', '-')})")
+    return message
 
 
 def cmd_condense(args) -> int:
