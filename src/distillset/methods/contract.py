@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import types
 import typing
-from dataclasses import MISSING, Field, dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -38,10 +38,6 @@ def option(default: Any, help: str = "", *, low: float | None = None, high: floa
     ``low``/``high`` bound numbers (``low_open``: strictly above ``low``); ``choices`` lists the allowed
     values. The type is the field's annotation (``int | None`` allows None)."""
     return field(default=default, metadata={"help": help, "low": low, "high": high, "low_open": low_open, "choices": choices})
-
-
-def option_help(f: Field) -> str:
-    return f.metadata.get("help", "") if f.metadata else ""
 
 
 def _allowed_types(annotation: Any) -> tuple[tuple[type, ...], bool]:
@@ -116,10 +112,6 @@ def config_from_options(config_class: type, options: dict, source: str) -> Any:
 def constrained_fields(config_class: type) -> list[Field]:
     """Fields with a declared range or choices (the contract test pushes one out of range)."""
     return [f for f in fields(config_class) if f.metadata and (f.metadata.get("low") is not None or f.metadata.get("choices"))]
-
-
-def field_default(f: Field) -> Any:
-    return f.default if f.default is not MISSING else (f.default_factory() if f.default_factory is not MISSING else None)
 
 
 @dataclass(frozen=True)
