@@ -100,6 +100,11 @@ def test_checkpoint_with_a_non_integer_iteration_is_one_line(tmp_path, capsys):
     (["condense", "--method", "dc", "--dataset", "digits", "--ipc", "1", "--device", "mps"], ("no usable MPS",)),
     (["condense", "--method", "dm", "--dataset", "digits", "--ipc", "1", "--guide-weight", "3"], ("--guide-models",)),
     (["condense", "--method", "dc", "--dataset", "digits", "--ipc", "1", "--iterations", "0"], ("must be at least 1",)),
+    (["condense", "--method", "dc", "--dataset", "digits", "--ipc", "1", "--eval-every", "-1"], ("--eval-every must be 0",)),
+    (["condense", "--method", "dc", "--dataset", "digits", "--ipc", "1", "--epochs", "5"], ("--epochs does not apply to --method dc",)),
+    (["condense", "--method", "dc", "--dataset", "digits", "--ipc", "0"], ("--ipc", "at least 1")),
+    (["experts", "--dataset", "digits", "--lr", "-1"], ("--lr must be positive",)),
+    (["experts", "--dataset", "digits", "--momentum", "-1"], ("--momentum",)),
 ])
 def test_meaningless_or_impossible_runs_are_refused_before_any_work(tmp_path, capsys, args, words):
     out = tmp_path / "out"
@@ -134,6 +139,8 @@ def test_data_and_config_files_that_would_crash_are_one_line(tmp_path, capsys):
     np.savez(tmp_path / "big.npz", x=np.zeros((4, 2, 2), np.uint8), y=np.array([0, 1, 1_000_000_000, 0]))
     (tmp_path / "bytes.yaml").write_bytes(bytes(range(128, 256)))
     (tmp_path / "bad.yaml").write_text("a: [1, 2\nb: 3\n")
+    (tmp_path / "quoted.yaml").write_text('outer_loop: "2"\nbatch_real: 8\n')
+    (tmp_path / "zero.yaml").write_text("batch_real: 0\n")
     cases = [
         (["coreset", "--method", "random", "--dataset", f"npz:{tmp_path / 'arr.npy'}", "--ipc", "1"], "not an .npz archive"),
         (["coreset", "--method", "random", "--dataset", f"npz:{tmp_path / 'big.npz'}", "--ipc", "1"], "with only 4 images"),
@@ -141,6 +148,10 @@ def test_data_and_config_files_that_would_crash_are_one_line(tmp_path, capsys):
          "not a text (UTF-8) YAML file"),
         (["condense", "--method", "dc", "--dataset", "digits", "--ipc", "1", "--config", str(tmp_path / "bad.yaml")],
          "is not valid YAML at line 2"),
+        (["condense", "--method", "dc", "--dataset", "digits", "--ipc", "1", "--config", str(tmp_path / "quoted.yaml")],
+         "option 'outer_loop' must be int, got '2'"),
+        (["condense", "--method", "dc", "--dataset", "digits", "--ipc", "1", "--config", str(tmp_path / "zero.yaml")],
+         "option 'batch_real' must be >= 1"),
     ]
     for args, words in cases:
         one_line_error(main([*args, "--out", str(tmp_path / "out")]), capsys.readouterr().err, words)
@@ -279,3 +290,25 @@ def test_planetoid_files_are_checksummed_like_the_image_datasets(tmp_path, data_
 def test_option_errors_name_the_flag_on_the_command_line(tmp_path, capsys):
     code = main(["condense", "--method", "dc", "--dataset", "digits", "--ipc", "1", "--lr-img", "-1", "--out", str(tmp_path / "o")])
     one_line_error(code, capsys.readouterr().err, "option 'lr_img' (--lr-img) must be > 0")
+
+
+def test_a_guide_pool_given_as_a_file_and_an_unwritable_cache_are_named(tmp_path, capsys, monkeypatch):
+    afile = tmp_path / "pool.pt"
+    afile.write_bytes(b"not a pool")
+    args = ["condense", "--method", "dm", "--dataset", "digits", "--ipc", "1", "--iterations", "1", "--guide-models", str(afile),
+            "--out", str(tmp_path / "o")]
+    one_line_error(main(args), capsys.readouterr().err, "is a file, not a pool folder")
+    assert not (tmp_path / "o").exists()
+    monkeypatch.setenv("DISTILLSET_CACHE", str(afile / "cache"))  # under a file: no user can write there
+    args = ["coreset", "--method", "herding", "--dataset", "digits", "--ipc", "1", "--out", str(tmp_path / "o")]
+    one_line_error(main(args), capsys.readouterr().err, "$DISTILLSET_CACHE", "which is a file")
+
+
+def test_a_graph_set_of_another_feature_width_is_refused_at_evaluation(tmp_path, data_root, capsys):
+    from distillset.graph.synset import GraphSynSet
+
+    adjacency = torch.zeros(7, 7)
+    synset = GraphSynSet(torch.rand(7, 5), adjacency, torch.arange(7), "cora", 7, "gcond", 0.5, {})
+    synset.save(tmp_path / "g.safetensors")
+    code = main(["evaluate", str(tmp_path / "g.safetensors"), "--data-root", str(data_root), "--runs", "1", "--epochs", "1"])
+    one_line_error(code, capsys.readouterr().err, "5 features per node but cora has 1433")

@@ -21,7 +21,7 @@ from .catalogue import MethodSpec, get_method
 from .device import resolve_device
 from .distributed import context, local_device
 from .errors import DistillsetError
-from .fileio import read_yaml_mapping, remove_stale_temporaries
+from .fileio import check_writable_folder, read_yaml_mapping, remove_stale_temporaries
 from .models import check_model_fits, check_model_name
 from .runner import (CHECKPOINT_FILE, SYNSET_FILE, Log, RunLock, RunOutcome, finished_run, load_checkpoint, save_checkpoint,
                      write_run)
@@ -108,16 +108,7 @@ def check_output_folder(out: str | os.PathLike) -> Path:
     place this process cannot write."""
     if not str(out).strip():
         raise DistillsetError("--out is empty; give the folder the run should write to")
-    directory = Path(out)
-    if directory.exists() and not directory.is_dir():
-        raise DistillsetError(f"--out {directory} is a file, not a folder; choose another --out")
-    existing = directory
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise DistillsetError(f"--out {directory} lies under {existing}, which is a file; choose another --out")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise DistillsetError(f"--out {directory}: {existing} is not writable by this user; choose another --out")
+    directory = check_writable_folder(out, "--out")
     return directory
 
 

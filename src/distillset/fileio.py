@@ -77,6 +77,25 @@ def write_safetensors(path: str | os.PathLike, tensors: dict, metadata: dict[str
     return atomic_write_bytes(path, safetensors_bytes(tensors, metadata))
 
 
+def check_writable_folder(directory: str | os.PathLike, name: str) -> Path:
+    """Refuse, before any work, a folder this process could not write into at the end: one that is a file, lies
+    under a file, or whose nearest existing ancestor is not writable. ``name`` is how the user gave it (a flag or
+    an environment variable), used in the one-line message."""
+    from .errors import DistillsetError
+
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise DistillsetError(f"{name} {directory} is a file, not a folder; choose another {name}")
+    existing = directory
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DistillsetError(f"{name} {directory} lies under {existing}, which is a file; choose another {name}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise DistillsetError(f"{name} {directory}: {existing} is not writable by this user; choose another {name}")
+    return directory
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
     return atomic_write_bytes(path, text.encode())

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import DistillsetError
 from ..seeding import derive_seed, make_generator
 from .data import GraphData
 from .models import Propagation, build_gnn
@@ -90,9 +91,23 @@ def train_and_test(model_name: str, features: torch.Tensor, graph: Propagation, 
     return best_val, accuracy(model, real_features, real_graph, data.test, data.labels)
 
 
+def check_synset_fits(synset: GraphSynSet, data: GraphData) -> None:
+    """Refuse a condensed graph that cannot be trained and tested against ``data``: other feature width, more
+    classes than the real graph has."""
+    width, real_width = synset.features.shape[1], data.features.shape[1]
+    if width != real_width:
+        raise DistillsetError(f"graph SynSet has {width} features per node but {synset.dataset} has {real_width}; "
+                              "it was made from other data or is damaged: condense it again")
+    if synset.num_classes != data.num_classes:
+        raise DistillsetError(f"graph SynSet declares {synset.num_classes} classes but {synset.dataset} has "
+                              f"{data.num_classes}; it was made from other data or is damaged: condense it again")
+
+
 def evaluate_graph(synset: GraphSynSet | None, data: GraphData, models: list[str] = ("gcn",), runs: int = 5, epochs: int = 600,
                    seed: int = 0, device="cpu") -> dict[str, GraphEvalResult]:
     """Evaluate a condensed graph (or, with ``synset=None``, the whole real graph's training nodes)."""
+    if synset is not None:
+        check_synset_fits(synset, data)
     data = data.to(device)
     real_graph = Propagation.from_edges(data.edge_index, data.num_nodes)
     real_features = inference_features(data.features)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .data import GraphData
-from .evaluate import evaluate_graph
+from .evaluate import check_synset_fits, evaluate_graph
 from .led import energy_distribution, graph_led, led_shift, plot_distributions
 from .synset import GraphSynSet
 
@@ -13,6 +13,7 @@ def graph_report(synset: GraphSynSet, data: GraphData, models: list[str], runs: 
     """One mapping: GNN accuracies (best epoch on the real validation split), the LED shift (1-Wasserstein distance
     between the energy distributions over the eigenvalue axis), the mean eigenvalues, and with ``link_prediction``
     the ROC-AUC of held-out real edges for the condensed graph and for the whole graph."""
+    check_synset_fits(synset, data)
     original = graph_led(data)
     condensed = energy_distribution(synset.features, synset.adjacency)
     results = evaluate_graph(synset, data, models, runs=runs, epochs=epochs, seed=seed, device=device)

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..data.real import RealData
 from ..training import TrainConfig, train_model
-from ..fileio import atomic_write
+from ..fileio import atomic_write, check_writable_folder
 from ..models import build_model
 from ..seeding import make_generator
 
@@ -53,6 +53,8 @@ def train_feature_network(real: RealData, model_name: str = "convnet", epochs: i
     from safetensors.torch import load_file, save_file
 
     path = _cache_path(real, model_name, epochs, seed)
+    if use_cache:  # an unwritable cache fails now, not after the training it would have stored
+        check_writable_folder(path.parent, "$DISTILLSET_CACHE" if os.environ.get("DISTILLSET_CACHE") else "cache folder")
     model = build_model(model_name, real.shape, real.num_classes, make_generator(seed, "feature-network", "init"), real.device)
     if use_cache and path.is_file():
         try:

@@ -166,8 +166,11 @@ def _resolve(spec: str) -> list[tuple[Path, dict]]:
                 raise DistillsetError(f"{path} is not listed in {path.parent / INDEX}")
             out.append((path.parent, member))
             continue
+        if path.is_file():
+            raise DistillsetError(f"guide model pool {path} is a file, not a pool folder; pass the folder "
+                                  "`distillset train-pool` wrote, or one member's .safetensors file in it")
         if not path.is_dir():
-            raise DistillsetError(f"guide model pool {path} does not exist")
+            raise DistillsetError(f"guide model pool {path} does not exist; make one with `distillset train-pool`")
         index = _read_index(path)
         filters = {}
         for pair in [p for p in filters_text.split(";") if p]:
