@@ -101,3 +101,18 @@ def test_models_that_cannot_take_the_shape_are_refused_before_training(digits):
     synset = make_coreset("random", real_data(digits), ipc=1, seed=0)
     with pytest.raises(DistillsetError, match="'lenet' cannot take 1x8x8"):
         evaluate_synset(synset, digits.test_images, digits.test_labels, models=["convnet", "lenet"], runs=1, epochs=1000)
+
+
+def test_stored_run_by_run_evaluation_trains_pending_runs_together_where_evaluate_would(digits):
+    """An experiment's resumable evaluation takes the batched path wherever a full evaluation would (CUDA), so its
+    numbers are the `distillset evaluate` numbers; the runs it already holds are skipped."""
+    from distillset.evaluation import each_run
+
+    synset = make_coreset("random", real_data(digits), ipc=5, seed=0)
+    kwargs = dict(epochs=6, seed=2, batch_size=32, strategy="batched")
+    full = evaluate_synset(synset, digits.test_images, digits.test_labels, models=["mlp"], runs=4, **kwargs)
+    stored = list(each_run(synset, digits.test_images, digits.test_labels, "mlp", 4, skip={1}, **kwargs))
+    assert [r[0] for r in stored] == [0, 2, 3]
+    assert [r[1] for r in stored] == [full.results["mlp"].outcomes[r] for r in (0, 2, 3)]
+    alone = list(each_run(synset, digits.test_images, digits.test_labels, "mlp", 4, skip={0, 1, 2}, **kwargs))
+    assert alone[0][1] == full.results["mlp"].outcomes[3]

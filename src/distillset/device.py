@@ -22,3 +22,51 @@ def resolve_device(device: str | None) -> torch.device:
     if resolved.type not in ("cpu", "cuda", "mps"):
         raise DistillsetError(f"unsupported device '{device}'; use cpu or cuda")
     return resolved
+
+
+def to_device(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """Move a host tensor to ``device`` without making the host wait: on CUDA it is staged in pinned memory and
+    copied asynchronously (the caching host allocator keeps the staging buffer alive until the copy is done), so
+    the Python thread keeps queueing kernels; a pageable ``.to('cuda')`` would wait for the stream each time."""
+    device = torch.device(device)
+    if device.type != "cuda" or tensor.device.type != "cpu":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
+def set_deterministic(enabled: bool) -> dict:
+    """Ask every library for reproducible GPU kernels (``--deterministic``), and report what is now in force.
+
+    On: cuDNN deterministic algorithms and no autotuning (``benchmark`` off), TF32 off for matmul and
+    convolutions (full float32 precision), ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (cuBLAS's reproducible
+    workspace; set before the first cuBLAS call) and ``torch.use_deterministic_algorithms(True, warn_only=True)``
+    (an operation with no deterministic kernel warns instead of failing). Off: PyTorch's defaults are left alone.
+    On the CPU every kernel is already deterministic for a fixed thread count; the flag changes nothing there."""
+    import os
+
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return numerics_settings()
+
+
+def numerics_settings() -> dict:
+    """The settings that decide whether a GPU run repeats bit for bit, as recorded in run.json."""
+    import os
+
+    settings = {"deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+                "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+                "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+                "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+                "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
+                "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+                "torch_threads": torch.get_num_threads()}
+    if torch.cuda.is_available():
+        index = torch.cuda.current_device()
+        settings.update(gpu=torch.cuda.get_device_name(index), cuda=torch.version.cuda,
+                        cudnn=torch.backends.cudnn.version())
+    return settings

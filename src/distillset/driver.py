@@ -17,6 +17,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .catalogue import MethodSpec, get_method
 from .device import resolve_device
 from .distributed import context, local_device
@@ -225,6 +227,8 @@ def run_identity(spec: MethodSpec, dataset: str, config, image_size=None) -> dic
                 **{k: v for k, v in asdict(config).items() if k not in NOT_IDENTITY}}
     if image_size:
         identity["image_size"] = list(image_size)
+    if torch.are_deterministic_algorithms_enabled():  # --deterministic changes GPU numerics: a run of its own
+        identity["deterministic"] = True
     return identity
 
 
@@ -342,7 +346,7 @@ def _drive(spec, engine, config, identity, directory, data, dataset, torch_devic
         return RunOutcome(synset, directory, False, {})
     timings = {"load_data": t1 - t0, "method": t2 - t1, "seconds_per_iteration": (t2 - t1) / max(done_now, 1),
                "processes": ctx.world}
-    outcome = write_run(synset, directory, identity, timings, log, metrics)
+    outcome = write_run(synset, directory, identity, timings, log, metrics, torch_device)
     checkpoint.unlink(missing_ok=True)
     ctx.barrier()
     return outcome

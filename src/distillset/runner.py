@@ -39,9 +39,17 @@ class RunOutcome:
     record: dict
 
 
-def environment() -> dict:
-    return {"python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
-            "processor": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+def environment(device: torch.device | str | None = None) -> dict:
+    """Where a run ran: versions, machine, threads, and the numerics settings (device, GPU name, CUDA and cuDNN
+    versions, TF32, deterministic kernels) that decide whether it repeats bit for bit."""
+    from .device import numerics_settings
+
+    record = {"python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
+              "processor": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+    if device is not None:
+        record["device"] = str(device)
+    record["numerics"] = numerics_settings()
+    return record
 
 
 class RunLock:
@@ -124,7 +132,8 @@ def load_checkpoint(path: Path, config: dict) -> tuple[dict[str, torch.Tensor], 
                               "start the run again") from None
 
 
-def write_run(synset, directory: Path, config: dict, timings: dict, log: Log, metrics: dict | None = None) -> RunOutcome:
+def write_run(synset, directory: Path, config: dict, timings: dict, log: Log, metrics: dict | None = None,
+              device: torch.device | str | None = None) -> RunOutcome:
     """Write the set (and, for images, its grid), then run.json last (its 'complete' status marks the run finished)."""
     directory.mkdir(parents=True, exist_ok=True)
     synset.save(directory / SYNSET_FILE)
@@ -139,7 +148,7 @@ def write_run(synset, directory: Path, config: dict, timings: dict, log: Log, me
         written.append(directory / GRID_FILE)
         summary.update(images=len(synset), shape=list(synset.shape))
     record = {"status": "complete", "config": config, "timings_s": timings, "metrics": metrics or {}, "synset": summary,
-              "environment": environment()}
+              "environment": environment(device)}
     atomic_write_json(directory / RUN_FILE, record)
     unit = "nodes" if hasattr(synset, "adjacency") else "images"
     log(f"wrote {written[0]} ({len(synset)} {unit}), {', '.join(str(p) for p in written[1:] + [directory / RUN_FILE])}")

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .device import to_device
+
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
@@ -48,7 +50,8 @@ def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, c
     epoch); with ``lr_decay`` the lr drops x0.1 once, before the first step of the second half (epoch
     epochs // 2, or step max_steps // 2). ``on_batch(indices, detached logits)`` sees every minibatch (the
     forgetting-event counter), ``on_epoch(epoch)`` every finished epoch from 1 (checkpoints). A loss that
-    is not finite raises :class:`TrainingDiverged`."""
+    is not finite raises :class:`TrainingDiverged` at the end of its epoch (the test runs on the device and
+    is read once per epoch, so steps never wait for the GPU)."""
     soft = targets.dim() == 2
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     n = images.shape[0]
@@ -57,8 +60,9 @@ def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, c
     decay_at = (total // 2 if max_steps is not None else (config.epochs // 2) * per_epoch) if lr_decay else 0
     model.train()
     step = epoch = 0
+    finite = torch.ones((), dtype=torch.bool, device=images.device)  # tested once per epoch: no per-step sync
     while step < total:
-        order = torch.randperm(n, generator=generator).to(images.device)
+        order = to_device(torch.randperm(n, generator=generator), images.device)
         for start in range(0, n, config.batch_size):
             if step == decay_at and step > 0:
                 for group in optimizer.param_groups:
@@ -69,8 +73,7 @@ def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, c
                 x = augment(x, generator)
             out = model(x)
             loss = soft_cross_entropy(out, targets[batch]) if soft else F.cross_entropy(out, targets[batch])
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch + 1}")
+            finite &= torch.isfinite(loss)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -80,6 +83,8 @@ def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, c
             if step >= total:
                 break
         epoch += 1
+        if not bool(finite):
+            raise TrainingDiverged(f"the loss became NaN or infinite in epoch {epoch}")
         if on_epoch is not None:
             on_epoch(epoch)
     return model

@@ -25,6 +25,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..device import to_device
 from ..errors import DistillsetError
 
 OPERATIONS = ("crop", "scale", "rotate", "noise")
@@ -61,6 +62,8 @@ class DCAugment:
         self.crop, self.scale, self.rotate, self.noise = crop, scale, rotate, noise
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """One operation per image, drawn on the host; the draws reach the device in one copy (plus one for the
+        noise rows when ``noise`` is in the strategy), and nothing is read back, so the host never waits."""
         n = x.shape[0]
         g = generator
         choice = torch.randint(len(self.ops), (n,), generator=g)
@@ -69,27 +72,32 @@ class DCAugment:
         angles = torch.randint(-self.rotate, self.rotate, (n,), generator=g)
         noise = torch.randn(x.shape, generator=g)
         channel_mean = x.mean(dim=(0, 2, 3))  # of the batch before augmentation, as the reference
-        out = x
+        order = torch.argsort(choice, stable=True)  # images grouped by operation, ascending within each
+        counts = torch.bincount(choice, minlength=len(self.ops)).tolist()
+        columns = [order[:, None], offsets[order], factors[order], angles[order][:, None]]
+        table = to_device(torch.cat([c.to(torch.float64) for c in columns], 1), x.device)  # exact for these values
+        out, start = x, 0
         for k, op in enumerate(self.ops):
-            sel = (choice == k).nonzero().flatten()
-            if sel.numel() == 0:
+            if counts[k] == 0:
                 continue
-            dev = sel.to(x.device)
+            rows = table[start:start + counts[k]]
+            dev = rows[:, 0].long()
             if op == "crop":
-                part = self._crop(x[dev], offsets[sel], channel_mean)
+                part = self._crop(x[dev], rows[:, 1:3].long(), channel_mean)
             elif op == "scale":
-                part = self._scale(x[dev], factors[sel])
+                part = self._scale(x[dev], rows[:, 3:5].float())
             elif op == "rotate":
-                part = self._rotate(x[dev], angles[sel], float(channel_mean.mean()))
+                part = self._rotate(x[dev], rows[:, 5], channel_mean.mean())
             else:
-                part = x[dev] + self.noise * noise[sel].to(device=x.device, dtype=x.dtype)
+                part = x[dev] + self.noise * to_device(noise[order[start:start + counts[k]]], x.device).to(x.dtype)
             out = out.index_copy(0, dev, part)
+            start += counts[k]
         return out
 
     def _crop(self, x: torch.Tensor, offsets: torch.Tensor, channel_mean: torch.Tensor) -> torch.Tensor:
         """out[y, x] = padded[y + r, x + c], the padding holding each channel's batch mean."""
         n, c, h, w = x.shape
-        shift = offsets.to(x.device) - self.crop  # source = output + shift
+        shift = offsets - self.crop  # source = output + shift
         ys = torch.arange(h, device=x.device).view(1, h) + shift[:, :1]
         xs = torch.arange(w, device=x.device).view(1, w) + shift[:, 1:]
         valid = ((ys >= 0) & (ys < h)).view(n, 1, h, 1) & ((xs >= 0) & (xs < w)).view(n, 1, 1, w)
@@ -104,26 +112,26 @@ class DCAugment:
         n, c, h, w = x.shape
         new_h = (factors[:, 0] * h).long()  # int() truncates, as the reference
         new_w = (factors[:, 1] * h).long()
-        side = torch.maximum(torch.maximum(new_h, new_w), torch.tensor(max(h, w)))
+        side = torch.maximum(new_h, new_w).clamp_min(max(h, w))
         # output row y reads canvas row y + (side - h) // 2, which holds scaled row a = that - (side - new_h) // 2
-        a = torch.arange(h).view(1, h) + ((side - h) // 2).view(n, 1) - ((side - new_h) // 2).view(n, 1)
-        b = torch.arange(w).view(1, w) + ((side - w) // 2).view(n, 1) - ((side - new_w) // 2).view(n, 1)
+        rows, cols = torch.arange(h, device=x.device).view(1, h), torch.arange(w, device=x.device).view(1, w)
+        a = rows + ((side - h) // 2).view(n, 1) - ((side - new_h) // 2).view(n, 1)
+        b = cols + ((side - w) // 2).view(n, 1) - ((side - new_w) // 2).view(n, 1)
         valid = ((a >= 0) & (a < new_h.view(n, 1))).view(n, 1, h, 1) & ((b >= 0) & (b < new_w.view(n, 1))).view(n, 1, 1, w)
         # F.interpolate(mode="nearest"): source index floor(dst * (in / out)), in float32, clamped
         src_y = (a.float() * (h / new_h.float()).view(n, 1)).floor().long().clamp(0, h - 1)
         src_x = (b.float() * (w / new_w.float()).view(n, 1)).floor().long().clamp(0, w - 1)
-        valid, src_y, src_x = valid.to(x.device), src_y.to(x.device), src_x.to(x.device)
         gathered = x.gather(2, src_y.view(n, 1, h, 1).expand(n, c, h, w))
         gathered = gathered.gather(3, src_x.view(n, 1, 1, w).expand(n, c, h, w))
         return gathered * valid.to(x.dtype)
 
-    def _rotate(self, x: torch.Tensor, degrees: torch.Tensor, fill: float) -> torch.Tensor:
+    def _rotate(self, x: torch.Tensor, degrees: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
         """Rotation about the centre by ``degrees``; what comes from outside the image is ``fill``."""
         n = x.shape[0]
         a = degrees.to(torch.float64) * (math.pi / 180)
-        theta = torch.zeros(n, 2, 3, dtype=torch.float64)
+        theta = torch.zeros(n, 2, 3, dtype=torch.float64, device=x.device)
         theta[:, 0, 0], theta[:, 0, 1] = torch.cos(a), -torch.sin(a)
         theta[:, 1, 0], theta[:, 1, 1] = torch.sin(a), torch.cos(a)
-        grid = F.affine_grid(theta.to(device=x.device, dtype=x.dtype), list(x.shape), align_corners=False)
+        grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
         shifted = x - fill  # zero padding of (x - fill) is padding x with fill
         return F.grid_sample(shifted, grid, mode="bicubic", padding_mode="zeros", align_corners=False) + fill

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..device import to_device
 from ..errors import DistillsetError
 
 FAMILIES = ("color", "crop", "cutout", "flip", "scale", "rotate")
@@ -95,44 +96,69 @@ class DSA:
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Non-siamese augmentation of a batch (inner loops, evaluation, experts): see :meth:`draw_batch`."""
         params = self.draw_batch(x.shape[0], tuple(x.shape[2:]), generator)
-        return self.apply(x, params, torch.arange(x.shape[0], device=x.device))
+        return self.apply(x, params, torch.arange(x.shape[0]))
 
     def siamese(self, batches: list[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
         """The same single transform applied to every batch given (e.g. one class's real and synthetic images)."""
         params = self.draw(1, tuple(batches[0].shape[2:]), generator)
-        return [self.apply(b, params, torch.zeros(b.shape[0], dtype=torch.long, device=b.device)) for b in batches]
+        return [self.apply(b, params, torch.zeros(b.shape[0], dtype=torch.long)) for b in batches]
 
     # ------------------------------------------------------------------------------------ apply
     def apply(self, x: torch.Tensor, params: DSAParams, index: torch.Tensor) -> torch.Tensor:
-        """Augment image i with parameter row ``index[i]``; differentiable with respect to ``x``."""
-        device = x.device
-        index_cpu = index.cpu()
-        family = params.family[index_cpu]
-        out = x
+        """Augment image i with parameter row ``index[i]``; differentiable with respect to ``x``.
+
+        ``index`` should be a host (CPU) tensor: everything the device needs, the order that groups images by
+        family and every image's parameters, is assembled on the host and sent in ONE copy (asynchronous on
+        CUDA), so a call never makes the host wait for the stream. (A device ``index`` works but costs one
+        device-to-host copy.)"""
+        index = index.cpu()
+        family = params.family[index]
+        order = torch.argsort(family, stable=True)  # images grouped by family, ascending within each
+        counts = torch.bincount(family, minlength=len(self.families)).tolist()
+        table = to_device(torch.cat([order.to(torch.float64)[:, None], self._table(params, index[order], family[order])], 1),
+                          x.device)
+        out, start = x, 0
         for f, name in enumerate(self.families):
-            sel = (family == f).nonzero().flatten()
-            if sel.numel() == 0:
+            if counts[f] == 0:
                 continue
-            rows = index_cpu[sel]
-            sel_dev = sel.to(device)
-            part = getattr(self, f"_{name}")(out[sel_dev], params, rows)
-            out = out.index_copy(0, sel_dev, part)
+            rows = table[start:start + counts[f]]
+            sel = rows[:, 0].long()
+            out = out.index_copy(0, sel, getattr(self, f"_{name}")(out[sel], rows))
+            start += counts[f]
         return out
+
+    def _table(self, p: DSAParams, rows: torch.Tensor, family: torch.Tensor) -> torch.Tensor:
+        """Every image's parameters as float64 columns (exact for the float32 values and pixel offsets):
+        brightness, saturation, contrast | shift dy, dx | cutout centre y, x | flip | affine theta (2x3)."""
+        n = rows.numel()
+        theta = torch.zeros(n, 2, 3)
+        if "scale" in self.families:
+            on = family == self.families.index("scale")
+            s = p.scale[rows[on]]
+            theta[on, 0, 0], theta[on, 1, 1] = s[:, 0], s[:, 1]
+        if "rotate" in self.families:
+            on = family == self.families.index("rotate")
+            a = p.angle[rows[on]]
+            theta[on, 0, 0], theta[on, 0, 1] = torch.cos(a), torch.sin(-a)
+            theta[on, 1, 0], theta[on, 1, 1] = torch.sin(a), torch.cos(a)
+        columns = [p.brightness[rows][:, None], p.saturation[rows][:, None], p.contrast[rows][:, None], p.shift[rows],
+                   p.cutout_center[rows], p.flip[rows][:, None], theta.view(n, 6)]
+        return torch.cat([c.to(torch.float64) for c in columns], 1)
 
     @staticmethod
     def _col(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return values.to(device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
+        return values.to(dtype=x.dtype).view(-1, 1, 1, 1)
 
-    def _color(self, x, p: DSAParams, rows):
-        x = x + self._col(p.brightness[rows], x)
+    def _color(self, x, t):
+        x = x + self._col(t[:, 1], x)
         mean_c = x.mean(dim=1, keepdim=True)
-        x = (x - mean_c) * self._col(p.saturation[rows], x) + mean_c
+        x = (x - mean_c) * self._col(t[:, 2], x) + mean_c
         mean_all = x.mean(dim=(1, 2, 3), keepdim=True)
-        return (x - mean_all) * self._col(p.contrast[rows], x) + mean_all
+        return (x - mean_all) * self._col(t[:, 3], x) + mean_all
 
-    def _crop(self, x, p: DSAParams, rows):
+    def _crop(self, x, t):
         n, _, h, w = x.shape
-        shift = p.shift[rows].to(x.device)
+        shift = t[:, 4:6].long()
         ys = torch.arange(h, device=x.device).view(1, h) - shift[:, :1]  # source row of each output row
         xs = torch.arange(w, device=x.device).view(1, w) - shift[:, 1:]
         valid = ((ys >= 0) & (ys < h)).view(n, 1, h, 1) & ((xs >= 0) & (xs < w)).view(n, 1, 1, w)
@@ -141,9 +167,9 @@ class DSA:
         gathered = gathered.gather(3, xs.view(n, 1, 1, w).expand(n, x.shape[1], h, w))
         return gathered * valid.to(x.dtype)
 
-    def _cutout(self, x, p: DSAParams, rows):
+    def _cutout(self, x, t):
         n, _, h, w = x.shape
-        center = p.cutout_center[rows].to(x.device)
+        center = t[:, 6:8].long()
         ch, cw = int(h * self.cutout_ratio + 0.5), int(w * self.cutout_ratio + 0.5)
         top, left = center[:, :1] - ch // 2, center[:, 1:] - cw // 2
         r = torch.arange(h, device=x.device).view(1, h)
@@ -151,23 +177,11 @@ class DSA:
         inside = ((r >= top) & (r < top + ch)).view(n, 1, h, 1) & ((c >= left) & (c < left + cw)).view(n, 1, 1, w)
         return x * (~inside).to(x.dtype)
 
-    def _flip(self, x, p: DSAParams, rows):
-        flip = p.flip[rows].to(x.device).view(-1, 1, 1, 1)
-        return torch.where(flip, x.flip(3), x)
+    def _flip(self, x, t):
+        return torch.where((t[:, 8] > 0.5).view(-1, 1, 1, 1), x.flip(3), x)
 
-    def _affine(self, x, theta):
-        grid = F.affine_grid(theta.to(device=x.device, dtype=x.dtype), list(x.shape), align_corners=True)
+    def _affine(self, x, t):
+        grid = F.affine_grid(t[:, 9:15].view(-1, 2, 3).to(x.dtype), list(x.shape), align_corners=True)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
-    def _scale(self, x, p: DSAParams, rows):
-        s = p.scale[rows]
-        theta = torch.zeros(len(rows), 2, 3)
-        theta[:, 0, 0], theta[:, 1, 1] = s[:, 0], s[:, 1]
-        return self._affine(x, theta)
-
-    def _rotate(self, x, p: DSAParams, rows):
-        a = p.angle[rows]
-        theta = torch.zeros(len(rows), 2, 3)
-        theta[:, 0, 0], theta[:, 0, 1] = torch.cos(a), torch.sin(-a)
-        theta[:, 1, 0], theta[:, 1, 1] = torch.sin(a), torch.cos(a)
-        return self._affine(x, theta)
+    _scale = _rotate = _affine

@@ -33,6 +33,10 @@ def main(argv: Sequence[str] | None = None, leave_group_open: bool = False) -> i
 
     keep_group = False
     try:
+        if getattr(args, "deterministic", False):
+            from ..device import set_deterministic
+
+            set_deterministic(True)
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             if args.command not in DISTRIBUTED_COMMANDS:
                 raise DistillsetError(f"'{args.command}' does not run under torchrun; launch it as one process "

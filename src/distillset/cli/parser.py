@@ -80,6 +80,12 @@ def _add_data_options(p: argparse.ArgumentParser, seed_default: int | None = 0) 
     p.add_argument("--no-verify", dest="verify", action="store_false", help="skip the md5 check of dataset files")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     p.add_argument("--seed", type=int, default=seed_default, help="the one seed that controls every random choice (default 0)")
+    _add_deterministic(p)
+
+
+def _add_deterministic(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--deterministic", action="store_true",
+                   help="GPU: deterministic cuDNN/cuBLAS kernels, no autotuning, TF32 off (slower; README 'Reproducibility')")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -255,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory (default: the config's out, else runs/experiments/NAME)")
     p.add_argument("--data-root")
     p.add_argument("--device", default="cpu")
+    _add_deterministic(p)
 
     p = sub.add_parser("demo", help="the embedded default: digits, DC vs random coresets, evaluation")
     p.add_argument("--out", default="runs/demo")
@@ -264,4 +271,5 @@ def build_parser() -> argparse.ArgumentParser:
                    help="iterations of the DC row at 1 image per class (default 100; 0 leaves it out)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
+    _add_deterministic(p)
     return parser

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ..device import to_device
 from ..errors import DistillsetError
 
 if TYPE_CHECKING:
@@ -80,10 +81,21 @@ class RealData:
             )
 
     def sample_indices(self, c: int, n: int, generator: torch.Generator) -> torch.Tensor:
-        """``n`` distinct indices of class ``c`` (all of them, shuffled, when the class has fewer)."""
-        pool = self.class_indices[c]
-        perm = torch.randperm(pool.numel(), generator=generator)[:n].to(pool.device)
-        return pool[perm]
+        """``n`` distinct indices of class ``c`` (all of them, shuffled, when the class has fewer), on the device."""
+        return to_device(self.sample_indices_host(c, n, generator), self.device)
+
+    def sample_indices_host(self, c: int, n: int, generator: torch.Generator) -> torch.Tensor:
+        """As :meth:`sample_indices`, as a host tensor: a caller drawing for every class concatenates them and
+        moves the batch in one copy, instead of one (stream-waiting) copy per class."""
+        pool = self._host_class_indices()[c]
+        return pool[torch.randperm(pool.numel(), generator=generator)[:n]]
+
+    def _host_class_indices(self) -> list[torch.Tensor]:
+        cached = self.__dict__.get("_host_indices")  # not a field: a replace()d copy builds its own
+        if cached is None or len(cached) != len(self.class_indices):
+            cached = [pool.cpu() for pool in self.class_indices]
+            self.__dict__["_host_indices"] = cached
+        return cached
 
     def subset(self, indices: torch.Tensor) -> "RealData":
         """The images at ``indices`` with their labels, classes and name unchanged (e.g. the part of the
@@ -135,7 +147,8 @@ class RealData:
     def sample_balanced(self, per_class: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Indices and labels of ``per_class`` distinct images from every class, grouped by class."""
         self.check_ipc(per_class)
-        idx = torch.cat([self.sample_indices(c, per_class, generator) for c in range(self.num_classes)])
+        idx = to_device(torch.cat([self.sample_indices_host(c, per_class, generator) for c in range(self.num_classes)]),
+                        self.device)
         return idx, self.labels[idx]
 
 

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
+from ..device import to_device
 from ..training import Augment, TrainConfig, soft_cross_entropy
 
 
@@ -50,7 +51,7 @@ def train_models_batched(models: list[nn.Module], images: torch.Tensor, targets:
     for epoch in range(config.epochs):
         if epoch == config.epochs // 2 and epoch > 0:
             lr = config.lr * 0.1
-        orders = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(images.device)
+        orders = to_device(torch.stack([torch.randperm(n, generator=g) for g in generators]), images.device)
         for start in range(0, n, config.batch_size):
             idx = orders[:, start:start + config.batch_size]  # [K, B]
             x = images[idx]

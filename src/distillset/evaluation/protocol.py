@@ -38,6 +38,7 @@ class ModelResult:
     failed: list[str] = field(default_factory=list)
     seconds: float = 0.0  # wall time of all runs of this model, training and testing
     protocol: dict = field(default_factory=dict)  # how this model was trained (augmentation, epochs, ...), when known
+    outcomes: dict[int, float | str] = field(default_factory=dict)  # run index -> accuracy, or its failure message
 
     @property
     def mean(self) -> float:
@@ -136,6 +137,7 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
             if progress:
                 progress(f"{name} run {run + 1}/{runs}: " + (f"stopped, {failure}" if failure else f"accuracy {acc:.4f}"))
         for run, acc, failure in sorted(o for part in ctx.gather_objects(outcomes) for o in part):
+            result.outcomes[run] = acc if failure is None else failure
             if failure is not None:
                 result.failed.append(f"run {run}: {failure}")
             else:
@@ -148,15 +150,26 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
 
 
 def each_run(synset: SynSet, test_pixels, test_labels, model: str, runs: int, skip=(), **options):
-    """Evaluate ``model``'s runs of ``runs`` not in ``skip`` one at a time, yielding ``(run, accuracy, failure,
-    seconds, epochs)`` after each (accuracy None when it failed): a caller stores every run as it ends, so a long
-    evaluation cut off resumes at its next run. Each run is the network a full :func:`evaluate_synset` trains."""
-    for run in [r for r in range(runs) if r not in skip]:
+    """Evaluate ``model``'s runs of ``runs`` not in ``skip``, yielding ``(run, accuracy, failure, seconds, epochs)``
+    as they end (accuracy None when it failed; seconds: that run's share of the wall time): a caller stores every
+    run, so a long evaluation cut off resumes at its next run. Each run is the network a full
+    :func:`evaluate_synset` trains. Where :func:`evaluate_synset` would batch (CUDA, or ``strategy="batched"``)
+    the pending runs are trained together, as in one full evaluation; elsewhere one at a time."""
+    pending = [r for r in range(runs) if r not in skip]
+    together = would_batch(options.get("strategy", "auto"), options.get("device", "cpu"))
+    for group in ([pending] if together and pending else [[r] for r in pending]):
         start = time.perf_counter()
-        results = evaluate_synset(synset, test_pixels, test_labels, models=[model], runs=runs, run_indices=[run], **options)
-        result = results.results[model]
-        yield (run, result.accs[0] if result.accs else None, result.failed[0] if result.failed else None,
-               time.perf_counter() - start, results.config["epochs"])
+        results = evaluate_synset(synset, test_pixels, test_labels, models=[model], runs=runs, run_indices=group, **options)
+        seconds = (time.perf_counter() - start) / len(group)
+        for run in group:
+            outcome = results.results[model].outcomes[run]
+            failed = isinstance(outcome, str)
+            yield run, None if failed else outcome, outcome if failed else None, seconds, results.config["epochs"]
+
+
+def would_batch(strategy: str, device) -> bool:
+    """Whether the runs of one model are trained together: "batched", or "auto" on CUDA (BENCHMARKS.md)."""
+    return strategy == "batched" or (strategy == "auto" and torch.device(device).type == "cuda")
 
 
 def _trained_networks(name: str, synset: SynSet, images, targets, config: TrainConfig, runs: list[int], seed: int, device,
@@ -174,7 +187,7 @@ def _trained_networks(name: str, synset: SynSet, images, targets, config: TrainC
 
     if not runs:
         return
-    batched = strategy == "batched" or (strategy == "auto" and torch.device(device).type == "cuda")
+    batched = would_batch(strategy, device)
     first = fresh(runs[0])
     if batched and len(runs) > 1 and can_batch(first):
         nets = [first] + [fresh(run) for run in runs[1:]]

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import grad_and_value, vmap
 
+from ..device import to_device
 from ..augment import DSA, strategy_for
 from ..augment.zca import ZCA
 from .gsam import gsam_direction
@@ -151,17 +152,17 @@ class ExpertTrainer:
             from ..synset import read_safetensors
 
             tensors, _ = read_safetensors(path)
-            rows = list(tensors["trajectory"].to(self.real.device).unbind(0))
+            rows = list(tensors["trajectory"].unbind(0))  # kept on the host; only the last row goes to the device
             return rows, tensors.get("momentum")
         net = build_model(self.config.model, self.real.shape, self.real.num_classes,
                           make_generator(self.config.seed, "expert", i, "init"), self.real.device)
-        return [FlatStudent.flatten(net)], None
+        return [FlatStudent.flatten(net).cpu()], None
 
     def _train_group(self, index: dict, group: list[int]) -> None:
         cfg, real = self.config, self.real
         states = [self._load_partial(i) for i in group]
         trajectories = [s[0] for s in states]
-        thetas = torch.stack([t[-1] for t in trajectories]).clone()
+        thetas = to_device(torch.stack([t[-1] for t in trajectories]), real.device)
         have_momentum = all(s[1] is not None for s in states)
         momenta = torch.stack([s[1].to(real.device) for s in states]) if have_momentum else torch.zeros_like(thetas)
         done = len(trajectories[0]) - 1
@@ -169,7 +170,8 @@ class ExpertTrainer:
         n = real.images.shape[0]
         for epoch in range(done, cfg.epochs):
             generators = [make_generator(cfg.seed, "expert", i, "epoch", epoch) for i in group]
-            orders = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(real.device)
+            finite = torch.ones(len(group), dtype=torch.bool, device=real.device)
+            orders = to_device(torch.stack([torch.randperm(n, generator=g) for g in generators]), real.device)
             for begin in range(0, n, cfg.batch_size):
                 idx = orders[:, begin:begin + cfg.batch_size]
                 x = real.images[idx]
@@ -187,9 +189,7 @@ class ExpertTrainer:
                     grads, losses = gsam_direction(gradient, thetas, cfg.rho, cfg.alpha)
                 else:
                     grads, losses = gradient(thetas)
-                if not torch.isfinite(losses).all():
-                    bad = [group[j] for j in range(len(group)) if not torch.isfinite(losses[j])]
-                    raise DistillsetError(f"expert(s) {bad} diverged (loss {losses.tolist()}) at epoch {epoch + 1}; lower --lr")
+                finite &= torch.isfinite(losses)  # read once per epoch, so steps never wait for the GPU
                 with torch.no_grad():
                     grads = grads + cfg.weight_decay * thetas
                     if cfg.momentum:  # torch.optim.SGD's rule: the first buffer is the gradient itself
@@ -197,8 +197,11 @@ class ExpertTrainer:
                         have_momentum = True
                         grads = momenta
                     thetas = thetas - cfg.lr * grads
+            if not bool(finite.all()):
+                bad = [group[j] for j in range(len(group)) if not finite[j]]
+                raise DistillsetError(f"expert(s) {bad} diverged (a NaN or infinite loss) in epoch {epoch + 1}; lower --lr")
             for j, i in enumerate(group):
-                trajectories[j].append(thetas[j].clone())
+                trajectories[j].append(thetas[j].to("cpu", copy=True))  # snapshots live on the host: no O(E^2) device copies
                 finished = epoch + 1 == cfg.epochs
                 accuracy = self._test_accuracy(thetas[j]) if finished else None
                 self._save_expert(i, trajectories[j], None if finished or not cfg.momentum else momenta[j])

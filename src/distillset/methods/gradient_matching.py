@@ -9,7 +9,8 @@ DSA applies the same sampled transform to a class's real and synthetic batch.
 Speed: on a GPU the real images of all classes go through ONE forward and ONE backward pass that
 stops at the layer outputs (autograd then skips every weight gradient), and the per-class weight
 gradients are formed from the captured layer inputs and output gradients, one class slice at a time,
-by the same convolution-backward kernels autograd would call. This is exact because no layer mixes
+by the same convolution-backward kernels autograd would call (in groups of classes that fit the memory
+budget of :mod:`.memory`, so CIFAR-100 does not need ~50 GB). This is exact because no layer mixes
 samples: instance/group/layer norm work per image, and BatchNorm is frozen during matching (as in the
 paper). On the CPU one pass per class is faster (the 2560-image activations overflow the caches), so
 that is the default there. Either way, parameters that the distance ignores (1-D tensors under
@@ -28,12 +29,14 @@ from torch import nn
 
 from ..augment import DSA, strategy_for
 from ..data.real import RealData
+from ..device import to_device
 from ..distributed import all_reduce_gradients, broadcast_parameters, context
 from ..errors import DistillsetError
 from ..models import build_model
 from ..seeding import make_generator
 from .contract import EvaluationSpec, check_config, option
 from .image_state import MatchingState, SyntheticImageMethod
+from .memory import activation_bytes_per_image, class_groups, memory_budget
 from .registry import register_method
 
 # (outer_loop, inner_loop) per images-per-class, from the paper
@@ -124,7 +127,8 @@ def freeze_batchnorm(net: nn.Module, real: RealData, per_class: int, generator: 
     bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
         return
-    idx = torch.cat([real.sample_indices(c, per_class, generator) for c in range(real.num_classes)])
+    idx = to_device(torch.cat([real.sample_indices_host(c, per_class, generator) for c in range(real.num_classes)]),
+                    real.device)
     saved = [m.momentum for m in bns]
     for m in bns:
         m.momentum = 1.0
@@ -268,6 +272,8 @@ class GradientMatching(SyntheticImageMethod):
         self.config = check_config(replace(config)).resolved()
         self.check_dsa_options()
         self.batched = batched if batched is not None else real.device.type == "cuda"
+        self.memory_budget = memory_budget(real.device)  # bytes a batched real pass may use (methods.memory)
+        self._per_image_bytes: int | None = None
         real.check_ipc(self.config.ipc)
         self.dsa = DSA(self.config.dsa_strategy or strategy_for(real.name)) if self.config.dsa else None
         probe = build_model(self.config.model, real.shape, real.num_classes)
@@ -315,20 +321,22 @@ class GradientMatching(SyntheticImageMethod):
         cfg, real = self.config, self.real
         k, ipc = real.num_classes, cfg.ipc
         classes = context().mine(range(k))
-        picks = [real.sample_indices(c, cfg.batch_real, generator) for c in range(k)]
+        picks = [real.sample_indices_host(c, cfg.batch_real, generator) for c in range(k)]
         params_dsa = self.dsa.draw(k, tuple(real.shape[1:]), generator) if self.dsa is not None else None
         total = images.new_zeros(())
         if not classes:  # more ranks than classes: a zero that still reaches the images, so backward and the reduction run
             return (images * 0).sum()
-        real_idx = torch.cat([picks[c] for c in classes])
-        x_real, y_real = real.images[real_idx], real.labels[real_idx]
+        # indices assembled on the host, moved in one copy each (no per-class transfer, no read-back)
         counts = [picks[c].numel() for c in classes]
-        syn_idx = torch.cat([torch.arange(c * ipc, (c + 1) * ipc, device=images.device) for c in classes])
+        real_idx = to_device(torch.cat([picks[c] for c in classes]), images.device)
+        x_real, y_real = real.images[real_idx], real.labels[real_idx]
+        syn_host = torch.cat([torch.arange(c * ipc, (c + 1) * ipc) for c in classes])
+        syn_idx = to_device(syn_host, images.device)
         x_syn, y_syn = images[syn_idx], labels[syn_idx]
         if params_dsa is not None:  # one transform per class, shared by its real and synthetic batch
-            x_real = self.dsa.apply(x_real, params_dsa, y_real)
-            x_syn = self.dsa.apply(x_syn, params_dsa, y_syn)
-        grads_real = per_class_real_gradients(net, x_real, y_real, counts, params) if self.batched else None
+            x_real = self.dsa.apply(x_real, params_dsa, torch.tensor(classes).repeat_interleave(torch.tensor(counts)))
+            x_syn = self.dsa.apply(x_syn, params_dsa, torch.tensor(classes).repeat_interleave(ipc))
+        grads_real = self._batched(net, x_real, y_real, counts, params) if self.batched else None
         if grads_real is None:
             grads_real = self._looped(net, x_real, y_real, counts, params)
         for i in range(len(classes)):
@@ -337,6 +345,21 @@ class GradientMatching(SyntheticImageMethod):
             grads_syn = torch.autograd.grad(loss_syn, [p for _, p in params], create_graph=True)
             total = total + distance(grads_real[i], list(grads_syn), cfg.distance)
         return total
+
+    def _batched(self, net, x, y, counts, params) -> list[list[torch.Tensor]] | None:
+        """Per-class real gradients from batched passes over groups of classes that fit the memory budget
+        (exact: no layer mixes images); None when the model needs the per-class path."""
+        if self._per_image_bytes is None:
+            self._per_image_bytes = activation_bytes_per_image(net, x[:1])
+        result, start = [], 0
+        for lo, hi in class_groups(counts, self._per_image_bytes, self.memory_budget):
+            stop = start + sum(counts[lo:hi])
+            part = per_class_real_gradients(net, x[start:stop], y[start:stop], counts[lo:hi], params)
+            if part is None:
+                return None
+            result += part
+            start = stop
+        return result
 
     def _looped(self, net, x, y, counts, params) -> list[list[torch.Tensor]]:
         """Per-class real gradients, compiled when asked; a compiler failure falls back to eager for good."""
@@ -363,7 +386,7 @@ class GradientMatching(SyntheticImageMethod):
         n = images.shape[0]
         net.train()  # BatchNorm was frozen for matching; it trains normally in between, as in the paper
         for _ in range(cfg.inner_loop):
-            order = torch.randperm(n, generator=generator).to(images.device)
+            order = to_device(torch.randperm(n, generator=generator), images.device)
             for start in range(0, n, cfg.batch_train):
                 b = order[start:start + cfg.batch_train]
                 x = images[b]

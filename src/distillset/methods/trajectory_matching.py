@@ -25,6 +25,7 @@ from typing import ClassVar
 
 import torch
 
+from ..device import to_device
 from ..augment import DSA, strategy_for
 from ..data.real import RealData
 from ..distributed import context
@@ -226,8 +227,8 @@ class TrajectoryMatching(SyntheticImageMethod):
         ctx = context()
         for expert, start_epoch, steps in (draws[t] for t in ctx.mine(range(cfg.trajectories))):
             trajectory = self.buffer.trajectory(expert)
-            start = trajectory[start_epoch].to(real.device)
-            target = trajectory[start_epoch + cfg.expert_epochs].to(real.device)
+            start = to_device(trajectory[start_epoch], real.device)
+            target = to_device(trajectory[start_epoch + cfg.expert_epochs], real.device)
             scale = ((start - target) ** 2).sum()
             loss, grads = self.unroller.run(start, images, targets, lr, steps,
                                             lambda theta, target=target, scale=scale: ((theta - target) ** 2).sum() / scale,

@@ -84,7 +84,7 @@ class Unroller:
     def _inputs(self, images: torch.Tensor, step: Step) -> torch.Tensor:
         x = images[step.index]
         if self.dsa is not None and step.augmentation is not None:
-            x = self.dsa.apply(x, step.augmentation, torch.arange(x.shape[0], device=x.device))
+            x = self.dsa.apply(x, step.augmentation, torch.arange(x.shape[0]))
         return x
 
     def _step_loss(self, theta: torch.Tensor, images: torch.Tensor, targets: torch.Tensor, step: Step) -> torch.Tensor:
