@@ -44,6 +44,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dsa", action="store_true")
+    parser.add_argument("--end-to-end", action="store_true",
+                        help="also run the command line's driver for repeats+1 iterations and report its s / iteration")
     args = parser.parse_args()
     device = ds.resolve_device(args.device)
     data = ds.load_dataset(args.dataset, data_root=args.data_root)
@@ -83,10 +85,26 @@ def main() -> None:
             times[name] = statistics.median(samples)
             if engine.config.compile:
                 print(f"(ipc {ipc}: first step with compilation {warmup:.1f} s)", flush=True)
+        if args.end_to_end and ipc == 1:  # at ipc 1 an iteration is one matching step (no inner training)
+            times["end to end (CLI, s / iteration)"] = end_to_end(args, ipc, device)
         for name, seconds in times.items():
             floor = flops / (rate * 1e9)
             print(f"| {ipc} | {name} | {seconds:.2f} | {times['per-class loop'] / seconds:.2f}x | {flops / 1e9:.0f} | {floor / seconds:.0%} |",
                   flush=True)
+
+
+def end_to_end(args, ipc: int, device) -> float:
+    """What a user's `distillset condense --method dc` costs per iteration (the driver's steady-state figure in
+    run.json: fresh network, matching step, inner training, checkpoints; the first iteration, which carries the
+    one-off compile, excluded), for ``repeats`` iterations after the first."""
+    import json
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        options = {"ipc": ipc, "model": args.model, "init": "real", "iterations": args.repeats + 1, "compile": True}
+        ds.run_method("dsa" if args.dsa else "dc", args.dataset, folder, options, data_root=args.data_root, device=str(device),
+                      progress=False, log=lambda message: None)
+        return json.loads((Path(folder) / "run.json").read_text())["timings_s"]["seconds_per_iteration"]
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ for method in mtt datm; do
 done
 step evaluate-dsa $PY -m distillset evaluate "$OUT/dsa/synset.safetensors" --runs 4 --device cuda --json --data-root "$DATA"
 step eval-speed $PY benchmarks/eval_speed.py --dataset mnist --ipc 1 --runs 20 --epochs 300 --device cuda --data-root "$DATA"
-step dc-speed $PY benchmarks/dc_speed.py --dataset mnist --ipc 1,10 --device cuda --data-root "$DATA"
+step dc-speed $PY benchmarks/dc_speed.py --dataset mnist --ipc 1,10 --device cuda --end-to-end --data-root "$DATA"
+step determinism $PY scripts/determinism_check.py --data-root "$DATA" --out "$OUT/determinism"
 step dsa-syncs $PY scripts/count_syncs.py --data-root "$DATA"
 if [ "$(nvidia-smi -L 2>/dev/null | wc -l)" -ge 2 ]; then
   step torchrun-2 torchrun --nproc-per-node 2 -m distillset condense --method dsa --dataset mnist --ipc 1 --iterations 2 \
@@ -61,6 +62,8 @@ fi
   tail -n 20 "$OUT/dc-speed.log"
   echo
   tail -n 5 "$OUT/dsa-syncs.log"
+  echo
+  tail -n 6 "$OUT/determinism.log"
   echo '```'
 } >> "$SUMMARY"
 cat "$SUMMARY"

@@ -48,3 +48,66 @@ def test_every_image_method_takes_a_step_on_cuda(digits):
         synset = ds.condense_real(method, real, 1, model="convnet-d2", iterations=1,
                                   options={"compile": False} if method in ("dc", "dsa") else None)
         assert torch.isfinite(synset.images).all()
+
+
+@pytest.mark.cuda
+@cuda
+def test_memory_budgeted_real_passes_equal_the_unsplit_ones_on_cuda(digits, monkeypatch):
+    from distillset.methods.gradient_matching import GradientMatching, GradientMatchingConfig, matched_parameters
+    from distillset.models import build_model
+    from distillset.seeding import make_generator
+
+    real = ds.real_data(digits, "train", "cuda")
+    config = GradientMatchingConfig(ipc=2, model="mlp", batch_real=16, compile=False, init="real")
+    losses = []
+    for budget in (None, 1):
+        engine = GradientMatching(real, config, batched=True)
+        engine.memory_budget = budget
+        state = engine.initial_state()
+        net = build_model("mlp", real.shape, 10, torch.Generator().manual_seed(3), "cuda")
+        losses.append(engine.matching_loss(net, matched_parameters(net, "ours"), state.images, state.labels,
+                                           make_generator(0, "t")))
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.cuda
+@cuda
+def test_run_json_records_the_numerics_of_a_gpu_run(tmp_path):
+    import json
+
+    from distillset.cli import main
+
+    try:
+        assert main(["condense", "--method", "dm", "--dataset", "digits", "--ipc", "1", "--iterations", "1", "--device", "cuda",
+                     "--deterministic", "--no-progress", "--out", str(tmp_path / "r")]) == 0
+    finally:
+        restore_default_numerics()
+    env = json.loads((tmp_path / "r" / "run.json").read_text())["environment"]
+    assert env["device"].startswith("cuda") and env["numerics"]["gpu"] and env["numerics"]["tf32_matmul"] is False
+    assert env["numerics"]["deterministic_algorithms"] is True
+
+
+def restore_default_numerics() -> None:
+    """Undo --deterministic in this test process (the flag is process-wide, as for a command)."""
+    torch.use_deterministic_algorithms(False)
+    torch.backends.cudnn.deterministic = False
+    torch.backends.cuda.matmul.allow_tf32 = False  # PyTorch's default for matmul
+    torch.backends.cudnn.allow_tf32 = True
+
+
+def test_deterministic_runs_are_their_own_run_and_record_their_numerics(tmp_path, capsys):
+    import json
+
+    from distillset.cli import main
+
+    args = ["condense", "--method", "dm", "--dataset", "digits", "--ipc", "1", "--iterations", "2", "--no-progress",
+            "--threads", "1", "--out", str(tmp_path / "r")]
+    assert main(args) == 0
+    env = json.loads((tmp_path / "r" / "run.json").read_text())["environment"]
+    assert env["device"] == "cpu" and env["numerics"]["torch_threads"] == 1
+    assert env["numerics"]["deterministic_algorithms"] is False
+    try:
+        code = main(args + ["--deterministic"])  # other GPU numerics: not the finished run above
+    finally:
+        restore_default_numerics()
+    assert code == 2 and "different configuration" in capsys.readouterr().err  # without it in the identity: "nothing to do"

@@ -25,8 +25,8 @@ from .distributed import context, local_device
 from .errors import DistillsetError
 from .fileio import check_writable_folder, read_yaml_mapping, remove_stale_temporaries
 from .models import check_model_fits, check_model_name
-from .runner import (CHECKPOINT_FILE, SYNSET_FILE, Log, RunLock, RunOutcome, finished_run, load_checkpoint, save_checkpoint,
-                     write_run)
+from .runner import (CHECKPOINT_FILE, SYNSET_FILE, Log, RunLock, RunOutcome, checkpoint_threads, finished_run, load_checkpoint,
+                     save_checkpoint, write_run)
 from .synset import SynSet
 
 # options that do not change what a run computes, left out of its identity (none today: torch.compile's
@@ -291,6 +291,10 @@ def _drive(spec, engine, config, identity, directory, data, dataset, torch_devic
     if stored is not None:
         state = engine.restore(*stored)
         log(f"resuming from {checkpoint} at step {state.iteration}/{engine.total_steps}")
+        before = checkpoint_threads(checkpoint)
+        if before is not None and before != torch.get_num_threads() and torch_device.type == "cpu":
+            log(f"note: this process uses {torch.get_num_threads()} CPU threads where the checkpoint's used {before}: "
+                f"the result is a correct run but not bitwise the uninterrupted one (use --threads {before} for that)")
     else:
         state = engine.initial_state()
     if ctx.active:
@@ -306,7 +310,7 @@ def _drive(spec, engine, config, identity, directory, data, dataset, torch_devic
     evaluations: list[dict] = []
     compile_warned = False
     bar = _progress_bar(progress and engine.total_steps > 1, engine.total_steps, state.iteration, spec.name)
-    done_now = 0
+    done_now, first_step = 0, 0.0
     try:
         while state.iteration < engine.total_steps:
             try:
@@ -316,6 +320,8 @@ def _drive(spec, engine, config, identity, directory, data, dataset, torch_devic
                 raise DistillsetError(f"{exc}; {engine.divergence_hint}; the last good state (step {state.iteration}) is kept "
                                       f"in {checkpoint}") from None
             done_now += 1
+            if done_now == 1:
+                first_step = time.perf_counter() - t1  # carries torch.compile's one-off compile: reported apart
             for warning in getattr(engine, "pop_warnings", list)():
                 log(f"warning: {warning}")
             if getattr(engine, "compile_error", None) and not compile_warned:
@@ -344,8 +350,9 @@ def _drive(spec, engine, config, identity, directory, data, dataset, torch_devic
     if not ctx.is_main:
         ctx.barrier()  # wait until rank 0 has written the result
         return RunOutcome(synset, directory, False, {})
-    timings = {"load_data": t1 - t0, "method": t2 - t1, "seconds_per_iteration": (t2 - t1) / max(done_now, 1),
-               "processes": ctx.world}
+    steady = (t2 - t1 - first_step) / (done_now - 1) if done_now > 1 else (t2 - t1) / max(done_now, 1)
+    timings = {"load_data": t1 - t0, "method": t2 - t1, "first_iteration": first_step if done_now else None,
+               "seconds_per_iteration": steady, "processes": ctx.world}
     outcome = write_run(synset, directory, identity, timings, log, metrics, torch_device)
     checkpoint.unlink(missing_ok=True)
     ctx.barrier()

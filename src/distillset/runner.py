@@ -111,8 +111,19 @@ def finished_run(directory: Path, config: dict) -> dict | None:
 def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], iteration: int, losses: list[float], config: dict) -> None:
     """One format for every method: the state's named tensors (on the CPU) + iteration + losses + the run's identity."""
     cpu = {name: value.detach().cpu().contiguous() for name, value in tensors.items()}
-    meta = {"iteration": str(iteration), "losses": json.dumps(losses), "config": json.dumps(config, sort_keys=True)}
+    meta = {"iteration": str(iteration), "losses": json.dumps(losses), "config": json.dumps(config, sort_keys=True),
+            "threads": str(torch.get_num_threads())}
     write_safetensors(path, cpu, meta)
+
+
+def checkpoint_threads(path: Path) -> int | None:
+    """The CPU thread count of the process that wrote the checkpoint (None for checkpoints without it)."""
+    from .synset import read_safetensors
+
+    try:
+        return int(read_safetensors(path)[1].get("threads", ""))
+    except (ValueError, DistillsetError):
+        return None
 
 
 def load_checkpoint(path: Path, config: dict) -> tuple[dict[str, torch.Tensor], int, list[float]] | None:

@@ -33,6 +33,10 @@ def main(argv: Sequence[str] | None = None, leave_group_open: bool = False) -> i
 
     keep_group = False
     try:
+        if getattr(args, "threads", None):
+            import torch
+
+            torch.set_num_threads(args.threads)
         if getattr(args, "deterministic", False):
             from ..device import set_deterministic
 

@@ -86,6 +86,9 @@ def _add_data_options(p: argparse.ArgumentParser, seed_default: int | None = 0) 
 def _add_deterministic(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deterministic", action="store_true",
                    help="GPU: deterministic cuDNN/cuBLAS kernels, no autotuning, TF32 off (slower; README 'Reproducibility')")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="CPU threads per process (default: PyTorch's, i.e. $OMP_NUM_THREADS or the cores); CPU results "
+                        "repeat bit for bit only at the same count (README 'Reproducibility')")
 
 
 class OneLineParser(argparse.ArgumentParser):

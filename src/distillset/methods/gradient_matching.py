@@ -233,7 +233,9 @@ class CompiledClassLoss:
         def loss(params, buffers, x, y):
             return F.cross_entropy(torch.func.functional_call(self.template, (params, buffers), (x,)), y)
 
-        self.loss = torch.compile(loss, dynamic=False)
+        # static shapes first; a second batch size (a class smaller than batch_real) recompiles ONCE with a dynamic
+        # batch dimension, instead of once per size until the recompile limit (digits: 10 sizes, ~200 s)
+        self.loss = torch.compile(loss, dynamic=None)
 
     def __call__(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         for mine, theirs in zip(self.template.modules(), net.modules()):
