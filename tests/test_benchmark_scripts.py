@@ -165,3 +165,26 @@ def test_graph_table_records_each_condensed_cell_settings_and_prints_the_issue_t
     results.write_text(json.dumps(cells))
     run_script("graph_table", ["--results", str(results), "--table"], monkeypatch)
     assert "| cora | sgdd | 0.25 |" in (out := capsys.readouterr().out) and "2 (MIXED SETTINGS)" in out
+
+
+def test_the_ledger_evaluates_a_stored_set_run_by_run_and_writes_verdicts(tmp_path, monkeypatch, digits):
+    import ledger
+
+    from distillset.results import ResultsStore
+
+    row = ledger.Row("random", "digits", 1, seeds=(0,), networks=2, epochs=2)
+    monkeypatch.setattr(ledger, "SETS", tmp_path / "sets")
+    monkeypatch.setattr(ledger, "ROWS", [row])
+    ds.run_coreset("random", "digits", 1, row.folder(0), log=lambda m: None)
+    store = ResultsStore(tmp_path / "results.json")
+    ledger.evaluate([row], None, "cpu", store)
+    cell = store.cells["random/digits/1/s0"]
+    assert sorted(cell["runs"]) == ["0", "1"] and cell["protocol"]["epochs"] == 2
+    again = ResultsStore(tmp_path / "results.json")
+    ledger.evaluate([row], None, "cpu", again)  # nothing left to run: the stored runs stay as they are
+    assert again.cells["random/digits/1/s0"]["runs"] == cell["runs"]
+    text = ledger.table(again)
+    assert "| random | digits | 1 | - | - |" in text and "1 x 2" in text and "no published number" in text
+    assert ledger.verdict(91.0, 1.0, 91.7, 0.5, True) == "below (-0.7)"
+    assert ledger.verdict(91.5, 1.0, 91.7, 0.5, True) == "inside the published std"
+    assert ledger.verdict(95.0, 1.0, 91.7, 0.5, False).startswith("not comparable")

@@ -1,0 +1,226 @@
+"""The reproduction ledger (issue 39): the published number beside ours, at the published protocol.
+
+Three steps, each resumable (a cut-off run or evaluation continues where it stopped):
+
+    python benchmarks/ledger.py make --only dc/mnist/1 --data-root ../shared/data      # the synthetic sets
+    python benchmarks/ledger.py evaluate --data-root ../shared/data                   # fresh networks on each set
+    python benchmarks/ledger.py write                                                 # REPRODUCTION.md
+
+Sets live in benchmarks/results/ledger/sets/<method>-<dataset>-<size>-s<seed>/ (kept in the repository: they
+are small, so anyone can re-evaluate them), each run in benchmarks/results/ledger/results.json. Every set is
+evaluated as its row's protocol says: the DC paper's (its MNIST augmentation crop/scale/rotate, 1000 epochs)
+for DC and the Table 1 baselines, DSA for 1000 epochs for DSA, nothing for DD. Rows that need a GPU show
+their command and "not measured: needs a GPU". Nothing is ever selected on test accuracy: one final-epoch
+test per network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import distillset as ds
+from distillset.evaluation import each_run
+from distillset.evaluation.files import model_protocol
+from distillset.published import published, published_source, published_std
+from distillset.results import ResultsStore
+from distillset.synset import SynSet
+
+ROOT = Path(__file__).resolve().parent / "results" / "ledger"
+SETS = ROOT / "sets"
+RESULTS = ROOT / "results.json"
+MODEL = "convnet"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One ledger row: a method on a dataset at a size, made and evaluated as published."""
+
+    method: str
+    dataset: str
+    size: int | None  # images per class; None for the whole training set
+    seeds: tuple[int, ...] = (0, 1)
+    networks: int = 10  # fresh ConvNets per set
+    options: dict = field(default_factory=dict)  # the method's options beyond ipc and seed (iterations, ...)
+    augment: str = "auto"  # the evaluation's augmentation: "auto" = what the set's method declares
+    epochs: int | None = None  # None: the protocol's (1000 with augmentation, 300 without)
+    gpu: bool = False  # too large for this CPU: shown with its command, not measured
+
+    @property
+    def key(self) -> str:
+        return f"{self.method}/{self.dataset}/{self.size if self.size is not None else 'all'}"
+
+    def folder(self, seed: int) -> Path:
+        size = f"ipc{self.size}" if self.size is not None else "all"
+        return SETS / f"{self.method}-{self.dataset}-{size}-s{seed}"
+
+    def command(self, seed: int) -> str:
+        if self.method == "whole":
+            return f"python benchmarks/ledger.py evaluate --only {self.key}  # the whole training split, in memory"
+        kind = "condense" if ds.get_method(self.method, "image").kind == "condensation" else "coreset"
+        flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in self.options.items())
+        device = " --device cuda" if self.gpu else ""
+        return (f"distillset {kind} --method {self.method} --dataset {self.dataset} --ipc {self.size} --seed {seed} "
+                f"{flags}{device} --out {self.folder(seed).relative_to(ROOT.parent.parent.parent)}").replace("  ", " ")
+
+
+DC_SCHEDULE = {"iterations": 1000}  # the DC/DSA papers' outer iterations
+ROWS: list[Row] = [
+    Row("dc", "mnist", 1, options=DC_SCHEDULE),
+    Row("dsa", "mnist", 1, options=DC_SCHEDULE),
+    Row("dc", "fashion-mnist", 1, options=DC_SCHEDULE),
+    Row("dsa", "fashion-mnist", 1, options=DC_SCHEDULE),
+    Row("dd", "mnist", 10, seeds=(0,), networks=10),
+    *[Row(method, dataset, ipc, seeds=(0, 1) if method == "random" else (0,), networks=10 if ipc < 50 else 5)
+      for dataset in ("mnist", "fashion-mnist") for method in ("random", "herding", "kcenter", "forgetting") for ipc in (1, 10, 50)],
+    Row("whole", "mnist", None, seeds=(0,), networks=2, augment="none", epochs=20),
+    Row("whole", "fashion-mnist", None, seeds=(0,), networks=2, augment="none", epochs=20),
+    Row("dc", "fashion-mnist", 10, seeds=(0,), options=DC_SCHEDULE),
+    *[Row(method, "cifar10", ipc, options=DC_SCHEDULE if method in ("dc", "dsa") else {"iterations": 20000} if method == "dm" else {},
+          gpu=True) for method in ("dc", "dsa", "dm") for ipc in (1, 10, 50)],
+]
+
+
+def row_by_key(key: str) -> Row:
+    for row in ROWS:
+        if row.key == key:
+            return row
+    raise SystemExit(f"no ledger row {key}; rows: {', '.join(r.key for r in ROWS)}")
+
+
+# ---------------------------------------------------------------------------------------------------- make
+def make(rows: list[Row], data_root: str | None, device: str) -> None:
+    for row in rows:
+        if row.gpu and device == "cpu":
+            print(f"{row.key}: needs a GPU; skipped (command: {row.command(row.seeds[0])})")
+            continue
+        for seed in row.seeds:
+            folder = row.folder(seed)
+            if row.method == "whole":
+                continue  # the whole training split is built in memory at evaluation (188 MB: not kept)
+            started = time.perf_counter()
+            spec = ds.get_method(row.method, "image")
+            ds.run_method(row.method, row.dataset, folder, {spec.size: row.size, "seed": seed, **row.options},
+                          data_root=data_root, device=device, progress=False, log=lambda m: print(f"  {m}", flush=True))
+            print(f"{row.key} seed {seed}: done in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def whole_set(dataset) -> SynSet:
+    """The whole training split as one set (the 'Whole dataset' reference), evaluated like any other."""
+    real = ds.real_data(dataset, "train")
+    return SynSet.from_real(real, real.images, real.labels, method="whole", ipc=0, config={"evaluation": {"augment": "none"}})
+
+
+# ------------------------------------------------------------------------------------------------ evaluate
+def evaluate(rows: list[Row], data_root: str | None, device: str, store: ResultsStore) -> None:
+    for row in rows:
+        data = None
+        for seed in row.seeds:
+            path = row.folder(seed) / "synset.safetensors"
+            if row.method != "whole" and not path.is_file():
+                continue
+            data = data or ds.load_dataset(row.dataset, data_root=data_root)
+            synset = whole_set(data) if row.method == "whole" else SynSet.load(path)
+            declared = synset.config.get("evaluation") or {}
+            augment, protocol = model_protocol(declared, row.dataset, MODEL, row.augment, row.epochs)
+            key = f"{row.key}/s{seed}"
+            cell = store.cells.setdefault(key, {"runs": {}, "protocol": protocol, "seconds": 0.0})
+            if cell["protocol"] != protocol:  # another protocol than the stored runs': measure again
+                cell.update(runs={}, protocol=protocol, seconds=0.0)
+            for run, acc, failure, seconds, _ in each_run(synset, data.test_images, data.test_labels, MODEL, row.networks,
+                                                          skip={int(r) for r in cell["runs"]}, epochs=protocol["epochs"],
+                                                          seed=seed, device=device, augment=augment,
+                                                          batch_size=protocol["batch_size"],
+                                                          use_soft_labels=protocol["soft_labels"]):
+                if failure is not None:
+                    raise SystemExit(f"{key} run {run}: {failure}")
+                cell["runs"][str(run)] = acc
+                cell["seconds"] += seconds
+                cell.update(date=time.strftime("%Y-%m-%d"), environment=ds.environment(device))
+                store.save()
+                print(f"{key} run {run}: {100 * acc:.2f}%", flush=True)
+
+
+# --------------------------------------------------------------------------------------------------- write
+def verdict(ours: float, ours_std: float, pub: float | None, pub_std: float | None, complete: bool) -> str:
+    """Inside / above / below the published mean +- std (our mean against their band), or why not comparable."""
+    if pub is None:
+        return "no published number"
+    if not complete:
+        return "not comparable yet: fewer sets or networks than the protocol"
+    band = pub_std if pub_std is not None else 0.0
+    if abs(ours - pub) <= band:
+        return "inside the published std"
+    return f"{'above' if ours > pub else 'below'} ({ours - pub:+.1f})"
+
+
+def table(store: ResultsStore) -> str:
+    lines = ["| method | dataset | ipc | published | source | ours | sets x networks | protocol | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in ROWS:
+        size = row.size if row.size is not None else "all"
+        pub, pub_std = published(row.method, row.dataset, row.size or 0), published_std(row.method, row.dataset, row.size or 0)
+        pub_text = "-" if pub is None else f"{pub:.1f}" + (f" +- {pub_std:.1f}" if pub_std is not None else "")
+        source = published_source(row.method, row.dataset, row.size or 0) or "-"
+        accs, sets, protocol = [], 0, None
+        for seed in row.seeds:
+            cell = store.cells.get(f"{row.key}/s{seed}")
+            if cell and cell["runs"]:
+                sets += 1
+                accs += [100 * a for a in cell["runs"].values()]
+                protocol = cell["protocol"]
+        schedule = f"{row.options['iterations']} it, " if "iterations" in row.options else ""
+        if not accs:
+            why = "needs a GPU" if row.gpu else "not yet made/evaluated"
+            lines.append(f"| {row.method} | {row.dataset} | {size} | {pub_text} | {source} | not measured: {why} | "
+                         f"{len(row.seeds)} x {row.networks} planned | {schedule}`{row.command(row.seeds[0])}` | - |")
+            continue
+        mean, std = float(np.mean(accs)), float(np.std(accs))
+        complete = sets == len(row.seeds) and len(accs) == len(row.seeds) * row.networks
+        proto = f"{schedule}ConvNet, {protocol['augment']}, {protocol['epochs']} epochs"
+        lines.append(f"| {row.method} | {row.dataset} | {size} | {pub_text} | {source} | {mean:.1f} +- {std:.1f} | "
+                     f"{sets} x {len(accs) // max(sets, 1)} | {proto} | {verdict(mean, std, pub, pub_std, complete)} |")
+    return "\n".join(lines)
+
+
+def write(store: ResultsStore, out: Path) -> None:
+    dates = sorted({c.get("date", "") for c in store.cells.values() if c.get("date")})
+    machines = sorted({f"{c['environment'].get('processor')}, {c['environment'].get('threads')} thread(s)"
+                       for c in store.cells.values() if c.get("environment")})
+    text = (f"# Reproduction ledger\n\nMade by `python benchmarks/ledger.py write` from "
+            f"`benchmarks/results/ledger/results.json` (measured {', '.join(dates) or '-'}; {'; '.join(machines) or '-'}).\n"
+            "Ours: mean +- std over every network of every set (accuracy %, the final epoch, one test each). The\n"
+            "verdict compares our mean with the published mean +- std. Commands make the sets; "
+            "`python benchmarks/ledger.py evaluate` evaluates them.\n\n" + table(store) + "\n")
+    out.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", choices=("make", "evaluate", "write", "rows"))
+    parser.add_argument("--only", default="", help="comma-separated row keys (method/dataset/ipc), default: all CPU rows")
+    parser.add_argument("--data-root")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default=str(ROOT.parent.parent.parent / "REPRODUCTION.md"))
+    args = parser.parse_args()
+    rows = [row_by_key(k) for k in args.only.split(",") if k] or [r for r in ROWS if not r.gpu]
+    if args.step == "rows":
+        for row in ROWS:
+            print(row.key, "(GPU)" if row.gpu else "")
+        return
+    store = ResultsStore(RESULTS)
+    if args.step == "make":
+        make(rows, args.data_root, args.device)
+    elif args.step == "evaluate":
+        evaluate(rows, args.data_root, args.device, store)
+    write(store, Path(args.out))
+    print(table(store))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
