@@ -5,11 +5,8 @@ different epochs) classifies the synthetic images; their cross-entropy, weighted
 distillation loss of DC/DSA/DM. The paper reports that diverse pools and sub-optimal (early)
 checkpoints help more than one fully trained model.
 
-Pool folder (``distillset train-pool``): ``index.json`` (format ``distillset.pool/1``: dataset, input
-shape, classes, and per member its file, model, seed, epoch and test accuracy) and one safetensors
-state dict per member. A guide specification is a comma-separated list of pool folders, optionally
-filtered (``runs/pool:model=convnet|lenet;epoch=2``: ';' between keys, '|' between values), or member
-files inside a pool folder.
+Pools are trained here (:func:`train_pool`) and read by :mod:`distillset.pool`, which describes the folder
+and the guide specification (pool folders, filters, member files).
 """
 
 from __future__ import annotations
@@ -22,12 +19,11 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DistillsetError
-from ..fileio import atomic_write, atomic_write_json, read_index
+from ..fileio import atomic_write, atomic_write_json
 from ..models import build_model, check_model_name
+from ..pool import INDEX, POOL_FORMAT, load_member, load_members, member_file, resolve_pool
 from ..seeding import make_generator
 
-POOL_FORMAT = "distillset.pool/1"
-INDEX = "index.json"
 
 
 @dataclass
@@ -37,10 +33,6 @@ class PoolConfig:
     epochs: list[int] = field(default_factory=lambda: [1, 5])  # checkpoints kept (the last one is the training length)
     lr: float = 0.01
     batch_size: int = 256
-
-
-def member_file(model: str, seed: int, epoch: int) -> str:
-    return f"{model}-s{seed}-e{epoch}.safetensors"
 
 
 def train_pool(dataset: str, out: str | Path, config: PoolConfig, data_root=None, device: str | None = "cpu", log=print) -> dict:
@@ -100,30 +92,10 @@ class Guidance:
         if weight < 0 or per_iteration < 1:
             raise DistillsetError("the guide weight must be non-negative and at least one guide must be used per iteration")
         self.weight, self.per_iteration = weight, per_iteration
-        self.members = [self._load(entry, dataset, shape, num_classes, device) for entry in _resolve(spec)]
+        self.members = load_members(spec, dataset, shape, num_classes, device)
         if not self.members:
             raise DistillsetError(f"--guide-models {spec} selects no pool member")
         self.description = [m[0] for m in self.members]
-
-    @staticmethod
-    def _load(entry: tuple[Path, dict], dataset, shape, num_classes, device):
-        from ..synset import read_safetensors
-
-        folder, member = entry
-        index = _read_index(folder)
-        if index["dataset"] != dataset or tuple(index["shape"]) != tuple(shape) or index["num_classes"] != num_classes:
-            raise DistillsetError(f"pool {folder} was trained on {index['dataset']} {index['shape']}, not {dataset} {list(shape)}")
-        net = build_model(member["model"], shape, num_classes, None, device)
-        tensors, _ = read_safetensors(folder / member["file"])
-        try:
-            net.load_state_dict({k: v.to(device) for k, v in tensors.items()})
-        except RuntimeError as exc:
-            raise DistillsetError(f"pool member {folder / member['file']} does not fit model {member['model']}: "
-                                  f"{str(exc).splitlines()[0]}") from None
-        net.eval()
-        for p in net.parameters():
-            p.requires_grad_(False)
-        return f"{folder.name}/{member['file']}", net
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator, total: int | None = None) -> torch.Tensor:
         """Weighted cross-entropy of ``images`` under ``per_iteration`` sampled members (summed over the
@@ -141,46 +113,11 @@ class Guidance:
 def most_trained_member(spec: str, dataset: str, shape: tuple[int, int, int], num_classes: int, device) -> tuple[str, torch.nn.Module]:
     """(name, frozen network) of the most-trained member that ``spec`` selects (most epochs, then the lowest seed):
     a pre-trained network chosen without looking at any test accuracy."""
-    entries = _resolve(spec)
+    entries = resolve_pool(spec)
     if not entries:
         raise DistillsetError(f"pool {spec} selects no member")
     entry = max(entries, key=lambda e: (e[1]["epoch"], -e[1]["seed"]))
-    return Guidance._load(entry, dataset, shape, num_classes, device)
+    return load_member(entry, dataset, shape, num_classes, device)
 
 
-def _read_index(folder: Path) -> dict:
-    return read_index(folder, INDEX, POOL_FORMAT, "a model pool", "distillset train-pool",
-                      required=("dataset", "shape", "num_classes", "members"))
-
-
-def _resolve(spec: str) -> list[tuple[Path, dict]]:
-    """Expand a guide specification into (pool folder, member) pairs."""
-    out = []
-    for item in [s.strip() for s in spec.split(",") if s.strip()]:
-        path_text, _, filters_text = item.partition(":")
-        path = Path(path_text)
-        if path.suffix == ".safetensors":
-            index = _read_index(path.parent)
-            member = next((m for m in index["members"] if m["file"] == path.name), None)
-            if member is None:
-                raise DistillsetError(f"{path} is not listed in {path.parent / INDEX}")
-            out.append((path.parent, member))
-            continue
-        if path.is_file():
-            raise DistillsetError(f"guide model pool {path} is a file, not a pool folder; pass the folder "
-                                  "`distillset train-pool` wrote, or one member's .safetensors file in it")
-        if not path.is_dir():
-            raise DistillsetError(f"guide model pool {path} does not exist; make one with `distillset train-pool`")
-        index = _read_index(path)
-        filters = {}
-        for pair in [p for p in filters_text.split(";") if p]:
-            key, _, value = pair.partition("=")
-            if key not in ("model", "seed", "epoch"):
-                raise DistillsetError(f"unknown pool filter '{key}' in '{item}'; use model=, seed= or epoch=")
-            filters[key] = {v for v in value.split("|")}
-        members = [m for m in index["members"] if all(str(m[k]) in values for k, values in filters.items())]
-        if not members:
-            raise DistillsetError(f"no member of pool {path} matches '{filters_text}'")
-        out += [(path, m) for m in members]
-    return out
 
