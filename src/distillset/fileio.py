@@ -77,6 +77,12 @@ def write_safetensors(path: str | os.PathLike, tensors: dict, metadata: dict[str
     return atomic_write_bytes(path, safetensors_bytes(tensors, metadata))
 
 
+def cache_dir() -> Path:
+    """Where computed things are cached (feature networks, whole-data references): $DISTILLSET_CACHE, else
+    ~/.cache/distillset/cache."""
+    return Path(os.environ.get("DISTILLSET_CACHE") or Path("~/.cache/distillset/cache").expanduser())
+
+
 def check_writable_folder(directory: str | os.PathLike, name: str) -> Path:
     """Refuse, before any work, a folder this process could not write into at the end: one that is a file, lies
     under a file, or whose nearest existing ancestor is not writable. ``name`` is how the user gave it (a flag or

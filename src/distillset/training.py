@@ -40,11 +40,21 @@ def soft_cross_entropy(logits: torch.Tensor, target_logits: torch.Tensor) -> tor
     return -(F.softmax(target_logits, dim=1) * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
 
+def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Knowledge distillation (Hinton et al. 2015), as SRe2L/RDED/DD-Ranking evaluate: T^2 * KL(softmax(t/T) ||
+    softmax(s/T)), averaged over the batch (the T^2 keeps the gradient scale independent of T)."""
+    return F.kl_div(F.log_softmax(logits / temperature, dim=1), F.log_softmax(teacher_logits / temperature, dim=1),
+                    reduction="batchmean", log_target=True) * temperature ** 2
+
+
 def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, config: TrainConfig,
                 generator: torch.Generator, augment: Augment | None = None, *, lr_decay: bool = True,
                 max_steps: int | None = None, on_batch: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
-                on_epoch: Callable[[int], None] | None = None) -> nn.Module:
-    """Train in place on (images, targets); targets are class indices or [N, K] logits (soft labels).
+                on_epoch: Callable[[int], None] | None = None,
+                teacher: Callable[[torch.Tensor], torch.Tensor] | None = None, temperature: float = 1.0) -> nn.Module:
+    """Train in place on (images, targets); targets are class indices or [N, K] logits (soft labels). With a
+    ``teacher`` (images -> logits) every augmented batch is relabelled by it and the loss is
+    :func:`distillation_loss` at ``temperature``; ``targets`` are then unused.
 
     ``config.epochs`` passes, or exactly ``max_steps`` minibatch steps (a fractional budget stops inside an
     epoch); with ``lr_decay`` the lr drops x0.1 once, before the first step of the second half (epoch
@@ -72,7 +82,10 @@ def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, c
             if augment is not None:
                 x = augment(x, generator)
             out = model(x)
-            loss = soft_cross_entropy(out, targets[batch]) if soft else F.cross_entropy(out, targets[batch])
+            if teacher is not None:
+                loss = distillation_loss(out, _teacher_logits(teacher, x), temperature)
+            else:
+                loss = soft_cross_entropy(out, targets[batch]) if soft else F.cross_entropy(out, targets[batch])
             finite &= torch.isfinite(loss)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -88,6 +101,11 @@ def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, c
         if on_epoch is not None:
             on_epoch(epoch)
     return model
+
+
+@torch.no_grad()
+def _teacher_logits(teacher: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    return teacher(x)
 
 
 @torch.inference_mode()

@@ -18,7 +18,8 @@ DISTRIBUTED_COMMANDS = ("condense", "evaluate")
 COMMANDS = {"methods": commands.cmd_methods, "coreset": commands.cmd_coreset, "condense": commands.cmd_condense,
             "experts": commands.cmd_experts, "continual": commands.cmd_continual, "nas": commands.cmd_nas,
             "train-pool": commands.cmd_train_pool, "graph-report": graph.cmd_graph_report, "evaluate": commands.cmd_evaluate,
-            "show": commands.cmd_show, "experiment": commands.cmd_experiment, "demo": commands.cmd_demo}
+            "show": commands.cmd_show, "score": commands.cmd_score, "compare": commands.cmd_score,
+            "import": commands.cmd_import, "experiment": commands.cmd_experiment, "demo": commands.cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None, leave_group_open: bool = False) -> int:

@@ -166,10 +166,16 @@ def cmd_evaluate(args) -> int:
         return evaluate_graph_file(args, models)
     from ..driver import declared_evaluation
 
+    from ..evaluation.choice import parse_grid
+
+    grids = {"lr": parse_grid(args.lr_grid, "--lr-grid"), "epochs": parse_grid(args.epochs_grid, "--epochs-grid", int),
+             "temperature": parse_grid(args.temperature_grid, "--temperature-grid")}
     results = evaluate_file(args.synset, models, runs=args.runs, epochs=args.epochs, lr=args.lr, seed=args.seed,
                             data_root=args.data_root, device=args.device, download=args.download, verify=args.verify,
                             strategy=args.strategy, augment=args.augment, batch_size=args.batch_size,
-                            evaluation=declared_evaluation(args.synset), log=None if args.json else _log)
+                            evaluation=declared_evaluation(args.synset), log=None if args.json else _log, labels=args.labels,
+                            teacher=args.teacher, temperature=args.temperature, val_fraction=args.val_fraction, grids=grids,
+                            val_runs=args.val_runs)
     from ..distributed import context
 
     if not context().is_main:
@@ -178,6 +184,30 @@ def cmd_evaluate(args) -> int:
         print(json.dumps(results.as_dict()))
     else:
         print(format_table(results))
+    return 0
+
+
+def cmd_score(args) -> int:
+    from ..evaluation.score import Scorer, score_table
+
+    scorer = Scorer(model=args.model, runs=args.runs, seed=args.seed, data_root=args.data_root, device=args.device,
+                    teacher=args.teacher, temperature=args.temperature, full_epochs=args.full_epochs,
+                    full_runs=args.full_runs, full=args.full, log=None if args.json else _log, epochs=args.epochs)
+    scores = [scorer.score(path) for path in args.synsets]
+    if args.json:
+        print(json.dumps(scores[0] if args.command == "score" else scores))
+    else:
+        print(score_table(scores))
+    return 0
+
+
+def cmd_import(args) -> int:
+    from ..importers import import_set
+
+    synset = import_set(args.file, args.source, args.dataset, labels_file=args.labels_file, lr_file=args.lr_file,
+                        index=args.index, method=args.method, zca=args.zca, data_root=args.data_root)
+    synset.save(args.out)
+    _log(f"wrote {args.out}: {len(synset)} images of {synset.dataset} from {args.source} ({args.file})")
     return 0
 
 

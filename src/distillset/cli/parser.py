@@ -91,6 +91,14 @@ def _add_deterministic(p: argparse.ArgumentParser) -> None:
                         "repeat bit for bit only at the same count (README 'Reproducibility')")
 
 
+def _add_label_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--labels", choices=("stored", "hard", "teacher"), default="stored",
+                   help="stored (default): the set's soft labels when it has them; hard: class labels only; teacher: "
+                        "knowledge distillation from --teacher on every augmented batch")
+    p.add_argument("--teacher", help="pool folder(s) or member file(s) of `distillset train-pool` (for --labels teacher)")
+    p.add_argument("--temperature", type=float, default=1.0, help="distillation temperature (--labels teacher; default 1)")
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a bad flag ends like every other bad input: one line naming it, exit code 2 (no usage dump;
     ``--help`` has the usage)."""
@@ -251,7 +259,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", choices=("auto", "sequential", "batched"), default="auto",
                    help="train the runs one by one, or all at once with vmap (auto: batched on CUDA only)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    _add_label_options(p)
+    p.add_argument("--val-fraction", type=float, default=0.0,
+                   help="hold out this fraction of every class of the real training split for the choices below")
+    p.add_argument("--lr-grid", help="comma-separated training lrs to choose from on the validation split")
+    p.add_argument("--epochs-grid", help="comma-separated epoch budgets to choose from on the validation split")
+    p.add_argument("--temperature-grid", help="comma-separated temperatures (--labels teacher) to choose from")
+    p.add_argument("--val-runs", type=_positive_int, help="networks per candidate on the validation split (default --runs)")
     _add_data_options(p)
+
+    for name, help_text in (("score", "leak-free robust scores of a set: hard/soft labels against a random subset, HLR, IOR, "
+                                       "ARS, bytes (README 'Scores')"),
+                            ("compare", "the scores of several sets side by side (random baselines shared)")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("synsets", nargs=1 if name == "score" else "+", help="SynSet file(s)")
+        p.add_argument("--model", default="convnet", help="evaluation model (default convnet)")
+        p.add_argument("--runs", type=_positive_int, default=5, help="fresh networks per figure (default 5)")
+        p.add_argument("--epochs", type=_positive_int, help="training epochs of every arm (default: the set's declared budget)")
+        p.add_argument("--teacher", help="pool folder(s)/member file(s): the soft arm is knowledge distillation from it")
+        p.add_argument("--temperature", type=float, default=1.0, help="distillation temperature (default 1)")
+        p.add_argument("--full-epochs", type=_positive_int, default=20, help="budget of the whole-data reference (default 20)")
+        p.add_argument("--full-runs", type=_positive_int, default=2, help="networks of the whole-data reference (default 2)")
+        p.add_argument("--no-full", dest="full", action="store_false", help="skip the whole-data reference (and HLR)")
+        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        _add_data_options(p)
+
+    p = sub.add_parser("import", help="read a set another tool published (DC/DSA/DM res_*.pt, MTT/DATM images_*.pt, "
+                                      "DD-Ranking tensors) into a SynSet")
+    p.add_argument("file", help="the file to read (never executed: tensors only)")
+    p.add_argument("--from", dest="source", required=True, choices=("dc", "mtt", "datm", "ddranking"))
+    p.add_argument("--dataset", required=True, help="the dataset the set was made from")
+    p.add_argument("--out", required=True, help="the SynSet file to write")
+    p.add_argument("--labels", dest="labels_file", help="labels file (mtt/datm labels_*.pt, DD-Ranking labels)")
+    p.add_argument("--lr", dest="lr_file", help="learned lr file (mtt/datm lr_*.pt)")
+    p.add_argument("--index", type=int, default=0, help="which experiment of a res_*.pt 'data' list (default 0)")
+    p.add_argument("--method", help="the method that made it (default: dc for --from dc, else the tool's name); sets "
+                                    "the evaluation recorded in the file")
+    p.add_argument("--zca", action="store_true", help="the images are ZCA-whitened (MTT/DATM --zca): attach our ZCA of "
+                                                     "the dataset (kornia's definition, eps 0.1)")
+    p.add_argument("--data-root")
 
     p = sub.add_parser("show", help="write a SynSet as a PNG grid (one row per class) or an image folder")
     p.add_argument("synset")

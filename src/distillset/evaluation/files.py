@@ -13,6 +13,7 @@ from ..distributed import local_device
 from ..errors import DistillsetError
 from ..models import build_model, check_model_name
 from ..synset import SynSet
+from .choice import candidates, choose, validation_split
 from .protocol import EvalResults, evaluate_synset
 
 PROTOCOL_DEFAULT_EPOCHS = (300, 1000)  # without / with augmentation, as the DC/DSA/DM papers
@@ -37,13 +38,22 @@ def evaluate_file(path: str | os.PathLike, models: list[str], runs: int = 5, epo
                   lr: float | None = None, seed: int = 0, data_root=None, device: str | None = "cpu",
                   download: bool = False, verify: bool = True, strategy: str = "auto", augment: str = "auto",
                   batch_size: int | None = None, evaluation: dict | None = None,
-                  log: Callable[[str], None] | None = None) -> EvalResults:
+                  log: Callable[[str], None] | None = None, labels: str = "stored", teacher: str | None = None,
+                  temperature: float = 1.0, val_fraction: float = 0.0, grids: dict[str, list] | None = None,
+                  val_runs: int | None = None) -> EvalResults:
     """Evaluate a SynSet file on the real test split of the dataset it names.
 
     By default every model trains as the set's method declares (``evaluation``, else the record in the file's
     config; e.g. DSA and 1000 epochs for DSA/DM/MTT/DATM sets, the DC code's augmentation for DC sets and
     coresets). ``augment`` ("none", "dsa", "dc"), ``epochs`` and ``batch_size`` override it. Each model's
-    protocol is in the results (``protocol`` per model)."""
+    protocol is in the results (``protocol`` per model).
+
+    ``labels``: "stored" (the set's soft labels when it has them, else its hard labels), "hard", or "teacher"
+    (knowledge distillation from the pool members ``teacher`` names, at ``temperature``). ``grids`` (name ->
+    values, names "lr", "epochs", "temperature") are choices made per model on a validation split of
+    ``val_fraction`` of the training split (``val_runs`` networks per candidate, default ``runs``); the test split
+    then trains ``runs`` networks with the chosen values, once. The choices and their validation scores are in
+    ``config['selection']``."""
     synset = SynSet.load(path)
     image_size = tuple(synset.shape[1:]) if synset.dataset.startswith("imagefolder:") else None
     data = load_dataset(synset.dataset, data_root=data_root, download=download, verify=verify, image_size=image_size)
@@ -54,12 +64,40 @@ def evaluate_file(path: str | os.PathLike, models: list[str], runs: int = 5, epo
         check_model_name(model)
         build_model(model, synset.shape, synset.num_classes)
     torch_device = resolve_device(local_device(device))
+    label_options = _label_options(labels, teacher, temperature, synset, torch_device)
+    grids = {k: v for k, v in (grids or {}).items() if v}
+    if grids and not val_fraction:
+        raise DistillsetError(f"choosing {', '.join(grids)} needs a validation split: add --val-fraction (e.g. 0.1)")
+    if "temperature" in grids and labels != "teacher":
+        raise DistillsetError("a temperature grid applies to --labels teacher only")
+    val_pixels = val_labels = None
+    if grids:
+        held = validation_split(data.train_labels, val_fraction, seed)
+        val_pixels, val_labels = data.train_images[held], data.train_labels[held]
     combined: EvalResults | None = None
+    selection = {}
     for model in models:
         callable_, protocol = model_protocol(declared, synset.dataset, model, augment, epochs, batch_size)
-        result = evaluate_synset(synset, data.test_images, data.test_labels, models=[model], runs=runs, epochs=protocol["epochs"],
-                                 lr=lr, seed=seed, device=torch_device, strategy=strategy, augment=callable_,
-                                 batch_size=protocol["batch_size"], use_soft_labels=protocol["soft_labels"], progress=log)
+        settings = {"lr": lr, "epochs": protocol["epochs"], **label_options}
+
+        def run(pixels, targets, n, **chosen):
+            merged = {**settings, **chosen}
+            return evaluate_synset(synset, pixels, targets, models=[model], runs=n, epochs=merged["epochs"], lr=merged["lr"],
+                                   seed=seed, device=torch_device, strategy=strategy, augment=callable_,
+                                   batch_size=protocol["batch_size"], use_soft_labels=protocol["soft_labels"] and labels != "hard",
+                                   teacher=merged["teacher"], temperature=merged["temperature"], progress=log)
+
+        if grids:
+            chosen, scored = choose(candidates(grids), lambda option: run(val_pixels, val_labels, val_runs or runs,
+                                                                           **option).results[model].mean)
+            selection[model] = {"val_fraction": val_fraction, "val_images": int(len(val_labels)),
+                                "val_runs": val_runs or runs, "candidates": scored, "chosen": chosen}
+            if log:
+                log(f"{model}: chose {chosen} on the validation split")
+            settings.update(chosen)
+            protocol["epochs"] = settings["epochs"]
+        result = run(data.test_images, data.test_labels, runs)
+        protocol["labels"] = labels if labels != "stored" or synset.soft_labels is not None else "hard (the set has no soft labels)"
         result.results[model].protocol = protocol
         if combined is None:
             combined = result
@@ -68,4 +106,22 @@ def evaluate_file(path: str | os.PathLike, models: list[str], runs: int = 5, epo
         else:
             combined.results.update(result.results)
     combined.config["declared_evaluation"] = declared
+    if selection:
+        combined.config["selection"] = selection
     return combined
+
+
+def _label_options(labels: str, teacher: str | None, temperature: float, synset: SynSet, device) -> dict:
+    """The teacher (loaded and checked) and temperature that ``labels`` asks for."""
+    if labels not in ("stored", "hard", "teacher"):
+        raise DistillsetError(f"unknown label mode '{labels}'; use hard, stored or teacher")
+    if labels == "teacher":
+        if not teacher:
+            raise DistillsetError("--labels teacher needs --teacher POOL (a `distillset train-pool` folder or member file)")
+        from .teacher import load_teacher
+
+        return {"teacher": load_teacher(teacher, synset, device), "temperature": temperature}
+    if teacher:
+        raise DistillsetError(f"--teacher is used by --labels teacher only (here --labels {labels}); drop it or add "
+                              "--labels teacher")
+    return {"teacher": None, "temperature": temperature}

@@ -83,7 +83,8 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
                     epochs: int | None = None, lr: float | None = None, seed: int = 0, device: str | torch.device = "cpu",
                     augment: Augment | None = None, batch_size: int = 256, use_soft_labels: bool = True,
                     strategy: str = "auto", progress: Callable[[str], None] | None = None,
-                    run_indices: Sequence[int] | None = None) -> EvalResults:
+                    run_indices: Sequence[int] | None = None, teacher: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                    temperature: float = 1.0) -> EvalResults:
     """Train ``runs`` fresh networks of each model on the SynSet; test each once on the real test split.
 
     ``epochs`` defaults to 300 (1000 with augmentation); ``lr`` defaults to the SynSet's learned lr
@@ -96,6 +97,9 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
 
     ``run_indices`` (default ``range(runs)``) trains only those runs of the ``runs``: each gives the same
     network and accuracy as in a full evaluation, so a long evaluation can be made and stored run by run.
+
+    ``teacher`` (images -> logits, e.g. :class:`~distillset.evaluation.teacher.Teacher`) relabels every augmented
+    batch and the networks learn by knowledge distillation at ``temperature`` (the set's labels unused).
     """
     if strategy not in ("auto", "sequential", "batched"):
         raise DistillsetError(f"unknown evaluation strategy '{strategy}'; use auto, sequential or batched")
@@ -114,6 +118,8 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
         lr = float(synset.lr) if synset.lr is not None else 0.01
     if not (np.isfinite(lr) and lr > 0):
         raise DistillsetError(f"the training lr must be a positive number, got {lr}")
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise DistillsetError(f"the distillation temperature must be a positive number, got {temperature}")
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size)
     x_test, y_test = prepare_test_data(synset, test_pixels, test_labels, device)
     if len(y_test) == 0:
@@ -122,8 +128,9 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
         raise DistillsetError(f"test labels span {int(y_test.min())}..{int(y_test.max())}, outside the set's classes "
                               f"0..{synset.num_classes - 1}")
     images = synset.images.to(device)
-    soft = use_soft_labels and synset.soft_labels is not None
+    soft = use_soft_labels and synset.soft_labels is not None and teacher is None
     targets = (synset.soft_labels if soft else synset.labels).to(device)
+    label_mode = "teacher" if teacher is not None else "stored" if soft else "hard"
     ctx = context()  # under torchrun each rank trains its share of the runs; results are gathered everywhere
     results: dict[str, ModelResult] = {}
     for name in models:
@@ -131,7 +138,7 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
         start = time.perf_counter()
         outcomes = []
         for run, net, failure in _trained_networks(name, synset, images, targets, config, ctx.mine(run_indices), seed, device,
-                                                   augment, strategy):
+                                                   augment, strategy, teacher, temperature):
             acc = None if failure is not None else test_accuracy(net, x_test, y_test, config.test_batch_size)
             outcomes.append((run, acc, failure))
             if progress:
@@ -145,7 +152,10 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
         result.seconds = time.perf_counter() - start
         results[name] = result
     meta = asdict(config) | {"runs": runs, "run_indices": run_indices, "seed": seed, "models": list(models), "soft_labels": soft,
-                             "augment": augment is not None, "selection": "final epoch", "strategy": strategy}
+                             "labels": label_mode, "augment": augment is not None, "selection": "final epoch",
+                             "strategy": strategy}
+    if teacher is not None:
+        meta |= {"temperature": temperature, "teacher": list(getattr(teacher, "names", ["(callable)"]))}
     return EvalResults(synset.dataset, results, meta)
 
 
@@ -173,7 +183,8 @@ def would_batch(strategy: str, device) -> bool:
 
 
 def _trained_networks(name: str, synset: SynSet, images, targets, config: TrainConfig, runs: list[int], seed: int, device,
-                      augment: Augment | None, strategy: str) -> Iterator[tuple[int, nn.Module, str | None]]:
+                      augment: Augment | None, strategy: str, teacher=None,
+                      temperature: float = 1.0) -> Iterator[tuple[int, nn.Module, str | None]]:
     """Yield (run, trained network, failure or None) for the given run indices: all at once when
     batching, else one at a time. A run's network depends only on (seed, model, run), never on which
     process trains it or beside which others."""
@@ -187,7 +198,7 @@ def _trained_networks(name: str, synset: SynSet, images, targets, config: TrainC
 
     if not runs:
         return
-    batched = would_batch(strategy, device)
+    batched = would_batch(strategy, device) and teacher is None  # the vmap path has no teacher
     first = fresh(runs[0])
     if batched and len(runs) > 1 and can_batch(first):
         nets = [first] + [fresh(run) for run in runs[1:]]
@@ -198,7 +209,7 @@ def _trained_networks(name: str, synset: SynSet, images, targets, config: TrainC
     for i, run in enumerate(runs):
         net = first if i == 0 else fresh(run)
         try:
-            train_model(net, images, targets, config, shuffles(run), augment)
+            train_model(net, images, targets, config, shuffles(run), augment, teacher=teacher, temperature=temperature)
         except TrainingDiverged as exc:
             yield run, net, str(exc)
             continue

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..data.real import RealData
 from ..training import TrainConfig, train_model
-from ..fileio import atomic_write, check_writable_folder
+from ..fileio import atomic_write, cache_dir, check_writable_folder
 from ..models import build_model
 from ..seeding import make_generator
 
@@ -30,11 +30,6 @@ class FeatureNetwork:
     model: nn.Module
     forgetting_events: torch.Tensor  # int64 [N], per training image
     ever_learned: torch.Tensor  # bool [N]: classified correctly at least once
-
-
-def cache_dir() -> Path:
-    """$DISTILLSET_CACHE, else ~/.cache/distillset/cache."""
-    return Path(os.environ.get("DISTILLSET_CACHE") or Path("~/.cache/distillset/cache").expanduser())
 
 
 def _cache_path(real: RealData, model_name: str, epochs: int, seed: int) -> Path:

@@ -1,0 +1,186 @@
+"""Leak-free robust scores of a set, in the spirit of DD-Ranking (Li et al. 2025): how much of a set's accuracy is
+the data's own, and how much comes from soft labels and augmentation that would lift a random subset as well.
+
+Every number is the mean final-epoch test accuracy (%) of ``runs`` fresh networks trained with the SAME protocol,
+seeds and budget (the set's declared evaluation: its augmentation, epochs, batch, lr):
+
+- ``hard``: the set with its class labels only;
+- ``soft``: the set with its own labels (stored soft labels) or, given a teacher, knowledge distillation from
+  it on every augmented batch; null when the set has neither;
+- ``random_hard`` / ``random_soft``: a random subset of the real training split with the same number of images
+  per class, in the set's input space (normalisation, ZCA), with hard labels / with the teacher (null without
+  one: stored soft labels exist for the set's own images only);
+- ``full``: the whole training split at a stated budget (``full_epochs``, ``full_runs``; cached per dataset,
+  model, budget and seed), the ceiling;
+- ``hlr`` (hard-label recovery) = full - hard: what the set still lacks with plain labels (lower is better);
+- ``ior`` (improvement over random) = soft - random_soft: what the set adds over real images under the same
+  label help (higher is better);
+- ``ars`` (augmentation robustness): the set-minus-random gap with hard labels, with and without training
+  augmentation, and their mean (a set whose advantage vanishes without augmentation scores low);
+- ``bytes``: the storage of the set as stored (images, labels, soft labels, learned lr; not the dataset's ZCA).
+
+Where this differs from DD-Ranking: it reports raw accuracy differences in points, not DD-Ranking's exponential
+combinations (its label-robust and augmentation-robust scores), so each figure reads as accuracy; the random
+baseline has the set's per-class counts; and nothing is chosen on test accuracy (one final-epoch test).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from ..augment.zca import ZCA
+from ..data import load_dataset, real_data
+from ..errors import DistillsetError
+from ..fileio import atomic_write_json, cache_dir
+from ..seeding import make_generator
+from ..synset import SynSet, read_safetensors
+from .files import model_protocol
+from .protocol import evaluate_synset
+
+STORED_TENSORS = ("images", "labels", "soft_labels", "lr")
+
+
+def stored_bytes(path: str | Path) -> int:
+    """Bytes of the set's own tensors as the file stores them (the dataset's ZCA transform is not the set's)."""
+    tensors, _ = read_safetensors(path)
+    return int(sum(t.numel() * t.element_size() for name, t in tensors.items() if name in STORED_TENSORS))
+
+
+def random_subset(synset: SynSet, data, seed: int) -> SynSet:
+    """A random subset of the real training split with the set's per-class counts, in the set's input space."""
+    counts = torch.bincount(synset.labels, minlength=synset.num_classes).tolist()
+    real = real_data(data, "train", mean=list(synset.mean), std=list(synset.std))
+    if synset.zca_mean is not None:
+        real = real.apply_zca(ZCA(synset.zca_mean, synset.zca_matrix))
+    generator = make_generator(seed, "score", "random-subset")
+    picks = []
+    for c, n in enumerate(counts):
+        if n > real.class_count(c):
+            raise DistillsetError(f"the random baseline needs {n} images of class {c}, which has only {real.class_count(c)} "
+                                  "training images; score a smaller set")
+        if n:
+            picks.append(real.sample_indices(c, n, generator))
+    idx = torch.cat(picks)
+    return SynSet.from_real(real, real.images[idx], real.labels[idx], method="random", ipc=max(counts),
+                            config={"score_baseline_for": synset.method})
+
+
+class Scorer:
+    """Scores sets of one dataset, sharing the random baselines (per label budget) and the full reference."""
+
+    def __init__(self, model: str = "convnet", runs: int = 5, seed: int = 0, data_root=None, device="cpu",
+                 teacher: str | None = None, temperature: float = 1.0, full_epochs: int = 20, full_runs: int = 2,
+                 full: bool = True, cache: Path | None = None, log: Callable[[str], None] | None = None,
+                 epochs: int | None = None) -> None:
+        """``epochs`` overrides the set's declared budget (the same for every arm)."""
+        self.model, self.runs, self.seed, self.data_root, self.device = model, runs, seed, data_root, device
+        self.epochs = epochs
+        self.teacher_spec, self.temperature = teacher, temperature
+        self.full_epochs, self.full_runs, self.full = full_epochs, full_runs, full
+        self.cache, self.log = cache, log
+        self._datasets: dict[str, object] = {}
+        self._baselines: dict[tuple, float] = {}
+
+    def score(self, path: str | Path) -> dict:
+        synset = SynSet.load(path)
+        data = self._data(synset.dataset)
+        if data.num_classes != synset.num_classes:
+            raise DistillsetError(f"{path} has {synset.num_classes} classes but dataset '{synset.dataset}' has {data.num_classes}")
+        declared = dict(synset.config.get("evaluation") or {})
+        augment_name = declared.get("augment", "none")
+        if augment_name == "none":  # robustness needs a with-augmentation arm: DSA, the common choice
+            augment_name = "dsa"
+        augment, protocol = model_protocol({**declared, "augment": augment_name}, synset.dataset, self.model, epochs=self.epochs)
+        lr = float(synset.lr) if synset.lr is not None else 0.01
+        teacher = None
+        if self.teacher_spec:
+            from .teacher import load_teacher
+
+            teacher = load_teacher(self.teacher_spec, synset, self.device)
+        rand = random_subset(synset, data, self.seed)
+        budget = tuple(torch.bincount(synset.labels, minlength=synset.num_classes).tolist())
+
+        def accuracy(s: SynSet, with_augment: bool, labels: str) -> float:
+            result = evaluate_synset(s, data.test_images, data.test_labels, models=[self.model], runs=self.runs,
+                                     epochs=protocol["epochs"], lr=lr, seed=self.seed, device=self.device,
+                                     augment=augment if with_augment else None, batch_size=protocol["batch_size"],
+                                     use_soft_labels=labels == "stored", teacher=teacher if labels == "teacher" else None,
+                                     temperature=self.temperature)
+            return 100 * result.results[self.model].mean
+
+        def baseline(with_augment: bool, labels: str) -> float:
+            key = (synset.dataset, budget, with_augment, labels, protocol["epochs"], lr, self.teacher_spec)
+            if key not in self._baselines:
+                self._baselines[key] = accuracy(rand, with_augment, labels)
+            return self._baselines[key]
+
+        soft_mode = "teacher" if teacher is not None else "stored" if synset.soft_labels is not None else None
+        hard = accuracy(synset, True, "hard")
+        soft = accuracy(synset, True, soft_mode) if soft_mode else None
+        random_hard = baseline(True, "hard")
+        random_soft = baseline(True, "teacher") if teacher is not None else None
+        hard_plain, random_plain = accuracy(synset, False, "hard"), baseline(False, "hard")
+        full = self._full(synset, data) if self.full else None
+        gap_with, gap_without = hard - random_hard, hard_plain - random_plain
+        return {"set": str(path), "method": synset.method, "dataset": synset.dataset, "images": len(synset),
+                "hard": hard, "soft": soft, "random_hard": random_hard, "random_soft": random_soft, "full": full,
+                "hlr": None if full is None else full - hard,
+                "ior": None if soft is None or random_soft is None else soft - random_soft,
+                "ars": {"gap_with_augmentation": gap_with, "gap_without_augmentation": gap_without,
+                        "mean": (gap_with + gap_without) / 2},
+                "bytes": stored_bytes(path),
+                "protocol": {"model": self.model, "runs": self.runs, "seed": self.seed, "augment": protocol["augment"],
+                             "epochs": protocol["epochs"], "batch_size": protocol["batch_size"], "lr": lr,
+                             "soft_labels": soft_mode, "teacher": teacher.names if teacher is not None else None,
+                             "temperature": self.temperature if teacher is not None else None,
+                             "full": {"epochs": self.full_epochs, "runs": self.full_runs, "augment": "none"} if self.full else None,
+                             "selection": "final epoch; nothing chosen on test accuracy"}}
+
+    def _data(self, name: str):
+        if name not in self._datasets:
+            self._datasets[name] = load_dataset(name, data_root=self.data_root)
+        return self._datasets[name]
+
+    def _full(self, synset: SynSet, data) -> float:
+        """The whole training split, no augmentation, ``full_epochs`` x ``full_runs``: cached on disk."""
+        key = {"dataset": synset.dataset, "model": self.model, "epochs": self.full_epochs, "runs": self.full_runs,
+               "seed": self.seed, "mean": list(synset.mean), "std": list(synset.std), "zca": synset.zca_mean is not None}
+        name = "-".join(str(key[k]) for k in ("dataset", "model", "epochs", "runs", "seed")).replace(":", "_").replace("/", "_")
+        cache = (self.cache or cache_dir()) / "full-reference" / f"{name}.json"
+        if cache.is_file():
+            try:
+                stored = json.loads(cache.read_text())
+                if stored.get("key") == key:
+                    return float(stored["accuracy"])
+            except (ValueError, KeyError):
+                pass  # a damaged entry is measured again
+        if self.log:
+            self.log(f"training the whole-data reference on {synset.dataset} ({self.full_runs} x {self.full_epochs} epochs; cached)")
+        real = real_data(data, "train", mean=list(synset.mean), std=list(synset.std))
+        if synset.zca_mean is not None:
+            real = real.apply_zca(ZCA(synset.zca_mean, synset.zca_matrix))
+        whole = SynSet.from_real(real, real.images, real.labels, method="whole", ipc=0)
+        result = evaluate_synset(whole, data.test_images, data.test_labels, models=[self.model], runs=self.full_runs,
+                                 epochs=self.full_epochs, seed=self.seed, device=self.device)
+        accuracy = 100 * result.results[self.model].mean
+        atomic_write_json(cache, {"key": key, "accuracy": accuracy, "accs": result.results[self.model].accs})
+        return accuracy
+
+
+def score_table(scores: list[dict]) -> str:
+    """Markdown: one row per set."""
+    def pct(v):
+        return "-" if v is None else f"{v:.2f}"
+
+    lines = ["| set | method | images | hard | soft | random hard | random soft | full | HLR | IOR | ARS | bytes |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for s in scores:
+        lines.append(f"| {s['set']} | {s['method']} | {s['images']} | {pct(s['hard'])} | {pct(s['soft'])} | "
+                     f"{pct(s['random_hard'])} | {pct(s['random_soft'])} | {pct(s['full'])} | {pct(s['hlr'])} | "
+                     f"{pct(s['ior'])} | {s['ars']['mean']:.2f} | {s['bytes']:,} |")
+    return "\n".join(lines)
+
