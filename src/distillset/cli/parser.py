@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(p)
 
     for name, help_text in (("score", "leak-free robust scores of a set: hard/soft labels against a random subset, HLR, IOR, "
-                                       "ARS, bytes (README 'Scores')"),
+                                       "ARS, bytes (README: robust scores)"),
                             ("compare", "the scores of several sets side by side (random baselines shared)")):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("synsets", nargs=1 if name == "score" else "+", help="SynSet file(s)")

@@ -97,7 +97,7 @@ def evaluate_file(path: str | os.PathLike, models: list[str], runs: int = 5, epo
             settings.update(chosen)
             protocol["epochs"] = settings["epochs"]
         result = run(data.test_images, data.test_labels, runs)
-        protocol["labels"] = labels if labels != "stored" or synset.soft_labels is not None else "hard (the set has no soft labels)"
+        protocol["labels"] = result.config["labels"]  # what trained the networks: hard, stored (soft) or teacher
         result.results[model].protocol = protocol
         if combined is None:
             combined = result
