@@ -15,8 +15,9 @@ seeds and budget (the set's declared evaluation: its augmentation, epochs, batch
 - ``hlr`` (hard-label recovery) = full - hard: what the set still lacks with plain labels (lower is better);
 - ``ior`` (improvement over random) = soft - random_soft: what the set adds over real images under the same
   label help (higher is better);
-- ``ars`` (augmentation robustness): the set-minus-random gap with hard labels, with and without training
-  augmentation, and their mean (a set whose advantage vanishes without augmentation scores low);
+- ``ars`` (augmentation robustness): the set-minus-random gap with hard labels, with training augmentation
+  (the set's own, or DSA when it declares none) and without, at the same budget, and their mean (a set whose
+  advantage vanishes without augmentation scores low);
 - ``bytes``: the storage of the set as stored (images, labels, soft labels, learned lr; not the dataset's ZCA).
 
 Where this differs from DD-Ranking: it reports raw accuracy differences in points, not DD-Ranking's exponential
@@ -91,10 +92,13 @@ class Scorer:
         if data.num_classes != synset.num_classes:
             raise DistillsetError(f"{path} has {synset.num_classes} classes but dataset '{synset.dataset}' has {data.num_classes}")
         declared = dict(synset.config.get("evaluation") or {})
-        augment_name = declared.get("augment", "none")
-        if augment_name == "none":  # robustness needs a with-augmentation arm: DSA, the common choice
-            augment_name = "dsa"
-        augment, protocol = model_protocol({**declared, "augment": augment_name}, synset.dataset, self.model, epochs=self.epochs)
+        own_augment, protocol = model_protocol(declared, synset.dataset, self.model, epochs=self.epochs)
+        own = protocol["augment"]  # "none", "dsa" or "dc:<strategy>": the set's published evaluation
+        augments = {own: own_augment, "none": None}
+        robust = own
+        if own_augment is None:  # the robustness arm needs an augmentation: DSA, at the same budget
+            augments["dsa"] = model_protocol({**declared, "augment": "dsa"}, synset.dataset, self.model)[0]
+            robust = "dsa"
         lr = float(synset.lr) if synset.lr is not None else 0.01
         teacher = None
         if self.teacher_spec:
@@ -104,36 +108,39 @@ class Scorer:
         rand = random_subset(synset, data, self.seed)
         budget = tuple(torch.bincount(synset.labels, minlength=synset.num_classes).tolist())
 
-        def accuracy(s: SynSet, with_augment: bool, labels: str) -> float:
+        def accuracy(s: SynSet, augment: str, labels: str) -> float:
             result = evaluate_synset(s, data.test_images, data.test_labels, models=[self.model], runs=self.runs,
                                      epochs=protocol["epochs"], lr=lr, seed=self.seed, device=self.device,
-                                     augment=augment if with_augment else None, batch_size=protocol["batch_size"],
+                                     augment=augments[augment], batch_size=protocol["batch_size"],
                                      use_soft_labels=labels == "stored", teacher=teacher if labels == "teacher" else None,
                                      temperature=self.temperature)
             return 100 * result.results[self.model].mean
 
-        def baseline(with_augment: bool, labels: str) -> float:
-            key = (synset.dataset, budget, with_augment, labels, protocol["epochs"], lr, self.teacher_spec)
+        def baseline(augment: str, labels: str) -> float:
+            key = (synset.dataset, budget, augment, labels, protocol["epochs"], protocol["batch_size"], lr, self.teacher_spec)
             if key not in self._baselines:
-                self._baselines[key] = accuracy(rand, with_augment, labels)
+                self._baselines[key] = accuracy(rand, augment, labels)
             return self._baselines[key]
 
         soft_mode = "teacher" if teacher is not None else "stored" if synset.soft_labels is not None else None
-        hard = accuracy(synset, True, "hard")
-        soft = accuracy(synset, True, soft_mode) if soft_mode else None
-        random_hard = baseline(True, "hard")
-        random_soft = baseline(True, "teacher") if teacher is not None else None
-        hard_plain, random_plain = accuracy(synset, False, "hard"), baseline(False, "hard")
+        hard = accuracy(synset, own, "hard")
+        soft = accuracy(synset, own, soft_mode) if soft_mode else None
+        random_hard = baseline(own, "hard")
+        random_soft = baseline(own, "teacher") if teacher is not None else None
+        gaps = {own: hard - random_hard}
+        for arm in (robust, "none"):
+            if arm not in gaps:
+                gaps[arm] = accuracy(synset, arm, "hard") - baseline(arm, "hard")
+        gap_with, gap_without = gaps[robust], gaps["none"]
         full = self._full(synset, data) if self.full else None
-        gap_with, gap_without = hard - random_hard, hard_plain - random_plain
         return {"set": str(path), "method": synset.method, "dataset": synset.dataset, "images": len(synset),
                 "hard": hard, "soft": soft, "random_hard": random_hard, "random_soft": random_soft, "full": full,
                 "hlr": None if full is None else full - hard,
                 "ior": None if soft is None or random_soft is None else soft - random_soft,
                 "ars": {"gap_with_augmentation": gap_with, "gap_without_augmentation": gap_without,
-                        "mean": (gap_with + gap_without) / 2},
+                        "mean": (gap_with + gap_without) / 2, "augmentation": robust},
                 "bytes": stored_bytes(path),
-                "protocol": {"model": self.model, "runs": self.runs, "seed": self.seed, "augment": protocol["augment"],
+                "protocol": {"model": self.model, "runs": self.runs, "seed": self.seed, "augment": own,
                              "epochs": protocol["epochs"], "batch_size": protocol["batch_size"], "lr": lr,
                              "soft_labels": soft_mode, "teacher": teacher.names if teacher is not None else None,
                              "temperature": self.temperature if teacher is not None else None,
