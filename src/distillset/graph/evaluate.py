@@ -68,7 +68,9 @@ def train_and_test(model_name: str, features: torch.Tensor, graph: Propagation, 
                    data: GraphData, real_graph: Propagation, epochs: int = 600, lr: float = 0.01, weight_decay: float = 5e-4,
                    hidden: int = 256, seed: int = 0, run: int = 0,
                    real_features: torch.Tensor | None = None) -> tuple[float, float]:
-    """(best validation accuracy, test accuracy of that epoch's network) of one fresh network."""
+    """(best validation accuracy, test accuracy of that epoch's network) of one fresh network: Adam at ``lr``, and
+    at epoch ``epochs // 2`` a new Adam at ``lr`` x 0.1 (GCond's ``_train_with_val``: the optimiser is rebuilt, so
+    its moment estimates restart)."""
     model = build_gnn(model_name, features.shape[1], data.num_classes, hidden, make_generator(seed, "graph-eval", model_name, run, "init"),
                       features.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -77,7 +79,9 @@ def train_and_test(model_name: str, features: torch.Tensor, graph: Propagation, 
         real_features = inference_features(data.features)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "graph-eval", model_name, run, "dropout"))
-        for _ in range(epochs):
+        for epoch in range(epochs):
+            if epoch == epochs // 2 and epoch > 0:  # GCond's schedule: lr x0.1 at half, with a fresh Adam (state reset)
+                optimizer = torch.optim.Adam(model.parameters(), lr=lr * 0.1, weight_decay=weight_decay)
             model.train()
             out = model(features, graph)
             loss = F.cross_entropy(out[train_nodes], labels[train_nodes])
