@@ -126,7 +126,9 @@ def evaluate(rows: list[Row], data_root: str | None, device: str, store: Results
                 continue
             data = data or ds.load_dataset(row.dataset, data_root=data_root)
             synset = whole_set(data) if row.method == "whole" else SynSet.load(path)
-            declared = synset.config.get("evaluation") or {}
+            # sets made before methods recorded their evaluation get the one the method declares now
+            declared = synset.config.get("evaluation") or (
+                ds.get_method(row.method, "image").evaluation.as_dict() if row.method != "whole" else {})
             augment, protocol = model_protocol(declared, row.dataset, MODEL, row.augment, row.epochs)
             key = f"{row.key}/s{seed}"
             cell = store.cells.setdefault(key, {"runs": {}, "protocol": protocol, "seconds": 0.0})
