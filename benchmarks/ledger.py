@@ -103,6 +103,9 @@ def make(rows: list[Row], data_root: str | None, device: str) -> None:
             folder = row.folder(seed)
             if row.method == "whole":
                 continue  # the whole training split is built in memory at evaluation (188 MB: not kept)
+            if (folder / "synset.safetensors").is_file() and (folder / "run.json").is_file():
+                print(f"{row.key} seed {seed}: made (by {folder / 'run.json'})")
+                continue  # a finished set stays as made, whichever commit made it
             started = time.perf_counter()
             spec = ds.get_method(row.method, "image")
             ds.run_method(row.method, row.dataset, folder, {spec.size: row.size, "seed": seed, **row.options},
