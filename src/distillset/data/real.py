@@ -91,10 +91,12 @@ class RealData:
         return pool[torch.randperm(pool.numel(), generator=generator)[:n]]
 
     def _host_class_indices(self) -> list[torch.Tensor]:
-        cached = self.__dict__.get("_host_indices")  # not a field: a replace()d copy builds its own
-        if cached is None or len(cached) != len(self.class_indices):
-            cached = [pool.cpu() for pool in self.class_indices]
-            self.__dict__["_host_indices"] = cached
+        # not a field (a replace()d copy builds its own), and keyed on the index list itself, so assigning new
+        # class_indices can never leave a stale host copy behind
+        key, cached = self.__dict__.get("_host_indices", (None, None))
+        if key is not self.class_indices:
+            key, cached = self.class_indices, [pool.cpu() for pool in self.class_indices]
+            self.__dict__["_host_indices"] = (key, cached)
         return cached
 
     def subset(self, indices: torch.Tensor) -> "RealData":
