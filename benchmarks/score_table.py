@@ -13,6 +13,7 @@ import argparse
 
 from common import add_results_arguments, open_results
 
+from distillset.driver import declared_evaluation
 from distillset.evaluation.score import Scorer, score_table
 from distillset.results import ResultsStore
 
@@ -40,7 +41,7 @@ def main() -> None:
             name, _, set_path = pair.partition("=")
             if name in results and results[name].get("settings") == settings:
                 continue
-            score = scorer.score(set_path)
+            score = scorer.score(set_path, declared_evaluation(set_path))  # older files: their method's declaration
             results[name] = {**score, "set": name, "path": set_path, "settings": settings}
             ResultsStore(path, results).save()
             print(f"{name}: hard {score['hard']:.2f}, soft {score['soft']}, random {score['random_hard']:.2f}", flush=True)

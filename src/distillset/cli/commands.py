@@ -193,7 +193,9 @@ def cmd_score(args) -> int:
     scorer = Scorer(model=args.model, runs=args.runs, seed=args.seed, data_root=args.data_root, device=args.device,
                     teacher=args.teacher, temperature=args.temperature, full_epochs=args.full_epochs,
                     full_runs=args.full_runs, full=args.full, log=None if args.json else _log, epochs=args.epochs)
-    scores = [scorer.score(path) for path in args.synsets]
+    from ..driver import declared_evaluation
+
+    scores = [scorer.score(path, declared_evaluation(path)) for path in args.synsets]
     if args.json:
         print(json.dumps(scores[0] if args.command == "score" else scores))
     else:

@@ -86,12 +86,14 @@ class Scorer:
         self._datasets: dict[str, object] = {}
         self._baselines: dict[tuple, float] = {}
 
-    def score(self, path: str | Path) -> dict:
+    def score(self, path: str | Path, evaluation: dict | None = None) -> dict:
+        """The scores of the set in ``path``; ``evaluation`` (e.g. driver.declared_evaluation for files made before
+        methods recorded theirs) replaces the record in the file."""
         synset = SynSet.load(path)
         data = self._data(synset.dataset)
         if data.num_classes != synset.num_classes:
             raise DistillsetError(f"{path} has {synset.num_classes} classes but dataset '{synset.dataset}' has {data.num_classes}")
-        declared = dict(synset.config.get("evaluation") or {})
+        declared = dict(evaluation if evaluation is not None else synset.config.get("evaluation") or {})
         own_augment, protocol = model_protocol(declared, synset.dataset, self.model, epochs=self.epochs)
         own = protocol["augment"]  # "none", "dsa" or "dc:<strategy>": the set's published evaluation
         augments = {own: own_augment, "none": None}
