@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from ..device import to_device
 from ..errors import DistillsetError
+from .grouped import apply_by_group
 
 OPERATIONS = ("crop", "scale", "rotate", "noise")
 MNIST_STRATEGY = "crop_scale_rotate"  # get_daparam: dataset == 'MNIST'
@@ -72,27 +73,14 @@ class DCAugment:
         angles = torch.randint(-self.rotate, self.rotate, (n,), generator=g)
         noise = torch.randn(x.shape, generator=g)
         channel_mean = x.mean(dim=(0, 2, 3))  # of the batch before augmentation, as the reference
-        order = torch.argsort(choice, stable=True)  # images grouped by operation, ascending within each
-        counts = torch.bincount(choice, minlength=len(self.ops)).tolist()
-        columns = [order[:, None], offsets[order], factors[order], angles[order][:, None]]
-        table = to_device(torch.cat([c.to(torch.float64) for c in columns], 1), x.device)  # exact for these values
-        out, start = x, 0
-        for k, op in enumerate(self.ops):
-            if counts[k] == 0:
-                continue
-            rows = table[start:start + counts[k]]
-            dev = rows[:, 0].long()
-            if op == "crop":
-                part = self._crop(x[dev], rows[:, 1:3].long(), channel_mean)
-            elif op == "scale":
-                part = self._scale(x[dev], rows[:, 3:5].float())
-            elif op == "rotate":
-                part = self._rotate(x[dev], rows[:, 5], channel_mean.mean())
-            else:
-                part = x[dev] + self.noise * to_device(noise[order[start:start + counts[k]]], x.device).to(x.dtype)
-            out = out.index_copy(0, dev, part)
-            start += counts[k]
-        return out
+        operations = {
+            "crop": lambda part, rows, _: self._crop(part, rows[:, 1:3].long(), channel_mean),
+            "scale": lambda part, rows, _: self._scale(part, rows[:, 3:5].float()),
+            "rotate": lambda part, rows, _: self._rotate(part, rows[:, 5], channel_mean.mean()),
+            "noise": lambda part, rows, at: part + self.noise * to_device(noise[at], x.device).to(x.dtype),
+        }
+        return apply_by_group(x, choice, lambda order: torch.cat([offsets[order], factors[order], angles[order][:, None]], 1),
+                              [operations[op] for op in self.ops])
 
     def _crop(self, x: torch.Tensor, offsets: torch.Tensor, channel_mean: torch.Tensor) -> torch.Tensor:
         """out[y, x] = padded[y + r, x + c], the padding holding each channel's batch mean."""

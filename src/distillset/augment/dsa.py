@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..device import to_device
 from ..errors import DistillsetError
+from .grouped import apply_by_group
 
 FAMILIES = ("color", "crop", "cutout", "flip", "scale", "rotate")
 DEFAULT_STRATEGY = "color_crop_cutout_flip_scale_rotate"
@@ -113,19 +113,8 @@ class DSA:
         device-to-host copy.)"""
         index = index.cpu()
         family = params.family[index]
-        order = torch.argsort(family, stable=True)  # images grouped by family, ascending within each
-        counts = torch.bincount(family, minlength=len(self.families)).tolist()
-        table = to_device(torch.cat([order.to(torch.float64)[:, None], self._table(params, index[order], family[order])], 1),
-                          x.device)
-        out, start = x, 0
-        for f, name in enumerate(self.families):
-            if counts[f] == 0:
-                continue
-            rows = table[start:start + counts[f]]
-            sel = rows[:, 0].long()
-            out = out.index_copy(0, sel, getattr(self, f"_{name}")(out[sel], rows))
-            start += counts[f]
-        return out
+        transforms = [lambda part, rows, _, name=name: getattr(self, f"_{name}")(part, rows) for name in self.families]
+        return apply_by_group(x, family, lambda order: self._table(params, index[order], family[order]), transforms)
 
     def _table(self, p: DSAParams, rows: torch.Tensor, family: torch.Tensor) -> torch.Tensor:
         """Every image's parameters as float64 columns (exact for the float32 values and pixel offsets):
@@ -143,7 +132,7 @@ class DSA:
             theta[on, 1, 0], theta[on, 1, 1] = torch.sin(a), torch.cos(a)
         columns = [p.brightness[rows][:, None], p.saturation[rows][:, None], p.contrast[rows][:, None], p.shift[rows],
                    p.cutout_center[rows], p.flip[rows][:, None], theta.view(n, 6)]
-        return torch.cat([c.to(torch.float64) for c in columns], 1)
+        return torch.cat([c.to(torch.float64) for c in columns], 1)  # column 0 of the table is the image's position
 
     @staticmethod
     def _col(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
