@@ -90,6 +90,10 @@ class RealData:
         pool = self._host_class_indices()[c]
         return pool[torch.randperm(pool.numel(), generator=generator)[:n]]
 
+    def sample_every_class(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """:meth:`sample_indices` of every class in turn, concatenated on the host and moved in one copy."""
+        return to_device(torch.cat([self.sample_indices_host(c, n, generator) for c in range(self.num_classes)]), self.device)
+
     def _host_class_indices(self) -> list[torch.Tensor]:
         # not a field (a replace()d copy builds its own), and keyed on the index list itself, so assigning new
         # class_indices can never leave a stale host copy behind
@@ -149,8 +153,7 @@ class RealData:
     def sample_balanced(self, per_class: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Indices and labels of ``per_class`` distinct images from every class, grouped by class."""
         self.check_ipc(per_class)
-        idx = to_device(torch.cat([self.sample_indices_host(c, per_class, generator) for c in range(self.num_classes)]),
-                        self.device)
+        idx = self.sample_every_class(per_class, generator)
         return idx, self.labels[idx]
 
 

@@ -84,7 +84,7 @@ class RandomSelection(SelectionEngine):
 
     def select(self) -> torch.Tensor:
         generator = make_generator(self.config.seed, "coreset", "random")
-        return torch.cat([self.real.sample_indices(c, self.ipc, generator) for c in range(self.real.num_classes)])
+        return self.real.sample_every_class(self.ipc, generator)
 
 
 class FeatureSelection(SelectionEngine):

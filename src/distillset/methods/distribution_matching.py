@@ -24,12 +24,11 @@ from torch import nn
 
 from ..augment import DSA, strategy_for
 from ..data.real import RealData
-from ..distributed import all_reduce_gradients, context
-from ..device import to_device
+from ..distributed import all_reduce_gradients
 from ..models import build_model
 from ..seeding import make_generator
+from .class_batches import ClassBatches
 from .contract import EvaluationSpec, check_config, option
-from .memory import activation_bytes_per_image, memory_budget
 from .image_state import MatchingState, SyntheticImageMethod
 from .registry import register_method
 
@@ -58,7 +57,7 @@ def has_batchnorm(net: nn.Module) -> bool:
 @register_method("dm", kind="condensation", modality="image", config=DistributionMatchingConfig,
                  evaluation=EvaluationSpec(augment="dsa"), tiny={"iterations": 2, "batch_real": 16},
                  summary="distribution matching: mean embeddings of fresh random networks (Zhao & Bilen, WACV 2023)")
-class DistributionMatching(SyntheticImageMethod):
+class DistributionMatching(SyntheticImageMethod, ClassBatches):
     """DM as a step function over a :class:`MatchingState`; the driver runs the iterations."""
 
     method = "dm"
@@ -70,8 +69,7 @@ class DistributionMatching(SyntheticImageMethod):
         self.check_dsa_options()
         self.dsa = DSA(config.dsa_strategy or strategy_for(real.name)) if config.dsa else None
         build_model(config.model, real.shape, real.num_classes)  # fail now on a model the data cannot feed
-        self.memory_budget = memory_budget(real.device)  # bytes the real embedding may use (methods.memory)
-        self._per_image_bytes: int | None = None
+        self.setup_real_pass()  # the memory budget of the real embedding (methods.memory)
         self.setup_guidance()
 
     def step(self, state: MatchingState) -> float:
@@ -97,23 +95,11 @@ class DistributionMatching(SyntheticImageMethod):
                       batched: bool | None = None) -> torch.Tensor:
         """Sum over this process's classes (all outside torchrun) of ||mean embed(real_c) - mean embed(syn_c)||^2
         under one shared transform per class; the random draws cover all classes on every rank."""
-        cfg, real = self.config, self.real
-        k = real.num_classes
-        picks = [real.sample_indices_host(c, cfg.batch_real, generator) for c in range(k)]
-        params_dsa = self.dsa.draw(k, tuple(real.shape[1:]), generator) if self.dsa is not None else None
-        classes = context().mine(range(k))
-        if not classes:  # more ranks than classes: a zero that still reaches the images, so backward and the reduction run
+        k = self.real.num_classes
+        batch = self.class_batch(images, labels, generator)
+        if batch is None:  # more ranks than classes: a zero that still reaches the images, so backward and the reduction run
             return (images * 0).sum()
-        # indices assembled on the host and moved in one copy each; the set holds ipc images per class, in class order
-        counts = [picks[c].numel() for c in classes]
-        idx = to_device(torch.cat([picks[c] for c in classes]), images.device)
-        x_real, y_real = real.images[idx], real.labels[idx]
-        syn_host = torch.cat([torch.arange(c * cfg.ipc, (c + 1) * cfg.ipc) for c in classes])
-        syn_idx = to_device(syn_host, images.device)
-        x_syn, y_syn = images[syn_idx], labels[syn_idx]
-        if params_dsa is not None:
-            x_real = self.dsa.apply(x_real, params_dsa, torch.tensor(classes).repeat_interleave(torch.tensor(counts)))
-            x_syn = self.dsa.apply(x_syn, params_dsa, torch.tensor(classes).repeat_interleave(cfg.ipc))
+        classes, x_real, y_real, x_syn, y_syn = batch.classes, batch.x_real, batch.y_real, batch.x_syn, batch.y_syn
         if batched is None:
             batched = True
         if batched:
@@ -134,9 +120,7 @@ class DistributionMatching(SyntheticImageMethod):
         256 on a CPU (the cache-friendly size; see :func:`embed_real`)."""
         chunk = None
         if self.memory_budget is not None:
-            if self._per_image_bytes is None:
-                self._per_image_bytes = activation_bytes_per_image(net, x_real[:1])
-            chunk = max(1, self.memory_budget // self._per_image_bytes)
+            chunk = max(1, self.memory_budget // self.per_image_bytes(net, x_real))
         return min(256, chunk or 256) if x_real.device.type == "cpu" else chunk
 
 

@@ -30,13 +30,14 @@ from torch import nn
 from ..augment import DSA, strategy_for
 from ..data.real import RealData
 from ..device import to_device
-from ..distributed import all_reduce_gradients, broadcast_parameters, context
+from ..distributed import all_reduce_gradients, broadcast_parameters
 from ..errors import DistillsetError
 from ..models import build_model
 from ..seeding import make_generator
+from .class_batches import ClassBatches
 from .contract import EvaluationSpec, check_config, option
 from .image_state import MatchingState, SyntheticImageMethod
-from .memory import activation_bytes_per_image, class_groups, memory_budget
+from .memory import class_groups
 from .registry import register_method
 
 # (outer_loop, inner_loop) per images-per-class, from the paper
@@ -127,8 +128,7 @@ def freeze_batchnorm(net: nn.Module, real: RealData, per_class: int, generator: 
     bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
         return
-    idx = to_device(torch.cat([real.sample_indices_host(c, per_class, generator) for c in range(real.num_classes)]),
-                    real.device)
+    idx = real.sample_every_class(per_class, generator)
     saved = [m.momentum for m in bns]
     for m in bns:
         m.momentum = 1.0
@@ -263,7 +263,7 @@ TINY = {"iterations": 2, "compile": False, "batch_real": 16}
 @register_method("dsa", kind="condensation", modality="image", config=DSAConfig, tiny=TINY,
                  evaluation=EvaluationSpec(augment="dsa"),
                  summary="gradient matching under differentiable siamese augmentation (Zhao & Bilen, ICML 2021)")
-class GradientMatching(SyntheticImageMethod):
+class GradientMatching(SyntheticImageMethod, ClassBatches):
     """DC / DSA as a step function over a :class:`MatchingState`; the driver runs the iterations."""
 
     def __init__(self, real: RealData, config: GradientMatchingConfig, batched: bool | None = None) -> None:
@@ -274,8 +274,7 @@ class GradientMatching(SyntheticImageMethod):
         self.config = check_config(replace(config)).resolved()
         self.check_dsa_options()
         self.batched = batched if batched is not None else real.device.type == "cuda"
-        self.memory_budget = memory_budget(real.device)  # bytes a batched real pass may use (methods.memory)
-        self._per_image_bytes: int | None = None
+        self.setup_real_pass()  # the memory budget of a batched real pass (methods.memory)
         real.check_ipc(self.config.ipc)
         self.dsa = DSA(self.config.dsa_strategy or strategy_for(real.name)) if self.config.dsa else None
         probe = build_model(self.config.model, real.shape, real.num_classes)
@@ -317,33 +316,19 @@ class GradientMatching(SyntheticImageMethod):
         return self.commit(state, images, optimizer, sum(losses) / len(losses))
 
     def matching_loss(self, net, params, images, labels, generator) -> torch.Tensor:
-        """Sum of the per-class distances over this process's classes (all of them outside torchrun).
-        Every rank draws the real batches and transforms of ALL classes, so the random streams, and
-        hence the result, do not depend on the number of ranks."""
-        cfg, real = self.config, self.real
-        k, ipc = real.num_classes, cfg.ipc
-        classes = context().mine(range(k))
-        picks = [real.sample_indices_host(c, cfg.batch_real, generator) for c in range(k)]
-        params_dsa = self.dsa.draw(k, tuple(real.shape[1:]), generator) if self.dsa is not None else None
-        total = images.new_zeros(())
-        if not classes:  # more ranks than classes: a zero that still reaches the images, so backward and the reduction run
+        """Sum of the per-class distances over this process's classes (all of them outside torchrun); the batches
+        come from :meth:`ClassBatches.class_batch`, so the result does not depend on the number of ranks."""
+        cfg, ipc = self.config, self.config.ipc
+        batch = self.class_batch(images, labels, generator)
+        if batch is None:  # more ranks than classes: a zero that still reaches the images, so backward and the reduction run
             return (images * 0).sum()
-        # indices assembled on the host, moved in one copy each (no per-class transfer, no read-back)
-        counts = [picks[c].numel() for c in classes]
-        real_idx = to_device(torch.cat([picks[c] for c in classes]), images.device)
-        x_real, y_real = real.images[real_idx], real.labels[real_idx]
-        syn_host = torch.cat([torch.arange(c * ipc, (c + 1) * ipc) for c in classes])
-        syn_idx = to_device(syn_host, images.device)
-        x_syn, y_syn = images[syn_idx], labels[syn_idx]
-        if params_dsa is not None:  # one transform per class, shared by its real and synthetic batch
-            x_real = self.dsa.apply(x_real, params_dsa, torch.tensor(classes).repeat_interleave(torch.tensor(counts)))
-            x_syn = self.dsa.apply(x_syn, params_dsa, torch.tensor(classes).repeat_interleave(ipc))
-        grads_real = self._batched(net, x_real, y_real, counts, params) if self.batched else None
+        total = images.new_zeros(())
+        grads_real = self._batched(net, batch.x_real, batch.y_real, batch.counts, params) if self.batched else None
         if grads_real is None:
-            grads_real = self._looped(net, x_real, y_real, counts, params)
-        for i in range(len(classes)):
+            grads_real = self._looped(net, batch.x_real, batch.y_real, batch.counts, params)
+        for i in range(len(batch.classes)):
             sl = slice(i * ipc, (i + 1) * ipc)
-            loss_syn = F.cross_entropy(net(x_syn[sl]), y_syn[sl])
+            loss_syn = F.cross_entropy(net(batch.x_syn[sl]), batch.y_syn[sl])
             grads_syn = torch.autograd.grad(loss_syn, [p for _, p in params], create_graph=True)
             total = total + distance(grads_real[i], list(grads_syn), cfg.distance)
         return total
@@ -351,10 +336,8 @@ class GradientMatching(SyntheticImageMethod):
     def _batched(self, net, x, y, counts, params) -> list[list[torch.Tensor]] | None:
         """Per-class real gradients from batched passes over groups of classes that fit the memory budget
         (exact: no layer mixes images); None when the model needs the per-class path."""
-        if self._per_image_bytes is None:
-            self._per_image_bytes = activation_bytes_per_image(net, x[:1])
         result, start = [], 0
-        for lo, hi in class_groups(counts, self._per_image_bytes, self.memory_budget):
+        for lo, hi in class_groups(counts, self.per_image_bytes(net, x), self.memory_budget):
             stop = start + sum(counts[lo:hi])
             part = per_class_real_gradients(net, x[start:stop], y[start:stop], counts[lo:hi], params)
             if part is None:

@@ -95,7 +95,7 @@ class SyntheticImageMethod:
         labels = torch.arange(k, device=real.device).repeat_interleave(cfg.ipc)
         generator = make_generator(cfg.seed, self.method, "init")
         if cfg.init == "real":
-            idx = torch.cat([real.sample_indices(c, cfg.ipc, generator) for c in range(k)])
+            idx = real.sample_every_class(cfg.ipc, generator)
             images = real.images[idx].clone()
         else:
             images = torch.randn((k * cfg.ipc, *real.shape), generator=generator).to(real.device)
