@@ -34,24 +34,21 @@ def to_device(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
     return tensor.pin_memory().to(device, non_blocking=True)
 
 
-def set_deterministic(enabled: bool) -> dict:
-    """Ask every library for reproducible GPU kernels (``--deterministic``), and report what is now in force.
-
-    On: cuDNN deterministic algorithms and no autotuning (``benchmark`` off), TF32 off for matmul and
-    convolutions (full float32 precision), ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (cuBLAS's reproducible
+def set_deterministic() -> None:
+    """Ask every library for reproducible GPU kernels (``--deterministic``; what is in force goes to run.json via
+    :func:`numerics_settings`): cuDNN deterministic algorithms and no autotuning (``benchmark`` off), TF32 off for
+    matmul and convolutions (full float32 precision), ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (cuBLAS's reproducible
     workspace; set before the first cuBLAS call) and ``torch.use_deterministic_algorithms(True, warn_only=True)``
-    (an operation with no deterministic kernel warns instead of failing). Off: PyTorch's defaults are left alone.
-    On the CPU every kernel is already deterministic for a fixed thread count; the flag changes nothing there."""
+    (an operation with no deterministic kernel warns instead of failing). On the CPU every kernel is already
+    deterministic for a fixed thread count; the flag changes nothing there."""
     import os
 
-    if enabled:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    return numerics_settings()
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def numerics_settings() -> dict:

@@ -25,8 +25,8 @@ from .distributed import context, local_device
 from .errors import DistillsetError
 from .fileio import check_writable_folder, read_yaml_mapping, remove_stale_temporaries
 from .models import check_model_fits, check_model_name
-from .runner import (CHECKPOINT_FILE, SYNSET_FILE, Log, RunLock, RunOutcome, checkpoint_threads, finished_run, load_checkpoint,
-                     save_checkpoint, write_run)
+from .runner import (CHECKPOINT_FILE, SYNSET_FILE, Log, RunLock, RunOutcome, finished_run, read_checkpoint, save_checkpoint,
+                     write_run)
 from .synset import SynSet
 
 # options that do not change what a run computes, left out of its identity (none today: torch.compile's
@@ -110,8 +110,7 @@ def check_output_folder(out: str | os.PathLike) -> Path:
     place this process cannot write."""
     if not str(out).strip():
         raise DistillsetError("--out is empty; give the folder the run should write to")
-    directory = check_writable_folder(out, "--out")
-    return directory
+    return check_writable_folder(out, "--out")
 
 
 def finish(spec: MethodSpec, engine, state, dataset: str | None = None):
@@ -287,11 +286,11 @@ def _drive(spec, engine, config, identity, directory, data, dataset, torch_devic
            eval_every, eval_runs, eval_epochs, stop_after) -> RunOutcome | None:
     """The steps of a run in its (locked) folder: resume, checkpoints, periodic evaluation, the result."""
     checkpoint = directory / CHECKPOINT_FILE
-    stored = load_checkpoint(checkpoint, identity)
+    stored = read_checkpoint(checkpoint, identity)
     if stored is not None:
-        state = engine.restore(*stored)
+        state = engine.restore(stored.tensors, stored.iteration, stored.losses)
         log(f"resuming from {checkpoint} at step {state.iteration}/{engine.total_steps}")
-        before = checkpoint_threads(checkpoint)
+        before = stored.threads
         if before is not None and before != torch.get_num_threads() and torch_device.type == "cpu":
             log(f"note: this process uses {torch.get_num_threads()} CPU threads where the checkpoint's used {before}: "
                 f"the result is a correct run but not bitwise the uninterrupted one (use --threads {before} for that)")

@@ -116,19 +116,16 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], iteration: int
     write_safetensors(path, cpu, meta)
 
 
-def checkpoint_threads(path: Path) -> int | None:
-    """The CPU thread count of the process that wrote the checkpoint (None for checkpoints without it)."""
-    from .synset import read_safetensors
-
-    try:
-        return int(read_safetensors(path)[1].get("threads", ""))
-    except (ValueError, DistillsetError):
-        return None
+@dataclass
+class Checkpoint:
+    tensors: dict[str, torch.Tensor]
+    iteration: int
+    losses: list[float]
+    threads: int | None  # CPU threads of the process that wrote it (None for checkpoints without the record)
 
 
-def load_checkpoint(path: Path, config: dict) -> tuple[dict[str, torch.Tensor], int, list[float]] | None:
-    """(tensors, iteration, losses) of the checkpoint at ``path``, None when there is none; one of another
-    configuration is refused."""
+def read_checkpoint(path: Path, config: dict) -> Checkpoint | None:
+    """The checkpoint at ``path``, None when there is none; one of another configuration is refused."""
     from .synset import read_safetensors
 
     if not path.is_file():
@@ -137,10 +134,18 @@ def load_checkpoint(path: Path, config: dict) -> tuple[dict[str, torch.Tensor], 
     if json.loads(meta.get("config", "null")) != json.loads(json.dumps(config, sort_keys=True)):
         raise DistillsetError(f"{path} is a checkpoint of a different configuration; choose another --out or delete it")
     try:
-        return tensors, int(meta["iteration"]), [float(v) for v in json.loads(meta["losses"])]
+        iteration, losses = int(meta["iteration"]), [float(v) for v in json.loads(meta["losses"])]
     except (KeyError, ValueError, TypeError):
         raise DistillsetError(f"{path} is a damaged checkpoint (its iteration or losses cannot be read); delete it to "
                               "start the run again") from None
+    threads = meta.get("threads", "")
+    return Checkpoint(tensors, iteration, losses, int(threads) if threads.isdigit() else None)
+
+
+def load_checkpoint(path: Path, config: dict) -> tuple[dict[str, torch.Tensor], int, list[float]] | None:
+    """(tensors, iteration, losses) of :func:`read_checkpoint`, as an engine's ``restore`` takes them."""
+    stored = read_checkpoint(path, config)
+    return None if stored is None else (stored.tensors, stored.iteration, stored.losses)
 
 
 def write_run(synset, directory: Path, config: dict, timings: dict, log: Log, metrics: dict | None = None,

@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None, leave_group_open: bool = False) -> i
         if getattr(args, "deterministic", False):
             from ..device import set_deterministic
 
-            set_deterministic(True)
+            set_deterministic()
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             if args.command not in DISTRIBUTED_COMMANDS:
                 raise DistillsetError(f"'{args.command}' does not run under torchrun; launch it as one process "

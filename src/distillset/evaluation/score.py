@@ -51,21 +51,31 @@ def stored_bytes(path: str | Path) -> int:
     return int(sum(t.numel() * t.element_size() for name, t in tensors.items() if name in STORED_TENSORS))
 
 
-def random_subset(synset: SynSet, data, seed: int) -> SynSet:
-    """A random subset of the real training split with the set's per-class counts, in the set's input space."""
-    counts = torch.bincount(synset.labels, minlength=synset.num_classes).tolist()
+def real_in_set_space(synset: SynSet, data):
+    """The real training split as the set's images are stored: its normalisation, and its ZCA when it has one."""
     real = real_data(data, "train", mean=list(synset.mean), std=list(synset.std))
     if synset.zca_mean is not None:
         real = real.apply_zca(ZCA(synset.zca_mean, synset.zca_matrix))
+    return real
+
+
+def random_budget(synset: SynSet, data) -> list[int]:
+    """The set's images per class, refused (before any training) where the training split has fewer."""
+    counts = torch.bincount(synset.labels, minlength=synset.num_classes).tolist()
+    have = torch.bincount(torch.as_tensor(data.train_labels, dtype=torch.long), minlength=synset.num_classes).tolist()
+    for c, (n, m) in enumerate(zip(counts, have)):
+        if n > m:
+            raise DistillsetError(f"the random baseline needs {n} images of class {c}, which has only {m} training images; "
+                                  "score a smaller set")
+    return counts
+
+
+def random_subset(synset: SynSet, data, seed: int) -> SynSet:
+    """A random subset of the real training split with the set's per-class counts, in the set's input space."""
+    counts = random_budget(synset, data)
+    real = real_in_set_space(synset, data)
     generator = make_generator(seed, "score", "random-subset")
-    picks = []
-    for c, n in enumerate(counts):
-        if n > real.class_count(c):
-            raise DistillsetError(f"the random baseline needs {n} images of class {c}, which has only {real.class_count(c)} "
-                                  "training images; score a smaller set")
-        if n:
-            picks.append(real.sample_indices(c, n, generator))
-    idx = torch.cat(picks)
+    idx = torch.cat([real.sample_indices(c, n, generator) for c, n in enumerate(counts) if n])
     return SynSet.from_real(real, real.images[idx], real.labels[idx], method="random", ipc=max(counts),
                             config={"score_baseline_for": synset.method})
 
@@ -107,8 +117,8 @@ class Scorer:
             from .teacher import load_teacher
 
             teacher = load_teacher(self.teacher_spec, synset, self.device)
-        rand = random_subset(synset, data, self.seed)
-        budget = tuple(torch.bincount(synset.labels, minlength=synset.num_classes).tolist())
+        random_sets: list[SynSet] = []  # built on the first missing baseline only: every later one is cached
+        budget = tuple(random_budget(synset, data))
 
         def accuracy(s: SynSet, augment: str, labels: str) -> float:
             result = evaluate_synset(s, data.test_images, data.test_labels, models=[self.model], runs=self.runs,
@@ -121,7 +131,9 @@ class Scorer:
         def baseline(augment: str, labels: str) -> float:
             key = (synset.dataset, budget, augment, labels, protocol["epochs"], protocol["batch_size"], lr, self.teacher_spec)
             if key not in self._baselines:
-                self._baselines[key] = accuracy(rand, augment, labels)
+                if not random_sets:
+                    random_sets.append(random_subset(synset, data, self.seed))
+                self._baselines[key] = accuracy(random_sets[0], augment, labels)
             return self._baselines[key]
 
         soft_mode = "teacher" if teacher is not None else "stored" if synset.soft_labels is not None else None
@@ -169,9 +181,7 @@ class Scorer:
                 pass  # a damaged entry is measured again
         if self.log:
             self.log(f"training the whole-data reference on {synset.dataset} ({self.full_runs} x {self.full_epochs} epochs; cached)")
-        real = real_data(data, "train", mean=list(synset.mean), std=list(synset.std))
-        if synset.zca_mean is not None:
-            real = real.apply_zca(ZCA(synset.zca_mean, synset.zca_matrix))
+        real = real_in_set_space(synset, data)
         whole = SynSet.from_real(real, real.images, real.labels, method="whole", ipc=0)
         result = evaluate_synset(whole, data.test_images, data.test_labels, models=[self.model], runs=self.full_runs,
                                  epochs=self.full_epochs, seed=self.seed, device=self.device)
