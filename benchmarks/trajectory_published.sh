@@ -2,6 +2,8 @@
 # Re-measure the FashionMNIST ipc-1 trajectory table with each method's published evaluation (issue 34).
 set -e
 cd /work/main
+# DISTILLSET_SRC: run from a frozen checkout (a git worktree) so that edits to src/ cannot reach a long run
+export PYTHONPATH=${DISTILLSET_SRC:-/work/main/src}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 PY=.venv/bin/python
 E=benchmarks/results/trajectory-experts

@@ -322,3 +322,29 @@ def test_mtt_cycles_through_a_shuffled_expert_buffer(tmp_path, digits):
     assert len({tuple(drawn[4 * p:4 * p + 4]) for p in range(3)}) > 1
     assert ExpertConfig().experts == 100 and ExpertConfig().epochs == 50  # MTT's buffer
     assert ds.driver.with_presets(ds.get_method("mtt"), "cifar100", {"ipc": 1})[0]["syn_steps"] == 20
+
+
+def test_mtt_presets_cover_the_published_table_and_say_when_the_experts_do_not_fit(tmp_path, digits):
+    from distillset.methods.experts import ExpertConfig, train_experts
+    from distillset.methods.trajectory_matching import TrajectoryMatching, TrajectoryMatchingConfig
+    from distillset.presets import preset_ipcs
+
+    spec = ds.get_method("mtt")
+    for dataset in ("cifar10", "cifar100", "tinyimagenet"):
+        assert preset_ipcs("mtt", dataset) == [1, 10, 50]
+    cifar10_1 = ds.driver.with_presets(spec, "cifar10", {"ipc": 1})[0]
+    assert (cifar10_1["syn_steps"], cifar10_1["max_start_epoch"], cifar10_1["lr_lr"], cifar10_1["zca"]) == (50, 2, 1e-7, True)
+    assert ds.driver.with_presets(spec, "cifar100", {"ipc": 50})[0]["batch_syn"] == 125
+    options, note = ds.driver.with_presets(spec, "fashion-mnist", {"ipc": 1})
+    assert "no published setting for fashion-mnist" in note and "zca" not in options
+    for dataset, ipc in (("cifar10", 50), ("cifar100", 10), ("tinyimagenet", 10)):  # each row builds a valid config
+        spec.make_config(ds.driver.with_presets(spec, dataset, {"ipc": ipc})[0], None)
+
+    experts = tmp_path / "experts"  # plain (not whitened) experts under a setting published with ZCA
+    train_experts("digits", experts, ExpertConfig(model="convnet-d2-w32", experts=1, epochs=2), log=lambda m: None)
+    base = dict(ipc=1, model="convnet-d2-w32", experts_dir=str(experts), max_start_epoch=1, expert_epochs=1)
+    warned = TrajectoryMatching(ds.real_data(digits, "train"), TrajectoryMatchingConfig(**base, zca=True)).pop_warnings()
+    assert any("published with ZCA-whitened experts" in w for w in warned)
+    for zca in (False, None):
+        quiet = TrajectoryMatching(ds.real_data(digits, "train"), TrajectoryMatchingConfig(**base, zca=zca)).pop_warnings()
+        assert not any("ZCA" in w for w in quiet)

@@ -77,6 +77,8 @@ class TrajectoryMatchingConfig:
     memory: str = option("plain", "'checkpointed' recomputes each unrolled step (memory independent of syn_steps)",
                          choices=("plain", "checkpointed"))
     trajectories: int = option(1, "(expert, start epoch) draws per iteration, averaged; split across torchrun ranks", low=1)
+    zca: bool | None = option(None, "whether the setting expects ZCA-whitened experts (the presets state the paper's; "
+                                    "None: no expectation); a mismatch is reported, since lr_img does not transfer across it")
     seed: int = option(0, "the seed of every random draw")
 
 
@@ -137,6 +139,10 @@ class TrajectoryMatching(SyntheticImageMethod):
         self.warnings: list[str] = []
         if not -(epochs + 1) <= cfg.label_epoch <= epochs:
             raise DistillsetError(f"label_epoch {cfg.label_epoch} is not an epoch of experts with {epochs} epochs")
+        if cfg.zca is not None and cfg.zca != (self.buffer.zca is not None):
+            self.warnings.append(f"this setting was published with{'' if cfg.zca else 'out'} ZCA-whitened experts, but "
+                                 f"{cfg.experts_dir} was trained with{'' if self.buffer.zca is not None else 'out'} ZCA "
+                                 f"(`distillset experts{' --zca' if cfg.zca else ''}`); its lr_img may not transfer")
         if method == "datm" and self.buffer.index["config"].get("optimizer", "sgd") != "gsam":
             self.warnings.append(f"DATM's published experts are flat GSAM experts (`distillset experts --optimizer gsam "
                                  f"--epochs 100`); {cfg.experts_dir} was trained with plain SGD")
