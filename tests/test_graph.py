@@ -3,6 +3,7 @@ GNN zoo on sparse and dense graphs, the graph SynSet, GCond/GCond-X and the eval
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import os
@@ -16,7 +17,7 @@ from distillset.driver import condense_graph, run_method
 from distillset.errors import DistillsetError
 from distillset.graph.data import load_graph, read_graphsaint, read_ogb_node, read_planetoid
 from distillset.graph.evaluate import evaluate_graph
-from distillset.graph.gcond import GCond, GCondConfig, StructureGenerator, class_counts
+from distillset.graph.gcond import GCond, GCondConfig, StructureGenerator, class_counts, gcond_class_order
 from distillset.graph.models import GNNS, Propagation, build_gnn
 from distillset.graph.synset import GraphSynSet
 
@@ -166,6 +167,41 @@ def test_class_counts_follow_the_training_distribution(cora):
     assert class_counts(cora, 0.5) == [10] * 7 and sum(class_counts(cora, 0.25)) == 35
     with pytest.raises(DistillsetError, match="--reduction must be in"):
         class_counts(cora, 1.5)
+
+
+def test_gcond_label_layout_is_generate_labels_syn(cora):
+    # Cora's training nodes are the first 140; its classes first appear in the order 3, 4, 0, 2, 1, 5, 6, and all
+    # have 20 nodes, so GCond's stable sort by count keeps that order
+    first = list(dict.fromkeys(cora.labels[cora.train].tolist()))
+    assert [c for c, _ in gcond_class_order(cora, 0.5)] == first
+    ones = cora.train[cora.labels[cora.train] == 1]
+    skewed = dataclasses.replace(cora, train=torch.cat([cora.train[cora.labels[cora.train] != 1], ones[:3]]))
+    layout = gcond_class_order(skewed, 0.5)  # 3 nodes of class 1, 20 of the others: 123 training nodes
+    assert layout[0] == (1, 1) and all(n == 10 for _, n in layout[1:])  # floor(1.5) = 1, then floor(10) each
+    assert sum(n for _, n in layout) == int(0.5 * 123)  # the last class took the rest of floor(r * n_train)
+
+
+def test_import_of_a_gcond_saved_graph(tmp_path, cora, data_root):
+    from distillset.importers import import_set
+
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(70, 70, generator=gen)
+    adjacency = torch.sigmoid((logits + logits.T) / 2) * (1 - torch.eye(70))
+    torch.save(torch.rand(70, 1433, generator=gen), tmp_path / "feat_cora_0.5_0.pt")
+    torch.save(adjacency, tmp_path / "adj_cora_0.5_0.pt")
+    synset = import_set(tmp_path / "feat_cora_0.5_0.pt", "gcond", "cora", data_root=data_root)
+    expected = torch.cat([torch.full((n,), c) for c, n in gcond_class_order(cora, 0.5)])
+    assert torch.equal(synset.labels, expected) and synset.reduction == 0.5 and torch.equal(synset.adjacency, adjacency)
+    assert synset.config["imported_from"] == "gcond" and len(synset.config["sha256"]) == 2
+    torch.save(torch.rand(6, 1433), tmp_path / "feat_cora_x.pt")
+    torch.save(torch.zeros(6, 6), tmp_path / "adj_cora_x.pt")
+    with pytest.raises(DistillsetError, match="6 nodes do not fit GCond's layout"):
+        import_set(tmp_path / "feat_cora_x.pt", "gcond", "cora", data_root=data_root)
+    with pytest.raises(DistillsetError, match="does not fit 70 nodes"):
+        import_set(tmp_path / "feat_cora_0.5_0.pt", "gcond", "cora", adjacency_file=str(tmp_path / "adj_cora_x.pt"),
+                   data_root=data_root)
+    with pytest.raises(DistillsetError, match="3703 features per node but cora has 1433|1433 features per node but citeseer"):
+        import_set(tmp_path / "feat_cora_0.5_0.pt", "gcond", "citeseer", data_root=data_root)
 
 
 def test_gcond_initialises_from_training_nodes_and_learns(cora):

@@ -8,6 +8,10 @@
   pixels (MTT/DATM ``--zca``: kornia's ZCAWhitening, eps 0.1, fitted on the training split), and our ZCA of
   the dataset (the same definition) is attached, so test images are whitened alike.
 - ``ddranking``: an image tensor file and a label tensor file (int64 [N] or soft float [N, K]).
+- ``gcond``: a condensed graph of GCond's repository (``saved_ours/feat_<data>_<r>_<seed>.pt`` [n, F] and the
+  matching ``adj_*.pt`` [n, n], the structure generator's weighted output). GCond saves no labels: its nodes
+  follow ``generate_labels_syn``'s layout (:func:`distillset.graph.gcond.gcond_class_order`), rebuilt here from
+  the dataset's training labels at the reduction that gives the file's node count.
 
 Loading never executes code: ``torch.load(weights_only=True)`` accepts tensors and plain containers only, so a
 file carrying a pickled object (which would run code on load) is refused in one line. The images are checked
@@ -28,7 +32,7 @@ from .data import load_dataset, real_data
 from .errors import DistillsetError
 from .synset import SynSet
 
-SOURCES = ("dc", "mtt", "datm", "ddranking")
+SOURCES = ("dc", "mtt", "datm", "ddranking", "gcond")
 
 
 def load_tensors(path: str | Path, what: str):
@@ -47,10 +51,13 @@ def load_tensors(path: str | Path, what: str):
 
 
 def import_set(path: str | Path, source: str, dataset: str, *, labels_file: str | None = None, lr_file: str | None = None,
-               index: int = 0, method: str | None = None, zca: bool = False, data_root=None) -> SynSet:
-    """A SynSet from another tool's files (see the module docstring)."""
+               index: int = 0, method: str | None = None, zca: bool = False, adjacency_file: str | None = None,
+               data_root=None):
+    """A SynSet (a graph SynSet for ``gcond``) from another tool's files (see the module docstring)."""
     if source not in SOURCES:
         raise DistillsetError(f"unknown source '{source}'; use one of {', '.join(SOURCES)}")
+    if source == "gcond":
+        return import_gcond_graph(path, dataset, adjacency_file=adjacency_file, data_root=data_root)
     data = load_dataset(dataset, data_root=data_root)
     images, labels, soft, lr = _read(Path(path), source, index, labels_file, lr_file)
     images = _check_images(images, data.shape, path, zca)
@@ -134,3 +141,42 @@ def _check_labels(labels: torch.Tensor, soft, n: int, k: int, path):
     if soft is not None and (tuple(soft.shape) != (n, k) or not torch.isfinite(soft).all()):
         raise DistillsetError(f"soft labels must be finite [{n}, {k}], got {list(soft.shape)}")
     return labels, soft
+
+
+def import_gcond_graph(path: str | Path, dataset: str, *, adjacency_file: str | None = None, data_root=None):
+    """A graph SynSet from GCond's saved ``feat_*.pt`` (``path``) and ``adj_*.pt`` (default: the same name with
+    ``adj_`` for ``feat_``). The reduction is the node count over the training nodes; the labels are GCond's
+    layout at that reduction (its last class takes what the others leave, so any count from one node per class
+    to the training set's size has exactly one layout)."""
+    from .graph.data import load_graph
+    from .graph.gcond import gcond_class_order
+    from .graph.synset import GraphSynSet
+
+    path = Path(path)
+    if adjacency_file is None:
+        if not path.name.startswith("feat_"):
+            raise DistillsetError(f"{path} is not named feat_*.pt; give the adjacency file with --adjacency")
+        adjacency_file = str(path.with_name("adj_" + path.name[len("feat_"):]))
+    features, adjacency = load_tensors(path, "GCond feature file"), load_tensors(adjacency_file, "GCond adjacency file")
+    for name, tensor in (("features", features), ("adjacency", adjacency)):
+        if not isinstance(tensor, torch.Tensor) or tensor.dim() != 2 or not tensor.is_floating_point():
+            raise DistillsetError(f"GCond {name} must be a float matrix, got {type(tensor).__name__} "
+                                  f"{list(getattr(tensor, 'shape', []))}")
+    data = load_graph(dataset, data_root=data_root)
+    n = features.shape[0]
+    if features.shape[1] != data.features.shape[1]:
+        raise DistillsetError(f"{path}: {features.shape[1]} features per node but {dataset} has {data.features.shape[1]}")
+    if tuple(adjacency.shape) != (n, n):
+        raise DistillsetError(f"{adjacency_file}: adjacency {list(adjacency.shape)} does not fit {n} nodes of {path.name}")
+    n_train = int(data.train.numel())
+    if not data.num_classes <= n <= n_train:
+        raise DistillsetError(f"{path}: {n} nodes do not fit GCond's layout for {dataset} (one node per class at least, "
+                              f"{n_train} training nodes at most)")
+    layout = gcond_class_order(data, n / n_train)  # the last class takes the rest, so the layout holds n nodes
+    labels = torch.cat([torch.full((count,), c, dtype=torch.int64) for c, count in layout])
+    adjacency = adjacency.detach().to(torch.float32)
+    digest = {str(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in (path, adjacency_file)}
+    config = {"imported_from": "gcond", "files": [Path(p).name for p in digest], "sha256": list(digest.values()),
+              "label_layout": "GCond generate_labels_syn"}
+    return GraphSynSet(features.detach().to(torch.float32).contiguous(), adjacency.contiguous(), labels, dataset,
+                       data.num_classes, "gcond", n / n_train, config).validate(str(path))

@@ -54,7 +54,8 @@ _add("dm", "cifar10", {1: 26.0, 10: 48.9, 50: 63.0, 500: 75.1, 1000: 78.8})
 _add("dm", "cifar100", {1: 11.4, 10: 29.7, 50: 43.6})
 _add("random", "cifar10", {1: 15.4, 10: 31.0, 50: 50.6})
 # graphs (GCond Table 2, SGDD Table 1, via PAPERS.md): r = 0.25, 0.5, 1
-_add("gcond", "cora", {0.25: 79.8}, {0.25: 1.3})
+_add("gcond", "cora", {0.25: 79.8, 0.5: 80.1, 1.0: 79.3}, {0.25: 1.3, 0.5: 0.6, 1.0: 0.3},
+     "GCond (ICLR 2022) Table 2 (r = 0.5 and 1 as quoted by the fidelity review, issue 35)")
 _add("gcond", "citeseer", {0.25: 70.5, 0.5: 70.6, 1.0: 69.8})
 _add("sgdd", "citeseer", {0.25: 69.5, 0.5: 70.2, 1.0: 70.3})
 _add("random", "citeseer", {0.25: 54.4, 0.5: 64.2, 1.0: 69.1})

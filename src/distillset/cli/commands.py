@@ -207,9 +207,11 @@ def cmd_import(args) -> int:
     from ..importers import import_set
 
     synset = import_set(args.file, args.source, args.dataset, labels_file=args.labels_file, lr_file=args.lr_file,
-                        index=args.index, method=args.method, zca=args.zca, data_root=args.data_root)
+                        index=args.index, method=args.method, zca=args.zca, adjacency_file=args.adjacency_file,
+                        data_root=args.data_root)
     synset.save(args.out)
-    _log(f"wrote {args.out}: {len(synset)} images of {synset.dataset} from {args.source} ({args.file})")
+    what = "nodes" if args.source == "gcond" else "images"
+    _log(f"wrote {args.out}: {len(synset)} {what} of {synset.dataset} from {args.source} ({args.file})")
     return 0
 
 

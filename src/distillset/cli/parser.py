@@ -285,13 +285,15 @@ def build_parser() -> argparse.ArgumentParser:
         _add_data_options(p)
 
     p = sub.add_parser("import", help="read a set another tool published (DC/DSA/DM res_*.pt, MTT/DATM images_*.pt, "
-                                      "DD-Ranking tensors) into a SynSet")
+                                      "DD-Ranking tensors, GCond's saved graphs) into a SynSet")
     p.add_argument("file", help="the file to read (never executed: tensors only)")
-    p.add_argument("--from", dest="source", required=True, choices=("dc", "mtt", "datm", "ddranking"))
+    p.add_argument("--from", dest="source", required=True, choices=("dc", "mtt", "datm", "ddranking", "gcond"))
     p.add_argument("--dataset", required=True, help="the dataset the set was made from")
     p.add_argument("--out", required=True, help="the SynSet file to write")
     p.add_argument("--labels", dest="labels_file", help="labels file (mtt/datm labels_*.pt, DD-Ranking labels)")
     p.add_argument("--lr", dest="lr_file", help="learned lr file (mtt/datm lr_*.pt)")
+    p.add_argument("--adjacency", dest="adjacency_file", help="gcond: the adj_*.pt of the feat_*.pt given (default: "
+                                                               "its name with adj_ for feat_)")
     p.add_argument("--index", type=int, default=0, help="which experiment of a res_*.pt 'data' list (default 0)")
     p.add_argument("--method", help="the method that made it (default: dc for --from dc, else the tool's name); sets "
                                     "the evaluation recorded in the file")

@@ -107,15 +107,34 @@ class StructureGenerator(nn.Module):
         return adjacency * (1 - torch.eye(n, device=x.device))
 
 
-def class_counts(data: GraphData, reduction: float) -> list[int]:
-    """Synthetic nodes per class: the training label distribution times ``reduction`` (at least one each)."""
+def gcond_class_order(data: GraphData, reduction: float) -> list[tuple[int, int]]:
+    """GCond's synthetic label layout (``generate_labels_syn``): (class, nodes) in its order.
+
+    Classes are taken from the least to the most frequent among the training nodes (ties in the order each
+    class first appears in node order); each gets floor(r * count) nodes, at least one, and the last (most
+    frequent) class gets what is left of floor(r * n_train), so the total is GCond's exactly. A condensed graph
+    published by GCond lists its nodes in this order.
+    """
     if not 0 < reduction <= 1:
         raise DistillsetError(f"--reduction must be in (0, 1], got {reduction}")
-    train_labels = data.labels[data.train]
+    train_labels = data.labels[data.train].cpu()
     counts = torch.bincount(train_labels, minlength=data.num_classes)
     if (counts == 0).any():
         raise DistillsetError(f"class(es) {torch.nonzero(counts == 0).flatten().tolist()} have no training node")
-    return [max(1, int(round(reduction * int(c)))) for c in counts]
+    first_seen = {int(c): i for i, c in reversed(list(enumerate(train_labels.tolist())))}
+    order = sorted(range(data.num_classes), key=lambda c: (int(counts[c]), first_seen[c]))
+    total = int(train_labels.numel() * reduction)
+    layout = [(c, max(int(int(counts[c]) * reduction), 1)) for c in order[:-1]]
+    last = total - sum(n for _, n in layout)
+    if last < 1:
+        raise DistillsetError(f"reduction {reduction} leaves no node for class {order[-1]}: use a larger --reduction")
+    return layout + [(order[-1], last)]
+
+
+def class_counts(data: GraphData, reduction: float) -> list[int]:
+    """Synthetic nodes per class (indexed by class), by GCond's rule (:func:`gcond_class_order`)."""
+    counts = dict(gcond_class_order(data, reduction))
+    return [counts[c] for c in range(data.num_classes)]
 
 
 TINY = {"epochs": 2, "outer_loop": 2, "inner_loop": 1, "pge_hidden": 16, "batch_real": 16}
