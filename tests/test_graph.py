@@ -552,3 +552,69 @@ def _chebyshev(x, graph, order):
     for _ in range(2, order + 1):
         terms.append(-2 * (graph.sym @ terms[-1]) - terms[-2])
     return terms
+
+
+def _small_weighted_graph(n: int = 10, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.rand(n, n, generator=g)
+    a = torch.triu(w * (w > 0.4), 1)
+    return a + a.T, torch.randn(n, 6, generator=g)
+
+
+def test_gcond_cross_architecture_models_are_its_formulas():
+    from distillset.graph.models import GCondAPPNP, GCondCheby, GCondSAGE, GCondSGC
+
+    a, x = _small_weighted_graph()
+    graph = Propagation.from_dense(a)
+    a_hat = graph.gcn  # D^-1/2 (A + I) D^-1/2, GCond's normalize_adj_tensor
+    sgc = build_gnn("gcond-sgc", 6, 3, 8, torch.Generator().manual_seed(0)).eval()
+    assert isinstance(sgc, GCondSGC)
+    mlp = sgc.lin2(torch.relu(sgc.lin1(x)))
+    torch.testing.assert_close(sgc(x, graph), a_hat @ (a_hat @ mlp))
+    appnp = build_gnn("gcond-appnp", 6, 3, 8, torch.Generator().manual_seed(0)).eval()
+    assert isinstance(appnp, GCondAPPNP)
+    h = appnp.lin2(torch.relu(appnp.lin1(x)))
+    step = 0.9 * (a_hat @ h) + 0.1 * h
+    torch.testing.assert_close(appnp(x, graph), 0.9 * (a_hat @ step) + 0.1 * h)
+    cheby = build_gnn("gcond-cheby", 6, 3, 8, torch.Generator().manual_seed(0)).eval()
+    assert isinstance(cheby, GCondCheby)
+    w1, w2 = cheby.lins[0].weight.T, cheby.lins[1].weight.T  # one weight per layer for T0 and T1 (single_param)
+    hidden = torch.relu(x @ w1 + (a_hat @ x) @ w1 + cheby.biases[0])
+    torch.testing.assert_close(cheby(x, graph), hidden @ w2 + (a_hat @ hidden) @ w2 + cheby.biases[1])
+    sage = build_gnn("gcond-sage", 6, 3, 8, torch.Generator().manual_seed(0))
+    assert isinstance(sage, GCondSAGE)
+    gcn = build_gnn("gcn", 6, 3, 8, torch.Generator().manual_seed(0), dropout=0.0)
+    gcn.load_state_dict(sage.state_dict())
+    torch.testing.assert_close(sage.eval()(x, graph), gcn.eval()(x, graph))  # no root weight: a GCN layer at test time
+
+
+def test_gcond_sage_trains_on_sampled_neighbourhoods():
+    from distillset.graph.models import sampled_neighbours
+
+    a, _ = _small_weighted_graph(n=30, seed=1)
+    op = Propagation.from_dense(a).gcn
+    torch.manual_seed(0)
+    cut = sampled_neighbours(op, 5)
+    kept = (cut != 0).sum(1)
+    assert int(kept.max()) <= 5 and torch.equal(kept, torch.clamp((op != 0).sum(1), max=5))
+    assert torch.equal(cut[cut != 0], op[cut != 0])  # values kept, not renormalised
+    assert not torch.equal(sampled_neighbours(op, 5), cut)  # a new draw every step
+
+
+def test_gcond_cross_protocol_thresholds_edges_and_trains_the_mlp_without_them(cora):
+    gen = torch.Generator().manual_seed(0)
+    n = 14
+    logits = torch.randn(n, n, generator=gen)
+    adjacency = torch.sigmoid((logits + logits.T) / 2 - 3) * (1 - torch.eye(n))  # mostly light edges
+    picks = torch.cat([cora.train[cora.labels[cora.train] == c][:2] for c in range(7)])
+    synset = GraphSynSet(cora.features[picks].clone(), adjacency, cora.labels[picks].clone(), "cora", 7, "gcond", 0.1)
+    kwargs = dict(runs=1, epochs=4)
+    light_dropped = evaluate_graph(synset, cora, ["gcn"], edge_threshold=0.05, dropout=0.0, **kwargs)["gcn"].accs
+    heavy = adjacency * (adjacency >= 0.05)
+    assert light_dropped == evaluate_graph(dataclasses.replace(synset, adjacency=heavy), cora, ["gcn"], dropout=0.0,
+                                           **kwargs)["gcn"].accs
+    no_edges = dataclasses.replace(synset, adjacency=torch.zeros(n, n))
+    mlp, mlp_no_edges, gcn, gcn_no_edges = (evaluate_graph(s, cora, [m], dropout=0.0, **kwargs)[m].accs for s, m in (
+        (synset, "gcond-mlp"), (no_edges, "gcond-mlp"), (synset, "gcn"), (no_edges, "gcn")))
+    assert gcn != gcn_no_edges  # the edges change what a GCN learns here ...
+    assert mlp == mlp_no_edges  # ... but GCond's "MLP" never sees them

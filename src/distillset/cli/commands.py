@@ -164,6 +164,8 @@ def cmd_evaluate(args) -> int:
         from .graph import evaluate_graph_file
 
         return evaluate_graph_file(args, models)
+    if args.edge_threshold or args.dropout is not None:
+        raise DistillsetError("--edge-threshold and --dropout apply to graph SynSets; this is an image SynSet")
     from ..driver import declared_evaluation
 
     from ..evaluation.choice import parse_grid

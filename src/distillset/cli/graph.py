@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from ..errors import DistillsetError
+
 
 def cmd_graph_report(args) -> int:
     from ..graph.data import load_graph
@@ -40,8 +42,12 @@ def evaluate_graph_file(args, models: list[str]) -> int:
     synset = GraphSynSet.load(args.synset)
     models = ["gcn" if m == "convnet" else m for m in models]  # the image default means the graph default
     data = load_graph(synset.dataset, args.data_root, verify=args.verify)
-    results = evaluate_graph(synset, data, models, runs=args.runs, epochs=args.epochs or 600, seed=args.seed, device=args.device)
-    payload = {"dataset": synset.dataset, "results": {m: r.as_dict() for m, r in results.items()}}
+    if not 0 <= args.edge_threshold <= 1 or (args.dropout is not None and not 0 <= args.dropout < 1):
+        raise DistillsetError("--edge-threshold must be in [0, 1] and --dropout in [0, 1)")
+    results = evaluate_graph(synset, data, models, runs=args.runs, epochs=args.epochs or 600, seed=args.seed, device=args.device,
+                             edge_threshold=args.edge_threshold, dropout=args.dropout)
+    payload = {"dataset": synset.dataset, "results": {m: r.as_dict() for m, r in results.items()},
+               "protocol": {"edge_threshold": args.edge_threshold, "dropout": args.dropout}}
     if args.json:
         print(json.dumps(payload))
     else:

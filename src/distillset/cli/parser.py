@@ -134,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("graph-report", help="accuracy and Laplacian Energy Distribution shift of a condensed graph")
     p.add_argument("synset", help="a graph SynSet file")
-    p.add_argument("--models", default="gcn", help="GNNs to evaluate (default gcn): gcn, sgc, appnp, cheby, sage, mlp")
+    p.add_argument("--models", default="gcn", help="GNNs to evaluate (default gcn): gcn, sgc, appnp, cheby, sage, mlp, or "
+                                                   "GCond's cross-architecture variants gcond-sgc, gcond-appnp, gcond-cheby, "
+                                                   "gcond-sage, gcond-mlp")
     p.add_argument("--runs", type=_positive_int, default=5)
     p.add_argument("--epochs", type=_positive_int, default=600)
     p.add_argument("--plot", help="also write the two energy distributions to this PNG")
@@ -266,6 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs-grid", help="comma-separated epoch budgets to choose from on the validation split")
     p.add_argument("--temperature-grid", help="comma-separated temperatures (--labels teacher) to choose from")
     p.add_argument("--val-runs", type=_positive_int, help="networks per candidate on the validation split (default --runs)")
+    p.add_argument("--edge-threshold", type=float, default=0.0, help="graph SynSets: drop edges lighter than this "
+                   "(GCond's cross-architecture test: 0.05 on Cora/CiteSeer; default 0)")
+    p.add_argument("--dropout", type=float, help="graph SynSets: every GNN's dropout (GCond's cross-architecture test: 0; "
+                   "default: each model's own)")
     _add_data_options(p)
 
     for name, help_text in (("score", "leak-free robust scores of a set: hard/soft labels against a random subset, HLR, IOR, "

@@ -1,4 +1,5 @@
-"""The GNN zoo of graph condensation: GCN, SGC, APPNP, ChebNet, GraphSAGE and MLP.
+"""The GNN zoo of graph condensation: GCN, SGC, APPNP, ChebNet, GraphSAGE and MLP as textbook layers, and the
+variants GCond's cross-architecture table (its Table 3) actually trains, under names that say so (``gcond-*``).
 
 Every model is ``model(x, graph)`` where ``graph`` is a :class:`Propagation`: the operators a model
 needs, built once per graph either from a sparse real graph (torch sparse CSR, so a 2,708-node Cora
@@ -166,7 +167,118 @@ class MLP(nn.Module):
         return self.lin2(F.dropout(F.relu(self.lin1(x)), self.dropout, self.training))
 
 
-GNNS = {"gcn": GCN, "sgc": SGC, "appnp": APPNP, "cheby": ChebNet, "sage": GraphSAGE, "mlp": MLP}
+class _TwoLayerPerceptron(nn.Module):
+    """features -> hidden -> classes with ReLU and dropout between: the transformation GCond's SGC and APPNP
+    variants apply before they propagate."""
+
+    def __init__(self, features: int, hidden: int, classes: int, dropout: float) -> None:
+        super().__init__()
+        self.lin1, self.lin2 = nn.Linear(features, hidden), nn.Linear(hidden, classes)
+        self.dropout = dropout
+
+    def transform(self, x):
+        return self.lin2(F.dropout(F.relu(self.lin1(x)), self.dropout, self.training))
+
+
+class GCondSGC(_TwoLayerPerceptron):
+    """GCond's cross-architecture "SGC" (``models/sgc_multi.py``, ntrans 2): a two-layer perceptron, then
+    K = 2 propagations with A_hat = D^-1/2 (A + I) D^-1/2: out = A_hat^2 MLP(X)."""
+
+    def __init__(self, features: int, hidden: int, classes: int, hops: int = 2, dropout: float = 0.0) -> None:
+        super().__init__(features, hidden, classes, dropout)
+        self.hops = hops
+
+    def forward(self, x, graph: Propagation):
+        x = self.transform(x)
+        for _ in range(self.hops):
+            x = _mm(graph.gcn, x)
+        return x
+
+
+class GCondAPPNP(_TwoLayerPerceptron):
+    """GCond's cross-architecture APPNP (``models/myappnp1.py``): a two-layer perceptron H, then K = 2 steps of
+    personalised propagation x <- (1 - alpha) A_hat x + alpha H, alpha = 0.1."""
+
+    def __init__(self, features: int, hidden: int, classes: int, hops: int = 2, alpha: float = 0.1, dropout: float = 0.0) -> None:
+        super().__init__(features, hidden, classes, dropout)
+        self.hops, self.alpha = hops, alpha
+
+    def forward(self, x, graph: Propagation):
+        h = x = self.transform(x)
+        for _ in range(self.hops):
+            x = (1 - self.alpha) * _mm(graph.gcn, x) + self.alpha * h
+        return x
+
+
+class GCondCheby(nn.Module):
+    """GCond's cross-architecture Cheby (``models/mycheby.py``: K = 2, ``single_param``): each layer applies ONE
+    weight to the input and to its propagation on A_hat, out = X W + A_hat X W + b (computed as Y + A_hat Y + b
+    with Y = X W, equal by linearity, so X may be a sparse CSR matrix)."""
+
+    def __init__(self, features: int, hidden: int, classes: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.lins = nn.ModuleList([nn.Linear(features, hidden, bias=False), nn.Linear(hidden, classes, bias=False)])
+        self.biases = nn.ParameterList([nn.Parameter(torch.zeros(hidden)), nn.Parameter(torch.zeros(classes))])
+        self.dropout = dropout
+
+    def forward(self, x, graph: Propagation):
+        for i, (lin, bias) in enumerate(zip(self.lins, self.biases)):
+            y = lin(x)
+            x = y + _mm(graph.gcn, y) + bias
+            if i == 0:
+                x = F.dropout(F.relu(x), self.dropout, self.training)
+        return x
+
+
+class GCondSAGE(GCN):
+    """GCond's cross-architecture GraphSAGE (``models/mygraphsage.py``): ``SageConvolution`` without its root
+    weight, on A_hat, so each layer is A_hat (X W) + b, a GCN layer; what differs is training, which runs on
+    neighbourhoods sampled from the condensed graph as its PyG ``NeighborSampler`` does: in every step each node
+    keeps at most k of its non-zero A_hat entries (self loop included), drawn uniformly, with their A_hat values;
+    k = 5 per layer, or 30 (output layer) and 20 (first layer) when more than half of A_hat is non-zero. Testing
+    (on the real graph) uses every neighbour."""
+
+    def __init__(self, features: int, hidden: int, classes: int, dropout: float = 0.0) -> None:
+        super().__init__(features, hidden, classes, layers=2, dropout=dropout)
+
+    def forward(self, x, graph: Propagation):
+        op = graph.gcn
+        sample = self.training and op.layout == torch.strided  # the condensed graph (dense); the real one is sparse
+        if sample:
+            sizes = (20, 30) if float((op != 0).float().mean()) > 0.5 else (5, 5)  # first layer, output layer
+        for i, (lin, bias) in enumerate(zip(self.lins, self.biases)):
+            layer_op = sampled_neighbours(op, sizes[i]) if sample else op
+            x = _mm(layer_op, lin(x)) + bias
+            if i < len(self.lins) - 1:
+                x = F.dropout(F.relu(x), self.dropout, self.training)
+        return x
+
+
+def sampled_neighbours(op: torch.Tensor, k: int) -> torch.Tensor:
+    """``op`` with each row cut to at most ``k`` of its non-zero entries, chosen uniformly (the global RNG, which
+    the evaluator seeds per run), values unchanged."""
+    scores = torch.rand(op.shape, device=op.device).masked_fill(op == 0, -1.0)
+    keep = scores.topk(min(k, op.shape[1]), dim=1).indices
+    mask = torch.zeros_like(op, dtype=torch.bool).scatter_(1, keep, True) & (op != 0)
+    return op * mask
+
+
+class GCondMLP(GCN):
+    """GCond's cross-architecture "MLP" (``tester_other_arcs.py``): a GCN trained on the condensed nodes with
+    every edge removed (A_hat = I, so training sees no structure) and tested as a GCN on the real graph."""
+
+    trains_without_edges = True
+
+    def __init__(self, features: int, hidden: int, classes: int, dropout: float = 0.0) -> None:
+        super().__init__(features, hidden, classes, layers=2, dropout=dropout)
+
+
+GNNS = {"gcn": GCN, "sgc": SGC, "appnp": APPNP, "cheby": ChebNet, "sage": GraphSAGE, "mlp": MLP,
+        "gcond-sgc": GCondSGC, "gcond-appnp": GCondAPPNP, "gcond-cheby": GCondCheby, "gcond-sage": GCondSAGE,
+        "gcond-mlp": GCondMLP}
+# GCond's Table 3 cross-architecture protocol: these models, dropout 0 on Cora/CiteSeer, edges below 0.05 dropped
+GCOND_CROSS_ARCHITECTURES = ("gcn", "gcond-sgc", "gcond-appnp", "gcond-cheby", "gcond-sage", "gcond-mlp")
+GCOND_CROSS_EDGE_THRESHOLD = 0.05
 
 
 def build_gnn(name: str, features: int, classes: int, hidden: int = 256, generator: torch.Generator | None = None,
