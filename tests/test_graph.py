@@ -332,8 +332,8 @@ def test_led_puts_smooth_signals_low_and_alternating_ones_high():
 
 
 def test_node_selection_baselines_keep_the_induced_subgraph(cora):
-    def select_nodes(method, graph, reduction):
-        return condense_graph(method, graph, reduction)
+    def select_nodes(method, graph, reduction):  # SGC features here: no GCN to train (that one is tested below)
+        return condense_graph(method, graph, reduction, options=None if method == "random" else {"embedding": "sgc"})
 
     edges = set(zip(cora.edge_index[0].tolist(), cora.edge_index[1].tolist()))
     for method in ("random", "herding", "kcenter"):
@@ -344,6 +344,25 @@ def test_node_selection_baselines_keep_the_induced_subgraph(cora):
         for i, j in synset.adjacency.nonzero().tolist():
             assert (nodes[i], nodes[j]) in edges
     assert select_nodes("herding", cora, 0.5).config["nodes"] == select_nodes("herding", cora, 0.5).config["nodes"]
+
+
+def test_coresets_rank_gcond_embeddings_by_default(cora):
+    """GCond's train_coreset.py: herding / k-center per class on the outputs of a GCN trained on the whole graph."""
+    from distillset.graph.coresets import whole_graph_gcn_outputs
+    from distillset.methods.coresets import herding, k_center
+
+    embeds = whole_graph_gcn_outputs(cora, seed=0, epochs=40)  # a short budget for CI (GCond: 600)
+    assert embeds.shape == (cora.num_nodes, 7) and torch.allclose(embeds.exp().sum(1), torch.ones(cora.num_nodes))
+    val_accuracy = float((embeds[cora.val].argmax(1) == cora.labels[cora.val]).float().mean())
+    assert val_accuracy > 0.6  # a trained GCN, not an untrained one (~0.15)
+    for method, rule in (("herding", herding), ("kcenter", k_center)):
+        synset = condense_graph(method, cora, 0.25, options={"embedding_epochs": 40})
+        assert synset.config["embedding"] == "gcn"
+        expected = []
+        for c in range(7):
+            pool = cora.train[cora.labels[cora.train] == c]
+            expected += pool[rule(embeds[pool], 5)].tolist()
+        assert synset.config["nodes"] == expected
 
 
 def test_graph_report_prints_accuracy_and_led_shift(tmp_path, data_root, capsys):

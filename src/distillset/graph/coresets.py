@@ -1,13 +1,16 @@
 """Node-selection baselines for graph condensation: random, herding and k-center.
 
-Per class, as many labelled training nodes as GCond would synthesise (the training distribution times
-the reduction) are selected; the condensed graph is the subgraph the real graph induces on them.
-Herding and k-center work on SGC features (D^-1/2 (A+I) D^-1/2 applied twice to X): parameter-free,
-so the baselines need no trained network, and they see the neighbourhood as a 2-layer GNN does.
+Per class, as many labelled training nodes as GCond would synthesise (its per-class counts) are selected; the
+condensed graph is the subgraph the real graph induces on them. Herding and k-center run per class on node
+embeddings: by default (``embedding="gcn"``) GCond's, the outputs (log-probabilities) of a 2-layer GCN trained on
+the whole graph with the evaluation protocol (best epoch on the real validation split), as its
+``train_coreset.py``; or (``embedding="sgc"``) the parameter-free SGC features S^2 X, S = D^-1/2 (A+I) D^-1/2,
+which need no trained network and see the neighbourhood as a 2-layer GNN does.
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, replace
 
 import torch
@@ -17,6 +20,7 @@ from ..methods.coresets import herding, k_center
 from ..methods.registry import register_method
 from ..seeding import make_generator
 from .data import GraphData
+from .evaluate import train_gnn
 from .gcond import GRAPH_EVALUATION, class_counts
 from . import sampling
 from .models import Propagation
@@ -26,11 +30,34 @@ from .synset import GraphSynSet
 @dataclass
 class GraphSelectionConfig:
     reduction: float = option(0.5, "fraction of the labelled training nodes kept", low=0, low_open=True, high=1)
-    seed: int = option(0, "the seed of every random draw")
+    embedding: str = option("gcn", "herding/k-center space: a whole-graph GCN's outputs (GCond's) or SGC features S^2 X",
+                            choices=("gcn", "sgc"))
+    embedding_epochs: int = option(600, "training epochs of the embedding GCN (GCond: 600)", low=1)
+    seed: int = option(0, "the seed of every random draw (and of the embedding GCN)")
 
 
 def propagated_features(data: GraphData, hops: int = 2) -> torch.Tensor:
     return sampling.propagated_features(data.features, Propagation.from_edges(data.edge_index, data.num_nodes), hops)
+
+
+_EMBEDDINGS: dict[tuple[int, int, int], tuple[weakref.ref, torch.Tensor]] = {}
+
+
+def whole_graph_gcn_outputs(data: GraphData, seed: int, epochs: int = 600) -> torch.Tensor:
+    """Log-probabilities of every node from a 2-layer GCN (hidden 256, dropout 0.5, Adam 0.01, wd 5e-4, ``epochs``
+    epochs, lr x0.1 at half) trained on the whole graph's training nodes, kept at its best real-validation epoch:
+    GCond's coreset embedding (``train_coreset.py``: ``model.fit(...)``, then ``model.predict()``). Kept for the
+    life of ``data`` in this process, so herding and k-center at one seed share one network."""
+    key = (id(data), seed, epochs)
+    held = _EMBEDDINGS.get(key)
+    if held is not None and held[0]() is data:
+        return held[1]
+    graph = Propagation.from_edges(data.edge_index, data.num_nodes)
+    model, _ = train_gnn("gcn", data.features, graph, data.labels, data.train, data, graph, epochs, seed=seed, run=0)
+    with torch.no_grad():
+        outputs = torch.log_softmax(model(data.features, graph), dim=1)
+    _EMBEDDINGS[key] = (weakref.ref(data), outputs)
+    return outputs
 
 
 class GraphSelection(OneStepSelection):
@@ -48,7 +75,9 @@ class GraphSelection(OneStepSelection):
         return type(self).rule(features[pool], n)
 
     def features(self) -> torch.Tensor | None:
-        return propagated_features(self.data)
+        if self.config.embedding == "sgc":
+            return propagated_features(self.data)
+        return whole_graph_gcn_outputs(self.data, self.config.seed, self.config.embedding_epochs)
 
     def step(self, state: State) -> float:
         data = self.data
@@ -71,7 +100,8 @@ class GraphSelection(OneStepSelection):
         adjacency[position[src[inside]].cpu(), position[dst[inside]].cpu()] = 1.0
         return GraphSynSet(data.features[nodes].float().cpu().clone(), adjacency, data.labels[nodes].cpu().clone(), data.name,
                            data.num_classes, f"coreset:{self.name}", self.config.reduction,
-                           {"method": self.name, "seed": self.config.seed, "nodes": nodes.tolist()})
+                           {"method": self.name, "seed": self.config.seed, "nodes": nodes.tolist(),
+                            **({"embedding": self.config.embedding} if self.name != "random" else {})})
 
 
 @register_method("random", kind="selection", modality="graph", config=GraphSelectionConfig, size="reduction",
@@ -87,14 +117,14 @@ class RandomNodes(GraphSelection):
 
 
 @register_method("herding", kind="selection", modality="graph", config=GraphSelectionConfig, size="reduction",
-                 evaluation=GRAPH_EVALUATION, summary="herding on SGC-propagated features (S^2 X) per class")
+                 evaluation=GRAPH_EVALUATION, summary="herding per class on a whole-graph GCN's outputs (GCond's; or SGC features S^2 X)")
 class HerdingNodes(GraphSelection):
     name = "herding"
     rule = staticmethod(herding)
 
 
 @register_method("kcenter", kind="selection", modality="graph", config=GraphSelectionConfig, size="reduction",
-                 evaluation=GRAPH_EVALUATION, summary="k-center on SGC-propagated features (S^2 X) per class")
+                 evaluation=GRAPH_EVALUATION, summary="k-center per class on a whole-graph GCN's outputs (GCond's; or SGC features S^2 X)")
 class KCenterNodes(GraphSelection):
     name = "kcenter"
     rule = staticmethod(k_center)

@@ -64,14 +64,14 @@ def accuracy(model, features, graph, nodes, labels) -> float:
     return float((out[nodes].argmax(1) == labels[nodes]).float().mean())
 
 
-def train_and_test(model_name: str, features: torch.Tensor, graph: Propagation, labels: torch.Tensor, train_nodes: torch.Tensor,
-                   data: GraphData, real_graph: Propagation, epochs: int = 600, lr: float = 0.01, weight_decay: float = 5e-4,
-                   hidden: int = 256, seed: int = 0, run: int = 0,
-                   real_features: torch.Tensor | None = None, dropout: float | None = None) -> tuple[float, float]:
-    """(best validation accuracy, test accuracy of that epoch's network) of one fresh network: Adam at ``lr``, and
-    at epoch ``epochs // 2`` a new Adam at ``lr`` x 0.1 (GCond's ``_train_with_val``: the optimiser is rebuilt, so
-    its moment estimates restart). ``dropout``: None keeps each model's own. A model that ``trains_without_edges``
-    (GCond's "MLP") trains on the nodes with every edge removed and is still tested on the real graph."""
+def train_gnn(model_name: str, features: torch.Tensor, graph: Propagation, labels: torch.Tensor, train_nodes: torch.Tensor,
+              data: GraphData, real_graph: Propagation, epochs: int = 600, lr: float = 0.01, weight_decay: float = 5e-4,
+              hidden: int = 256, seed: int = 0, run: int = 0, real_features: torch.Tensor | None = None,
+              dropout: float | None = None) -> tuple[torch.nn.Module, float]:
+    """(the network of the best real-validation epoch, its validation accuracy) of one fresh network: Adam at
+    ``lr``, and at epoch ``epochs // 2`` a new Adam at ``lr`` x 0.1 (GCond's ``_train_with_val``: the optimiser is
+    rebuilt, so its moment estimates restart). ``dropout``: None keeps each model's own. A model that
+    ``trains_without_edges`` (GCond's "MLP") trains on the nodes with every edge removed."""
     options = {} if dropout is None else {"dropout": dropout}
     model = build_gnn(model_name, features.shape[1], data.num_classes, hidden, make_generator(seed, "graph-eval", model_name, run, "init"),
                       features.device, **options)
@@ -96,6 +96,17 @@ def train_and_test(model_name: str, features: torch.Tensor, graph: Propagation, 
             if val > best_val:
                 best_val, best_state = val, {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
+    return model.eval(), best_val
+
+
+def train_and_test(model_name: str, features: torch.Tensor, graph: Propagation, labels: torch.Tensor, train_nodes: torch.Tensor,
+                   data: GraphData, real_graph: Propagation, epochs: int = 600, real_features: torch.Tensor | None = None,
+                   **options) -> tuple[float, float]:
+    """(best validation accuracy, test accuracy of that epoch's network) of one fresh network (:func:`train_gnn`)."""
+    if real_features is None:
+        real_features = inference_features(data.features)
+    model, best_val = train_gnn(model_name, features, graph, labels, train_nodes, data, real_graph, epochs,
+                                real_features=real_features, **options)
     return best_val, accuracy(model, real_features, real_graph, data.test, data.labels)
 
 
