@@ -637,3 +637,20 @@ def test_gcond_cross_protocol_thresholds_edges_and_trains_the_mlp_without_them(c
         (synset, "gcond-mlp"), (no_edges, "gcond-mlp"), (synset, "gcn"), (no_edges, "gcn")))
     assert gcn != gcn_no_edges  # the edges change what a GCN learns here ...
     assert mlp == mlp_no_edges  # ... but GCond's "MLP" never sees them
+
+
+def test_link_prediction_sets_are_condensed_without_the_held_out_edges(cora):
+    from distillset.graph.tasks import link_training_graph, split_edges
+
+    kept, held_out, _ = split_edges(cora, seed=3)
+    training = link_training_graph(cora, seed=3)
+    assert torch.equal(training.edge_index, kept) and training.edge_index.shape[1] < cora.edge_index.shape[1]
+    held = {(int(u), int(v)) for u, v in held_out.T} | {(int(v), int(u)) for u, v in held_out.T}
+    assert not held & set(zip(training.edge_index[0].tolist(), training.edge_index[1].tolist()))
+    synset = condense_graph("random", training, 1.0, seed=0)  # every training node: their induced subgraph
+    nodes = synset.config["nodes"]
+    inside = {(nodes[i], nodes[j]) for i, j in synset.adjacency.nonzero().tolist()}
+    assert not inside & held  # no held-out edge reached the set
+    whole = condense_graph("random", cora, 1.0, seed=0)
+    full_inside = {(whole.config["nodes"][i], whole.config["nodes"][j]) for i, j in whole.adjacency.nonzero().tolist()}
+    assert full_inside & held  # ... while a set taken from the whole graph does contain some (the leak fixed)

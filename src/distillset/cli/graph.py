@@ -28,7 +28,8 @@ def cmd_graph_report(args) -> int:
         print(f"{m}: {100 * r['mean']:.2f} +- {100 * r['std']:.2f} ({len(r['accs'])} runs, selected on the real validation split)")
     if args.link_prediction:
         print(f"link prediction ROC-AUC: {report['link_prediction_auc']:.4f} (trained on the whole graph: "
-              f"{report['link_prediction_auc_whole_graph']:.4f})")
+              f"{report['link_prediction_auc_whole_graph']:.4f}); this library's protocol, valid for a set condensed "
+              f"without the held-out edges (distillset.graph.tasks.link_training_graph, seed {args.seed})")
     if args.plot:
         print(f"plot: {args.plot}")
     return 0
