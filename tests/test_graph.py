@@ -654,3 +654,22 @@ def test_link_prediction_sets_are_condensed_without_the_held_out_edges(cora):
     whole = condense_graph("random", cora, 1.0, seed=0)
     full_inside = {(whole.config["nodes"][i], whole.config["nodes"][j]) for i, j in whole.adjacency.nonzero().tolist()}
     assert full_inside & held  # ... while a set taken from the whole graph does contain some (the leak fixed)
+
+
+def test_led_isolated_node_conventions():
+    from distillset.graph.led import energy_distribution, led_shift, normalized_laplacian
+
+    path = torch.zeros(4, 4)
+    path[0, 1] = path[1, 0] = path[1, 2] = path[2, 1] = 1.0  # node 3 isolated
+    one, zero = normalized_laplacian(path, "one"), normalized_laplacian(path, "zero")
+    assert one[3, 3] == 1 and zero[3, 3] == 0 and torch.equal(one[:3, :3], zero[:3, :3])
+    x = torch.zeros(4, 1)
+    x[3] = 1.0  # all the energy on the isolated node
+    assert energy_distribution(x, path, "one").mean_eigenvalue == pytest.approx(1.0)
+    assert energy_distribution(x, path, "zero").mean_eigenvalue == pytest.approx(0.0, abs=1e-12)
+    ring = torch.roll(torch.eye(5), 1, 0) + torch.roll(torch.eye(5), -1, 0)  # no isolated node: the same either way
+    y = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    a, b = energy_distribution(y, ring, "one"), energy_distribution(y, ring, "zero")
+    assert led_shift(a, b) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(DistillsetError, match="isolated-node convention"):
+        normalized_laplacian(path, "half")

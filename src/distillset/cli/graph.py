@@ -22,8 +22,10 @@ def cmd_graph_report(args) -> int:
         return 0
     means = report["led_mean_eigenvalue"]
     print(f"{args.synset}: {synset.method} on {synset.dataset}, {len(synset)} nodes, reduction {synset.reduction:g}")
-    print(f"LED shift (1-Wasserstein on the eigenvalue axis): {report['led_shift']:.4f}; mean eigenvalue of the feature energy "
-          f"{means['original']:.3f} (whole graph) vs {means['condensed']:.3f} (condensed)")
+    conventions = report["led_shift_conventions"]
+    print(f"LED shift (1-Wasserstein on the eigenvalue axis): {conventions['one']:.4f} with isolated nodes at eigenvalue 1, "
+          f"{conventions['zero']:.4f} at 0 ({report['isolated_nodes']} isolated of {len(synset)}); mean eigenvalue of the "
+          f"feature energy {means['original']:.3f} (whole graph) vs {means['condensed']:.3f} (condensed)")
     for m, r in report["results"].items():
         print(f"{m}: {100 * r['mean']:.2f} +- {100 * r['std']:.2f} ({len(r['accs'])} runs, selected on the real validation split)")
     if args.link_prediction:

@@ -6,6 +6,13 @@ share_k = sum_f X_hat[k, f]^2 / sum X_hat^2. Low eigenvalues carry smooth (homop
 ones signal that changes across edges. SGDD's argument: a condensed graph whose LED is far from the
 original's trains GNNs that generalise worse across architectures.
 
+Isolated nodes (degree 0) have no canonical normalised Laplacian entry, and condensed or selected graphs have many
+(a node baseline's induced subgraph on Cora's labelled nodes is nearly edgeless), so the convention alone can set
+their shift. ``isolated="one"`` uses L = I - D^-1/2 A D^-1/2 with D^-1/2 = 0 there: an isolated node is an
+eigenvector of eigenvalue 1 and its energy sits mid-spectrum. ``isolated="zero"`` uses L = D^-1/2 (D - A) D^-1/2: an
+isolated node has eigenvalue 0, the smooth end, as it would for the combinatorial Laplacian. The SGDD release has no
+LED code and the paper does not say which it used, so reports give both.
+
 The shift between two graphs is the 1-Wasserstein distance between their energy distributions along
 the eigenvalue axis, integral over [0, 2] of |F_a(lambda) - F_b(lambda)| with F the cumulative energy
 share (a distance on the eigenvalue scale, 0 for identical distributions, at most 2). The
@@ -38,21 +45,29 @@ class EnergyDistribution:
         return float((self.eigenvalues * self.shares).sum())
 
 
-def normalized_laplacian(adjacency: torch.Tensor) -> torch.Tensor:
-    """I - D^-1/2 A D^-1/2 in float64; isolated nodes keep a zero row in the propagation part. The
-    1e-12 floor keeps it differentiable there (SGDD's structure term): a smaller floor overflows the
-    unused branch's gradient into NaN."""
+ISOLATED_CONVENTIONS = ("one", "zero")
+
+
+def normalized_laplacian(adjacency: torch.Tensor, isolated: str = "one") -> torch.Tensor:
+    """I - D^-1/2 A D^-1/2 in float64, an isolated node's diagonal entry 1 (``isolated="one"``) or 0 (``"zero"``:
+    D^-1/2 (D - A) D^-1/2). The 1e-12 floor keeps it differentiable at isolated nodes (SGDD's structure term): a
+    smaller floor overflows the unused branch's gradient into NaN."""
+    if isolated not in ISOLATED_CONVENTIONS:
+        raise DistillsetError(f"unknown isolated-node convention '{isolated}'; use one of {', '.join(ISOLATED_CONVENTIONS)}")
     a = adjacency.to(torch.float64)
     degree = a.sum(1)
-    inv_sqrt = torch.where(degree > 1e-12, degree.clamp_min(1e-12).rsqrt(), torch.zeros_like(degree))
-    return torch.eye(a.shape[0], dtype=torch.float64, device=a.device) - inv_sqrt[:, None] * a * inv_sqrt[None, :]
+    connected = degree > 1e-12
+    inv_sqrt = torch.where(connected, degree.clamp_min(1e-12).rsqrt(), torch.zeros_like(degree))
+    diagonal = torch.ones_like(degree) if isolated == "one" else connected.to(torch.float64)
+    return torch.diag(diagonal) - inv_sqrt[:, None] * a * inv_sqrt[None, :]
 
 
-def energy_distribution(features: torch.Tensor, adjacency: torch.Tensor) -> EnergyDistribution:
-    """LED of ``features`` [n, F] on the graph with dense ``adjacency`` [n, n] (symmetric, non-negative)."""
+def energy_distribution(features: torch.Tensor, adjacency: torch.Tensor, isolated: str = "one") -> EnergyDistribution:
+    """LED of ``features`` [n, F] on the graph with dense ``adjacency`` [n, n] (symmetric, non-negative), isolated
+    nodes by the ``isolated`` convention (module docstring)."""
     if adjacency.shape[0] != features.shape[0]:
         raise DistillsetError(f"{features.shape[0]} feature rows but a {adjacency.shape[0]}-node adjacency")
-    laplacian = normalized_laplacian(adjacency)
+    laplacian = normalized_laplacian(adjacency, isolated)
     if not torch.isfinite(laplacian).all():
         raise DistillsetError("the Laplacian has NaN or infinite entries; the adjacency is invalid")
     try:
@@ -70,13 +85,20 @@ def energy_distribution(features: torch.Tensor, adjacency: torch.Tensor) -> Ener
 _ORIGINAL_CACHE: dict[tuple, EnergyDistribution] = {}
 
 
-def graph_led(data) -> EnergyDistribution:
-    """The LED of a real graph (a :class:`GraphData`), computed once per process: its dense
+def graph_led(data, isolated: str = "one") -> EnergyDistribution:
+    """The LED of a real graph (a :class:`GraphData`), computed once per process and convention: its dense
     eigendecomposition is the expensive part (seconds for Cora's 2,708 nodes)."""
-    key = (data.name, data.num_nodes, int(data.edge_index.shape[1]), float(data.features.sum()))
+    key = (data.name, data.num_nodes, int(data.edge_index.shape[1]), float(data.features.sum()), isolated)
     if key not in _ORIGINAL_CACHE:
-        _ORIGINAL_CACHE[key] = energy_distribution(data.features.cpu(), dense_adjacency(data.edge_index, data.num_nodes))
+        _ORIGINAL_CACHE[key] = energy_distribution(data.features.cpu(), dense_adjacency(data.edge_index, data.num_nodes),
+                                                   isolated)
     return _ORIGINAL_CACHE[key]
+
+
+def led_shifts(data, features: torch.Tensor, adjacency: torch.Tensor) -> dict[str, float]:
+    """The LED shift of a condensed graph against ``data`` under both isolated-node conventions:
+    ``{"one": ..., "zero": ...}``."""
+    return {c: led_shift(graph_led(data, c), energy_distribution(features, adjacency, c)) for c in ISOLATED_CONVENTIONS}
 
 
 def dense_adjacency(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
