@@ -52,14 +52,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root")
     parser.add_argument("--datasets", default="cora,citeseer")
-    parser.add_argument("--methods", default="random,herding,kcenter,gcond,sgdd")
+    parser.add_argument("--methods", default="random,herding,kcenter,gcond,gcond-x,sgdd")
     parser.add_argument("--reductions", default="0.25,0.5,1")
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--epochs", type=int, default=600, help="condensation epochs of gcond/sgdd")
     parser.add_argument("--eval-epochs", type=int, default=600)
     parser.add_argument("--runs", type=int, default=1, help="GCNs per condensed graph")
     parser.add_argument("--cross-arch", action="store_true")
-    parser.add_argument("--ot-weight", type=float, help="sgdd: weight of the optimal-transport structure term "
+    parser.add_argument("--ot-weight", type=float, help="sgdd, sgdd-led: weight of the optimal-transport structure term "
                         "(default: the library's); give such cells their own --results and --out")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="runs/bench-graph")
@@ -93,7 +93,7 @@ def main() -> None:
                         synset = ds.condense_graph(method, data, reduction, seed=seed)
                     else:
                         options = {"reduction": reduction, "epochs": args.epochs, "seed": seed,
-                                   **(sgdd_options if method == "sgdd" and sgdd_options else {})}
+                                   **(sgdd_options if method in ("sgdd", "sgdd-led") and sgdd_options else {})}
                         synset = ds.run_method(method, dataset, run_dir, options, data_root=args.data_root, device=args.device,
                                                progress=False, log=lambda m: None).synset
                     seconds = time.perf_counter() - start
@@ -115,7 +115,7 @@ def check_same_ot_weight(key: str, cell: dict, ot_weight: float | None, path: Pa
     """Refuse to reuse (or extend) a stored SGDD cell made at another --ot-weight: skipping it would report
     the other weight's numbers under this one's command."""
     stored = cell.get("settings", {}).get("ot_weight")
-    if ot_weight is not None and "/sgdd/" in key and stored != ot_weight:
+    if ot_weight is not None and key.split("/")[1] in ("sgdd", "sgdd-led") and stored != ot_weight:
         raise SystemExit(f"{path}: cell {key} was made with OT weight {stored}, not {ot_weight}; "
                          "give this weight its own --results and --out")
 
@@ -123,7 +123,7 @@ def check_same_ot_weight(key: str, cell: dict, ot_weight: float | None, path: Pa
 def condensation_settings(out: Path, method: str) -> dict:
     """The settings of a condensed cell that a default change could alter: read back from the run's own record."""
     config = json.loads((out / "run.json").read_text())["config"]
-    names = ("pge_running_stats", "epochs", "matching_model") + (("ot_weight",) if method == "sgdd" else ())
+    names = ("pge_running_stats", "epochs", "matching_model", "ot_weight", "beta", "mix", "sinkhorn_sweeps", "ot_ridge")
     return {k: config[k] for k in names if k in config}
 
 
@@ -156,7 +156,7 @@ def report(results: dict, models: list[str]) -> str:
 
 def table(results: dict, models: list[str]) -> str:
     lines = ["LED shift: isolated nodes at eigenvalue 1 / at 0 (the conventions differ only where the graph has isolated "
-             "nodes; `-` = a cell measured before both were stored). sgdd's structure term optimises the first of these "
+             "nodes; `-` = a cell measured before both were stored). sgdd-led's structure term optimises the first of these "
              "quantities itself, so its LED shift is not an independent measure.", "",
              "| dataset | method | r | GCN (%) | published | LED shift (1 / 0) | " + " | ".join(models[1:]) + " | x-arch mean | seeds |",
              "|---|---|---|---|---|---|" + "---|" * (len(models) - 1) + "---|---|"]

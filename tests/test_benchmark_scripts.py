@@ -133,35 +133,38 @@ def test_sgdd_ot_weight_sweep_measures_the_led_term_share_of_the_structure_gradi
     """The sweep that set SGDD's default OT weight: at 1 the LED term was ~1% of the generator's gradient (inert),
     at the default 10 it is several percent. One condensation epoch and one short GCN per cell."""
     results = tmp_path / "ot.json"
-    args = ["--data-root", str(data_root), "--weights", "1,10", "--seeds", "1", "--epochs", "1", "--runs", "1",
-            "--eval-epochs", "5", "--results", str(results)]
+    args = ["--data-root", str(data_root), "--method", "sgdd-led", "--weights", "1,10", "--seeds", "1", "--epochs", "1",
+            "--runs", "1", "--eval-epochs", "5", "--results", str(results)]
     run_script("sgdd_ot_weight", args, monkeypatch)
     cells = json.loads(results.read_text())
-    assert set(cells) == {"cora/0.25/1/1", "cora/0.25/10/1"}
-    weak, default = cells["cora/0.25/1/1"]["ot_gradient_ratio"], cells["cora/0.25/10/1"]["ot_gradient_ratio"]
+    assert set(cells) == {"sgdd-led/cora/0.25/1/1", "sgdd-led/cora/0.25/10/1"}
+    weak, default = cells["sgdd-led/cora/0.25/1/1"]["ot_gradient_ratio"], cells["sgdd-led/cora/0.25/10/1"]["ot_gradient_ratio"]
     assert weak < 0.02 and 0.03 < default < 0.5, (weak, default)  # measured 0.008 and 0.071
-    assert "| cora | 0.25 | 10 |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    val = {w: 100 * cells[f"sgdd-led/cora/0.25/{w}/1"]["val_accs"][0] for w in (1, 10)}
+    best = max(val, key=val.get)  # the weight is chosen on the validation split, and the table says which
+    assert f"| sgdd-led | cora | 0.25 | {best} (chosen) |" in out and "(chosen)" not in out.replace(f"| {best} (chosen) |", "")
     stamp = results.stat().st_mtime_ns
     run_script("sgdd_ot_weight", args, monkeypatch)  # both cells stored: nothing is measured again
     assert results.stat().st_mtime_ns == stamp
 
 
 def test_graph_table_records_each_condensed_cell_settings_and_prints_the_issue_targets(tmp_path, data_root, monkeypatch, capsys):
-    """Each GCond/SGDD cell keeps the settings that made it (a default change, like SGDD's OT weight going from 1 to
+    """Each GCond/SGDD cell keeps the settings that made it (a default change, like an OT weight going from 1 to
     10, must not mix silently into one row), and the targets table compares SGDD with GCond from the cells."""
     results = tmp_path / "graph.json"
     args = ["--data-root", str(data_root), "--datasets", "cora", "--methods", "random,gcond,sgdd", "--reductions", "0.25",
             "--seeds", "0", "--epochs", "1", "--eval-epochs", "3", "--results", str(results), "--out", str(tmp_path / "runs")]
     run_script("graph_table", args, monkeypatch)
     cells = json.loads(results.read_text())
-    assert cells["cora/sgdd/0.25/0"]["settings"]["ot_weight"] == 10.0
+    assert cells["cora/sgdd/0.25/0"]["settings"]["ot_weight"] == 1.0 and cells["cora/sgdd/0.25/0"]["settings"]["beta"] == 0.5
     assert cells["cora/gcond/0.25/0"]["settings"]["pge_running_stats"] is False
     assert "settings" not in cells["cora/random/0.25/0"]
     out = capsys.readouterr().out
     gcond, sgdd = cells["cora/gcond/0.25/0"]["led_shift"], cells["cora/sgdd/0.25/0"]["led_shift"]
     assert f"{sgdd:.4f} vs {gcond:.4f} ({100 * (gcond - sgdd) / gcond:.1f}% lower)" in out
     assert "paper std 1.30" in out and "| 1 / 1 |" in out
-    cells["cora/sgdd/0.25/1"] = {**cells["cora/sgdd/0.25/0"], "settings": {**cells["cora/sgdd/0.25/0"]["settings"], "ot_weight": 1.0}}
+    cells["cora/sgdd/0.25/1"] = {**cells["cora/sgdd/0.25/0"], "settings": {**cells["cora/sgdd/0.25/0"]["settings"], "ot_weight": 10.0}}
     results.write_text(json.dumps(cells))
     run_script("graph_table", ["--results", str(results), "--table"], monkeypatch)
     assert "| cora | sgdd | 0.25 |" in (out := capsys.readouterr().out) and "2 (MIXED SETTINGS)" in out

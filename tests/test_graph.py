@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+import distillset as ds
+
 from distillset.driver import condense_graph, run_method
 from distillset.errors import DistillsetError
 from distillset.graph.data import load_graph, read_graphsaint, read_ogb_node, read_planetoid
@@ -380,7 +382,7 @@ def test_graph_report_prints_accuracy_and_led_shift(tmp_path, data_root, capsys)
 
 # ---------------------------------------------------------------------------------------------- SGDD
 def test_smooth_led_bins_equal_the_exact_ones():
-    from distillset.graph.sgdd import binned_led_exact, binned_led_smooth, wasserstein_1d
+    from distillset.graph.sgdd_led import binned_led_exact, binned_led_smooth, wasserstein_1d
 
     g = torch.Generator().manual_seed(0)
     a = (torch.rand(15, 15, generator=g) < 0.3).float()
@@ -397,7 +399,7 @@ def test_smooth_led_bins_equal_the_exact_ones():
 
 
 def test_spectral_led_gradient_equals_the_matrix_exponential_one_at_repeated_eigenvalues():
-    from distillset.graph.sgdd import binned_led_matrix_exp, binned_led_smooth
+    from distillset.graph.sgdd_led import binned_led_matrix_exp, binned_led_smooth
 
     g = torch.Generator().manual_seed(1)
     block = torch.triu(torch.rand(5, 5, generator=g) * (torch.rand(5, 5, generator=g) < 0.6), 1)
@@ -415,8 +417,8 @@ def test_spectral_led_gradient_equals_the_matrix_exponential_one_at_repeated_eig
         assert torch.allclose(fast, slow, atol=1e-8, rtol=1e-6), (fast - slow).abs().max()
 
 
-def test_sgdd_structure_term_pulls_the_led_toward_the_original(cora):
-    from distillset.graph.sgdd import SGDD, SGDDConfig
+def test_sgdd_led_structure_term_pulls_the_led_toward_the_original(cora):
+    from distillset.graph.sgdd_led import SGDDLED as SGDD, SGDDLEDConfig as SGDDConfig
 
     engine = SGDD(cora, SGDDConfig(reduction=0.25, outer_loop=1, inner_loop=1, ot_weight=1.0, led_bins=8, led_sigma=0.2))
     optimizer = torch.optim.Adam(engine.pge.parameters(), lr=0.01)
@@ -433,10 +435,70 @@ def test_sgdd_structure_term_pulls_the_led_toward_the_original(cora):
         SGDD(cora, SGDDConfig(reduction=0.25, ot_weight=-1))
 
 
-def test_sgdd_runs_through_the_driver(tmp_path, data_root):
+def test_sgdd_and_sgdd_led_run_through_the_driver(tmp_path, data_root):
     options = {"reduction": 0.25, "epochs": 2, "outer_loop": 2, "inner_loop": 1, "structure_epochs": 1, "feature_epochs": 1}
-    synset = run_method("sgdd", "cora", tmp_path / "s2", options, data_root=data_root, progress=False, **QUIET).synset
-    assert synset.method == "sgdd" and len(synset) == 35 and synset.config["ot_weight"] == 10.0
+    synset = run_method("sgdd-led", "cora", tmp_path / "s2", options, data_root=data_root, progress=False, **QUIET).synset
+    assert synset.method == "sgdd-led" and len(synset) == 35 and synset.config["ot_weight"] == 10.0
+    synset = run_method("sgdd", "cora", tmp_path / "s3", options, data_root=data_root, progress=False, **QUIET).synset
+    assert synset.method == "sgdd" and len(synset) == 35
+    assert (synset.config["beta"], synset.config["mix"], synset.config["sinkhorn_sweeps"]) == (0.5, 0.5, 5)
+    assert ds.get_method("sgdd", "graph").make_config({"reduction": 0.5}, None).epochs == 2000  # the release's
+
+
+def test_released_sgdd_generator_is_a_gated_graphon_over_a_fixed_grid():
+    from distillset.graph.sgdd import GraphonGatedGenerator
+
+    torch.manual_seed(0)
+    generator = GraphonGatedGenerator(6, 4, hidden=8, mix=0.5)
+    x = torch.randn(6, 4)
+    a = generator(x)
+    assert torch.allclose(a, a.T) and a.diagonal().abs().max() == 0 and 0 <= a.min() and a.max() <= 1
+    assert torch.allclose(generator.grid[0], torch.tensor([-1.0, -1.0])) and torch.allclose(generator.grid[-1], torch.ones(2))
+    assert torch.allclose(generator.grid[1], torch.tensor([-1.0, -0.6]))  # pair (0, 1): position (0, 1/5) on [-1, 1]
+    # the same features at other node positions give another graph: the graphon reads the (fixed) positions
+    shifted = generator(x[[1, 0, 2, 3, 4, 5]])[[1, 0, 2, 3, 4, 5]][:, [1, 0, 2, 3, 4, 5]]
+    assert not torch.allclose(shifted, a)
+    pair_only = GraphonGatedGenerator(6, 4, hidden=8, mix=1.0)
+    pair_only.load_state_dict(generator.state_dict())
+    pa = pair_only(x)  # mix 1: the pair network alone (its last layer ungated), so positions no longer matter
+    assert torch.allclose(pair_only(x[[1, 0, 2, 3, 4, 5]])[[1, 0, 2, 3, 4, 5]][:, [1, 0, 2, 3, 4, 5]], pa, atol=1e-6)
+
+
+def test_released_sgdd_structure_terms():
+    from distillset.graph.sgdd import gaussian_w2, signal_covariance, sinkhorn
+
+    gen = torch.Generator().manual_seed(0)
+    plan = sinkhorn(torch.rand(9, 4, generator=gen) - 0.5, 5)
+    assert (plan >= 0).all() and torch.allclose(plan.sum(0), torch.ones(4, dtype=plan.dtype))
+    w = torch.rand(5, 5, generator=gen, dtype=torch.float64)
+    a = torch.triu(w, 1) + torch.triu(w, 1).T
+    sigma = signal_covariance(a, 0.01)
+    assert float(gaussian_w2(sigma, sigma)) == pytest.approx(0.0, abs=1e-6)  # a distance: zero for equal Gaussians
+    keep = torch.triu((w > 0.5).double(), 1)
+    other = signal_covariance(a * (keep + keep.T), 0.01)  # the same graph with some edges removed
+    assert float(gaussian_w2(sigma, other)) > 0.01
+    a.requires_grad_(True)
+    gaussian_w2(signal_covariance(a, 0.01), other).backward()
+    assert torch.isfinite(a.grad).all() and a.grad.abs().sum() > 0
+
+
+def test_released_sgdd_terms_move_the_structure(cora):
+    from distillset.graph.sgdd import SGDD, SGDDConfig
+
+    engine = SGDD(cora, SGDDConfig(reduction=0.25, outer_loop=1, inner_loop=1))
+    optimizer = torch.optim.Adam(engine.pge.parameters(), lr=0.01)
+    values = []
+    for _ in range(15):
+        adjacency = engine.adjacency()
+        loss = engine.structure_loss(adjacency) + engine.regularization_loss(adjacency)
+        values.append(float(loss.detach()))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert values[-1] < 0.97 * values[0], values  # measured 126.5 -> 120.6
+    assert engine.pge.plan.grad is not None and engine.pge.plan.grad.abs().sum() > 0  # the plan is learned
+    off = SGDD(cora, SGDDConfig(reduction=0.25, ot_weight=0, beta=0))
+    assert off.pge.plan is None and float(off.structure_loss(off.adjacency())) == 0
 
 
 # ---------------------------------------------------------------------------------------------- tasks

@@ -11,6 +11,7 @@ from __future__ import annotations
 from .graph import coresets as _graph_coresets  # noqa: F401
 from .graph import gcond as _gcond  # noqa: F401
 from .graph import sgdd as _sgdd  # noqa: F401
+from .graph import sgdd_led as _sgdd_led  # noqa: F401
 from .methods import coresets as _coresets  # noqa: F401
 from .methods import dataset_distillation as _dd  # noqa: F401
 from .methods import distribution_matching as _dm  # noqa: F401

@@ -214,9 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "sgc (default) or gcn")
     p.add_argument("--fanout", type=_positive_int, help="graph methods with --model gcn: real neighbours sampled per node "
                                                         "and hop (default: all, exact; for large graphs)")
-    p.add_argument("--ot-weight", type=_non_negative_float, help="sgdd: weight of the optimal-transport term that pulls the "
-                                                                 "synthetic graph's Laplacian energy distribution toward the "
-                                                                 "original's (default 10; 0 switches it off)")
+    p.add_argument("--ot-weight", type=_non_negative_float, help="sgdd, sgdd-led: weight of the optimal-transport structure "
+                                                                 "term (sgdd: to the original graph's signal distribution, "
+                                                                 "default 1; sgdd-led: to its Laplacian energy distribution, "
+                                                                 "default 10; 0 switches it off)")
     p.add_argument("--iterations", type=_positive_int,
                    help="iterations (default as in the papers: 1000 for dc/dsa/dd, 20000 for dm, 5000 for mtt/datm)")
     p.add_argument("--init", choices=("noise", "real", "correct"),

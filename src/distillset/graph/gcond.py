@@ -202,7 +202,11 @@ class GCond:
         return StructureGenerator(self.data.features.shape[1], cfg.pge_hidden, cfg.pge_layers, cfg.pge_running_stats)
 
     def structure_loss(self, adjacency: torch.Tensor) -> torch.Tensor:
-        """An extra loss on the generated structure (none for GCond; SGDD's optimal-transport term)."""
+        """An extra loss on the generated structure in structure epochs (none for GCond; SGDD's optimal-transport term)."""
+        return adjacency.new_zeros(())
+
+    def regularization_loss(self, adjacency: torch.Tensor) -> torch.Tensor:
+        """An extra loss in every epoch, structure and feature (none for GCond; SGDD's label smoothness)."""
         return adjacency.new_zeros(())
 
     def adjacency(self) -> torch.Tensor:
@@ -252,6 +256,7 @@ class GCond:
                 weight = n / largest if cfg.class_weighted else 1.0
                 loss = loss + weight * distance(g_real, list(g_syn), "ours")
                 offset += n
+            loss = loss + self.regularization_loss(adjacency)
             if update_structure:
                 loss = loss + self.structure_loss(adjacency)
             if not torch.isfinite(loss):
