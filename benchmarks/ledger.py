@@ -10,8 +10,15 @@ Sets live in benchmarks/results/ledger/sets/<method>-<dataset>-<size>-s<seed>/ (
 are small, so anyone can re-evaluate them), each run in benchmarks/results/ledger/results.json. Every set is
 evaluated as its row's protocol says: the DC paper's (its MNIST augmentation crop/scale/rotate, 1000 epochs)
 for DC and the Table 1 baselines, DSA for 1000 epochs for DSA, nothing for DD. Rows that need a GPU show
-their command and "not measured: needs a GPU". Nothing is ever selected on test accuracy: one final-epoch
-test per network.
+their command and "not measured: needs a GPU"; on a GPU machine one row runs with
+
+    python benchmarks/ledger.py make --only datm/cifar10/10 --device cuda --data-root DATA && \
+    python benchmarks/ledger.py evaluate --only datm/cifar10/10 --device cuda --data-root DATA
+
+(MTT/DATM rows train their experts first, into the git-ignored runs/ledger-experts/, 100 x 50 epochs for MTT,
+100 x 100 GSAM epochs with ZCA for DATM; the methods take their published per-(dataset, ipc) settings from their
+presets). TinyImageNet rows are absent: the dataset is not in this library's registry yet. Nothing is ever
+selected on test accuracy: one final-epoch test per network.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from distillset.results import ResultsStore
 from distillset.synset import SynSet
 
 ROOT = Path(__file__).resolve().parent / "results" / "ledger"
+REPO = ROOT.parent.parent.parent
+EXPERTS = REPO / "runs" / "ledger-experts"  # git-ignored
 SETS = ROOT / "sets"
 RESULTS = ROOT / "results.json"
 MODEL = "convnet"
@@ -50,6 +59,7 @@ class Row:
     augment: str = "auto"  # the evaluation's augmentation: "auto" = what the set's method declares
     epochs: int | None = None  # None: the protocol's (1000 with augmentation, 300 without)
     gpu: bool = False  # too large for this CPU: shown with its command, not measured
+    experts: dict | None = None  # mtt/datm: `distillset experts` options of the trajectories the method matches
 
     @property
     def key(self) -> str:
@@ -59,17 +69,37 @@ class Row:
         size = f"ipc{self.size}" if self.size is not None else "all"
         return SETS / f"{self.method}-{self.dataset}-{size}-s{seed}"
 
+    def experts_folder(self) -> Path:
+        """Expert trajectories are gigabytes at paper scale (100 x 51 snapshots): kept outside the repository."""
+        e = self.experts or {}
+        return EXPERTS / f"{self.dataset}-{e.get('optimizer', 'sgd')}{'-zca' if e.get('zca') else ''}-{e.get('epochs')}ep"
+
+    def experts_command(self) -> str:
+        e = self.experts or {}
+        flags = f"--experts {e['experts']} --epochs {e['epochs']} --optimizer {e.get('optimizer', 'sgd')}" + (" --zca" if e.get("zca") else "")
+        device = " --device cuda" if self.gpu else ""
+        return f"distillset experts --dataset {self.dataset} {flags}{device} --out {self.experts_folder().relative_to(REPO)}"
+
     def command(self, seed: int) -> str:
         if self.method == "whole":
             return f"python benchmarks/ledger.py evaluate --only {self.key}  # the whole training split, in memory"
         kind = "condense" if ds.get_method(self.method, "image").kind == "condensation" else "coreset"
         flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in self.options.items())
         device = " --device cuda" if self.gpu else ""
-        return (f"distillset {kind} --method {self.method} --dataset {self.dataset} --ipc {self.size} --seed {seed} "
-                f"{flags}{device} --out {self.folder(seed).relative_to(ROOT.parent.parent.parent)}").replace("  ", " ")
+        experts = f" --experts-dir {self.experts_folder().relative_to(REPO)}" if self.experts else ""
+        condense = (f"distillset {kind} --method {self.method} --dataset {self.dataset} --ipc {self.size} --seed {seed} "
+                    f"{flags}{experts}{device} --out {self.folder(seed).relative_to(REPO)}").replace("  ", " ")
+        return f"{self.experts_command()} && {condense}" if self.experts else condense
 
 
 DC_SCHEDULE = {"iterations": 1000}  # the DC/DSA papers' outer iterations
+
+
+def mtt_zca(dataset: str, ipc: int) -> bool:
+    """Whether MTT's published setting for (dataset, ipc) whitens its experts (its preset says)."""
+    from distillset.presets import preset_for
+
+    return bool((preset_for("mtt", dataset, ipc) or {}).get("zca", False))
 ROWS: list[Row] = [
     Row("dc", "mnist", 1, options=DC_SCHEDULE),
     Row("dsa", "mnist", 1, options=DC_SCHEDULE),
@@ -81,8 +111,14 @@ ROWS: list[Row] = [
     Row("whole", "mnist", None, seeds=(0,), networks=2, augment="none", epochs=20),
     Row("whole", "fashion-mnist", None, seeds=(0,), networks=2, augment="none", epochs=20),
     Row("dc", "fashion-mnist", 10, seeds=(0,), options=DC_SCHEDULE),
-    *[Row(method, "cifar10", ipc, options=DC_SCHEDULE if method in ("dc", "dsa") else {"iterations": 20000} if method == "dm" else {},
-          gpu=True) for method in ("dc", "dsa", "dm") for ipc in (1, 10, 50)],
+    *[Row(method, dataset, ipc, options=DC_SCHEDULE if method in ("dc", "dsa") else {"iterations": 20000}, gpu=True)
+      for dataset, sizes in (("cifar10", (1, 10, 50)), ("cifar100", (1, 10, 50))) for method in ("dc", "dsa", "dm")
+      for ipc in sizes if not (method != "dm" and dataset == "cifar100" and ipc == 50)],  # DC/DSA publish no CIFAR-100 ipc 50
+    # trajectory matching: the published per-(dataset, ipc) settings are the methods' presets (src/distillset/presets)
+    *[Row("mtt", dataset, ipc, gpu=True, experts={"experts": 100, "epochs": 50, "zca": mtt_zca(dataset, ipc)})
+      for dataset in ("cifar10", "cifar100") for ipc in (1, 10, 50)],
+    *[Row("datm", dataset, ipc, gpu=True, experts={"experts": 100, "epochs": 100, "zca": True, "optimizer": "gsam"})
+      for dataset, sizes in (("cifar10", (1, 10, 50, 500, 1000)), ("cifar100", (1, 10, 50, 100))) for ipc in sizes],
 ]
 
 
@@ -108,9 +144,23 @@ def make(rows: list[Row], data_root: str | None, device: str) -> None:
                 continue  # a finished set stays as made, whichever commit made it
             started = time.perf_counter()
             spec = ds.get_method(row.method, "image")
-            ds.run_method(row.method, row.dataset, folder, {spec.size: row.size, "seed": seed, **row.options},
+            options = {spec.size: row.size, "seed": seed, **row.options}
+            if row.experts:
+                options["experts_dir"] = str(make_experts(row, data_root, device))
+            ds.run_method(row.method, row.dataset, folder, options,
                           data_root=data_root, device=device, progress=False, log=lambda m: print(f"  {m}", flush=True))
             print(f"{row.key} seed {seed}: done in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def make_experts(row: Row, data_root: str | None, device: str) -> Path:
+    """The row's expert trajectories (trained once per dataset and expert setting; resumes like the CLI)."""
+    from distillset.methods.experts import ExpertConfig, train_experts
+
+    e = row.experts or {}
+    folder = row.experts_folder()
+    config = ExpertConfig(experts=e["experts"], epochs=e["epochs"], optimizer=e.get("optimizer", "sgd"), zca=bool(e.get("zca")))
+    train_experts(row.dataset, folder, config, data_root=data_root, device=device, log=lambda m: print(f"  {m}", flush=True))
+    return folder
 
 
 def whole_set(dataset) -> SynSet:
@@ -211,7 +261,7 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated row keys (method/dataset/ipc), default: all CPU rows")
     parser.add_argument("--data-root")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", default=str(ROOT.parent.parent.parent / "REPRODUCTION.md"))
+    parser.add_argument("--out", default=str(REPO / "REPRODUCTION.md"))
     args = parser.parse_args()
     rows = [row_by_key(k) for k in args.only.split(",") if k] or [r for r in ROWS if not r.gpu]
     if args.step == "rows":

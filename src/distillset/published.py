@@ -53,6 +53,9 @@ _add("dsa", "cifar100", {1: 13.9, 10: 32.3})
 _add("dm", "cifar10", {1: 26.0, 10: 48.9, 50: 63.0, 500: 75.1, 1000: 78.8})
 _add("dm", "cifar100", {1: 11.4, 10: 29.7, 50: 43.6})
 _add("random", "cifar10", {1: 15.4, 10: 31.0, 50: 50.6})
+_add("mtt", "cifar10", {1: 46.2, 10: 65.4, 50: 71.6}, source="MTT (CVPR 2022), via PAPERS.md")
+_add("datm", "cifar10", {1: 46.9, 10: 66.8, 50: 76.1, 500: 83.5, 1000: 85.5}, source="DATM (ICLR 2024), via PAPERS.md")
+_add("datm", "cifar100", {1: 27.9, 10: 47.2, 50: 55.0, 100: 57.5}, source="DATM (ICLR 2024), via PAPERS.md")
 # graphs (GCond Table 2, SGDD Table 1, via PAPERS.md): r = 0.25, 0.5, 1
 _add("gcond", "cora", {0.25: 79.8, 0.5: 80.1, 1.0: 79.3}, {0.25: 1.3, 0.5: 0.6, 1.0: 0.3},
      "GCond (ICLR 2022) Table 2 (r = 0.5 and 1 as quoted by the fidelity review, issue 35)")
