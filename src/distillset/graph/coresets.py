@@ -56,6 +56,8 @@ def whole_graph_gcn_outputs(data: GraphData, seed: int, epochs: int = 600) -> to
     model, _ = train_gnn("gcn", data.features, graph, data.labels, data.train, data, graph, epochs, seed=seed, run=0)
     with torch.no_grad():
         outputs = torch.log_softmax(model(data.features, graph), dim=1)
+    for stale in [k for k, (ref, _) in _EMBEDDINGS.items() if ref() is None]:
+        del _EMBEDDINGS[stale]
     _EMBEDDINGS[key] = (weakref.ref(data), outputs)
     return outputs
 
