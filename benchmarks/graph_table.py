@@ -26,7 +26,7 @@ from distillset.published import published as published_value, published_std
 from distillset.graph.data import load_graph
 from distillset.graph.evaluate import evaluate_graph
 from distillset.graph.models import GCOND_CROSS_ARCHITECTURES, GCOND_CROSS_EDGE_THRESHOLD
-from distillset.graph.led import graph_led, led_shifts
+from distillset.graph.led import led_shifts
 
 from common import add_results_arguments, open_results  # noqa: E402
 
@@ -74,7 +74,6 @@ def main() -> None:
     sgdd_options = {"ot_weight": args.ot_weight} if args.ot_weight is not None else None
     for dataset in args.datasets.split(","):
         data = load_graph(dataset, args.data_root)
-        original = graph_led(data)
         whole_key = f"{dataset}/whole"
         if whole_key not in results:
             whole = evaluate_graph(None, data, ["gcn"], runs=args.runs, epochs=args.eval_epochs, device=args.device)["gcn"]

@@ -167,20 +167,7 @@ class MLP(nn.Module):
         return self.lin2(F.dropout(F.relu(self.lin1(x)), self.dropout, self.training))
 
 
-class _TwoLayerPerceptron(nn.Module):
-    """features -> hidden -> classes with ReLU and dropout between: the transformation GCond's SGC and APPNP
-    variants apply before they propagate."""
-
-    def __init__(self, features: int, hidden: int, classes: int, dropout: float) -> None:
-        super().__init__()
-        self.lin1, self.lin2 = nn.Linear(features, hidden), nn.Linear(hidden, classes)
-        self.dropout = dropout
-
-    def transform(self, x):
-        return self.lin2(F.dropout(F.relu(self.lin1(x)), self.dropout, self.training))
-
-
-class GCondSGC(_TwoLayerPerceptron):
+class GCondSGC(MLP):
     """GCond's cross-architecture "SGC" (``models/sgc_multi.py``, ntrans 2): a two-layer perceptron, then
     K = 2 propagations with A_hat = D^-1/2 (A + I) D^-1/2: out = A_hat^2 MLP(X)."""
 
@@ -189,13 +176,13 @@ class GCondSGC(_TwoLayerPerceptron):
         self.hops = hops
 
     def forward(self, x, graph: Propagation):
-        x = self.transform(x)
+        x = super().forward(x)  # the two-layer perceptron, then the propagations
         for _ in range(self.hops):
             x = _mm(graph.gcn, x)
         return x
 
 
-class GCondAPPNP(_TwoLayerPerceptron):
+class GCondAPPNP(MLP):
     """GCond's cross-architecture APPNP (``models/myappnp1.py``): a two-layer perceptron H, then K = 2 steps of
     personalised propagation x <- (1 - alpha) A_hat x + alpha H, alpha = 0.1."""
 
@@ -204,7 +191,7 @@ class GCondAPPNP(_TwoLayerPerceptron):
         self.hops, self.alpha = hops, alpha
 
     def forward(self, x, graph: Propagation):
-        h = x = self.transform(x)
+        h = x = super().forward(x)
         for _ in range(self.hops):
             x = (1 - self.alpha) * _mm(graph.gcn, x) + self.alpha * h
         return x
