@@ -735,3 +735,56 @@ def test_led_isolated_node_conventions():
     assert led_shift(a, b) == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(DistillsetError, match="isolated-node convention"):
         normalized_laplacian(path, "half")
+
+
+def test_closed_form_sgc_inner_training_equals_autograd_with_torch_adam():
+    """GCond's inner loop on the SGC matching network: the closed-form trainer's parameters after two inner loops
+    (moments carried across, as one optimiser does) equal autograd + torch.optim.Adam's up to rounding."""
+    from distillset.graph.sgc_closed_form import SGCAdamTrainer
+
+    adjacency, _ = _small_weighted_graph(12, seed=3)
+    graph = Propagation.from_dense(adjacency)
+    gen = torch.Generator().manual_seed(0)
+    features, labels = torch.randn(12, 9, generator=gen), torch.randint(0, 4, (12,), generator=gen)
+    reference = build_gnn("sgc", 9, 4, generator=torch.Generator().manual_seed(1))
+    fast = build_gnn("sgc", 9, 4, generator=torch.Generator().manual_seed(1))
+    optimizer, trainer = torch.optim.Adam(reference.parameters(), lr=0.01), SGCAdamTrainer(fast, lr=0.01)
+    for _ in range(2):
+        for _ in range(15):
+            loss = torch.nn.functional.cross_entropy(reference(features, graph), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        trainer.train(features, graph, labels, 15)
+    moved = (reference.lin.weight - build_gnn("sgc", 9, 4, generator=torch.Generator().manual_seed(1)).lin.weight).abs().max()
+    assert moved > 0.1  # 30 steps of lr 0.01 moved the weights: the comparison below is not of two untouched models
+    torch.testing.assert_close(fast.lin.weight, reference.lin.weight, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fast.lin.bias, reference.lin.bias, rtol=1e-5, atol=1e-6)
+    assert trainer.steps == 30
+
+
+def test_closed_form_sgc_matching_gradient_and_its_derivative_equal_autograds():
+    """GCond's matching term on the SGC: dL/dW = G^T S^2 X' in closed form equals autograd's gradient, and the
+    derivative of the gradient distance in the features and the adjacency equals autograd's double backward."""
+    from distillset.graph.sgc_closed_form import weight_gradient
+    from distillset.methods.gradient_matching import distance
+
+    adjacency, _ = _small_weighted_graph(10, seed=4)
+    gen = torch.Generator().manual_seed(2)
+    features, labels = torch.randn(10, 8, generator=gen), torch.randint(0, 3, (10,), generator=gen)
+    target = [torch.randn(3, 8, generator=gen)]
+    model = build_gnn("sgc", 8, 3, generator=torch.Generator().manual_seed(5))
+
+    def term(closed_form: bool):
+        x, a = features.clone().requires_grad_(True), adjacency.clone().requires_grad_(True)
+        graph = Propagation.from_dense(a)
+        if closed_form:
+            grads = [weight_gradient(graph.gcn @ (graph.gcn @ x), labels, model)]
+        else:
+            loss = torch.nn.functional.cross_entropy(model(x, graph), labels)
+            grads = [torch.autograd.grad(loss, model.lin.weight, create_graph=True)[0]]
+        value = distance(target, grads, "ours")
+        return (grads[0].detach(), value.detach(), *torch.autograd.grad(value, [x, a]))
+
+    for ours, reference in zip(term(True), term(False)):
+        torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-6)

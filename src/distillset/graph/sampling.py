@@ -126,13 +126,17 @@ class RealGraphView:
         self._sgc_features: dict[int, torch.Tensor] = {}
         self._csr: CSR | None = None
 
+    def propagated(self, hops: int) -> torch.Tensor:
+        """S^hops X of the whole graph (no gradient), computed once per hop count: SGC's input."""
+        if hops not in self._sgc_features:
+            with torch.no_grad():
+                self._sgc_features[hops] = propagated_features(self.features, self.graph, hops)
+        return self._sgc_features[hops]
+
     def outputs(self, model: nn.Module, nodes: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """``model``'s outputs at ``nodes`` (rows in the order given), differentiable in its parameters."""
         if isinstance(model, SGC):
-            if model.hops not in self._sgc_features:
-                with torch.no_grad():
-                    self._sgc_features[model.hops] = propagated_features(self.features, self.graph, model.hops)
-            return model.lin(self._sgc_features[model.hops][nodes])
+            return model.lin(self.propagated(model.hops)[nodes])
         if not isinstance(model, GCN):
             return model(self.features, self.graph)[nodes]
         if self._csr is None:
