@@ -17,7 +17,7 @@ update goes to the structure for ``structure_epochs`` epochs, then to the featur
 the synthetic graph. The first layer of the PGE is applied per node (W1 x_i + W2 x_j), so memory is
 n'^2 x hidden, never n'^2 x 2F. With the SGC both the matched gradients and the inner training use SGC's
 closed-form cross-entropy gradient (``sgc_closed_form``: no double backward, no per-step autograd), which
-equals autograd's up to rounding and makes a Cora epoch about 1.5x faster.
+equals autograd's up to rounding and saves about a sixth of a Cora SGDD run's time (BENCHMARKS).
 """
 
 from __future__ import annotations
