@@ -4,12 +4,14 @@
 
 Each set is scored with the same protocol, seeds and budget; the whole-data reference and the random
 baselines are shared between sets of the same dataset and label budget. A set already in --results with the
-same settings is not scored again, so the script resumes per set.
+same settings is not scored again, and every network of a set's arms is stored in --cache as it ends (kept in the
+repository), so a cut-off score resumes at its next network, in this session or the next.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from common import add_results_arguments, open_results
 
@@ -29,6 +31,8 @@ def main() -> None:
     parser.add_argument("--full-runs", type=int, default=1)
     parser.add_argument("--data-root")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--cache", default="benchmarks/results/score-cache",
+                        help="where each network's accuracy and the whole-data reference are stored")
     add_results_arguments(parser, "benchmarks/results/score_table.json")
     args = parser.parse_args()
     path, results = open_results(args)
@@ -36,7 +40,8 @@ def main() -> None:
                 "full_epochs": args.full_epochs, "full_runs": args.full_runs}
     if not args.table:
         scorer = Scorer(model=args.model, runs=args.runs, data_root=args.data_root, device=args.device, teacher=args.teacher,
-                        full_epochs=args.full_epochs, full_runs=args.full_runs, epochs=args.epochs, log=print)
+                        full_epochs=args.full_epochs, full_runs=args.full_runs, epochs=args.epochs, log=print,
+                        cache=Path(args.cache))
         for pair in [p for p in args.sets.split(",") if p]:
             name, _, set_path = pair.partition("=")
             if name in results and results[name].get("settings") == settings:

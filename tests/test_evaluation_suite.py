@@ -155,3 +155,42 @@ def test_compare_puts_sets_side_by_side_with_shared_baselines(made, tmp_path, ca
     assert main(args) == 0
     table = capsys.readouterr().out
     assert table.count("\n| ") == 2 and table.startswith("| set |") and "random |" in table and "herding |" in table
+
+
+def test_a_score_cut_off_resumes_at_its_next_network_with_the_same_figures(made, tmp_path, monkeypatch):
+    """Every network's accuracy is stored as it ends: a score interrupted after some networks trains only the
+    rest on the next call, and ends with the figures of an uninterrupted one."""
+    from distillset.evaluation import score as score_module
+    from distillset.evaluation.score import Scorer
+
+    path = made / "r" / "synset.safetensors"
+    options = dict(model=MODEL, runs=2, epochs=4, full=False)
+    whole = Scorer(cache=tmp_path / "a", **options).score(path)
+
+    real_each_run, trained = score_module.each_run, []
+
+    def cut_after_three(*args, **kwargs):
+        for outcome in real_each_run(*args, **kwargs):
+            trained.append(outcome[0])
+            yield outcome
+            if len(trained) == 3:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(score_module, "each_run", cut_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        Scorer(cache=tmp_path / "b", **options).score(path)
+    monkeypatch.setattr(score_module, "each_run", real_each_run)
+    counted: list[int] = []
+
+    def counting(*args, **kwargs):
+        for outcome in real_each_run(*args, **kwargs):
+            counted.append(outcome[0])
+            yield outcome
+
+    monkeypatch.setattr(score_module, "each_run", counting)
+    resumed = Scorer(cache=tmp_path / "b", **options).score(path)
+    arms = 4  # hard and random hard without augmentation (the set's own), and both with DSA (the robustness arm)
+    assert len(counted) == arms * options["runs"] - 3
+    assert {k: resumed[k] for k in ("hard", "random_hard", "ars")} == {k: whole[k] for k in ("hard", "random_hard", "ars")}
+    counted.clear()
+    assert Scorer(cache=tmp_path / "b", **options).score(path)["hard"] == whole["hard"] and not counted

@@ -20,6 +20,10 @@ seeds and budget (the set's declared evaluation: its augmentation, epochs, batch
   advantage vanishes without augmentation scores low);
 - ``bytes``: the storage of the set as stored (images, labels, soft labels, learned lr; not the dataset's ZCA).
 
+Every network's accuracy is stored as it ends (``cache``/score-runs/, keyed by the set's bytes or the random
+subset's recipe, the arm's protocol and the library version), so a score cut off resumes at its next network, and
+a later score with more ``runs`` trains only the new ones (run r's network depends on (seed, model, r) only).
+
 Where this differs from DD-Ranking: it reports raw accuracy differences in points, not DD-Ranking's exponential
 combinations (its label-robust and augmentation-robust scores), so each figure reads as accuracy; the random
 baseline has the set's per-class counts; and nothing is chosen on test accuracy (one final-epoch test).
@@ -27,12 +31,14 @@ baseline has the set's per-class counts; and nothing is chosen on test accuracy 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from .._version import __version__
 from ..augment.zca import ZCA
 from ..data import load_dataset, real_data
 from ..errors import DistillsetError
@@ -40,7 +46,7 @@ from ..fileio import atomic_write_json, cache_dir
 from ..seeding import make_generator
 from ..synset import SynSet, read_safetensors
 from .files import model_protocol
-from .protocol import evaluate_synset
+from .protocol import each_run, evaluate_synset
 
 STORED_TENSORS = ("images", "labels", "soft_labels", "lr")
 
@@ -120,13 +126,21 @@ class Scorer:
         random_sets: list[SynSet] = []  # built on the first missing baseline only: every later one is cached
         budget = tuple(random_budget(synset, data))
 
+        set_identity = {"file_sha256": file_sha256(path)}
+
         def accuracy(s: SynSet, augment: str, labels: str) -> float:
-            result = evaluate_synset(s, data.test_images, data.test_labels, models=[self.model], runs=self.runs,
-                                     epochs=protocol["epochs"], lr=lr, seed=self.seed, device=self.device,
-                                     augment=augments[augment], batch_size=protocol["batch_size"],
-                                     use_soft_labels=labels == "stored", teacher=teacher if labels == "teacher" else None,
-                                     temperature=self.temperature)
-            return 100 * result.results[self.model].mean
+            identity = set_identity if s is synset else {"random_subset": {"dataset": synset.dataset, "counts": list(budget),
+                                                                           "seed": self.seed, "mean": list(synset.mean),
+                                                                           "std": list(synset.std),
+                                                                           "zca": synset.zca_mean is not None}}
+            arm = {**identity, "model": self.model, "seed": self.seed, "augment": augment, "labels": labels,
+                   "epochs": protocol["epochs"], "batch_size": protocol["batch_size"], "lr": lr,
+                   "teacher": self.teacher_spec if labels == "teacher" else None,
+                   "temperature": self.temperature if labels == "teacher" else None, "version": __version__}
+            return 100 * self._runs_of(arm, s, data, lambda: dict(
+                lr=lr, seed=self.seed, device=self.device, augment=augments[augment], epochs=protocol["epochs"],
+                batch_size=protocol["batch_size"], use_soft_labels=labels == "stored",
+                teacher=teacher if labels == "teacher" else None, temperature=self.temperature))
 
         def baseline(augment: str, labels: str) -> float:
             key = (synset.dataset, budget, augment, labels, protocol["epochs"], protocol["batch_size"], lr, self.teacher_spec)
@@ -161,6 +175,32 @@ class Scorer:
                              "full": {"epochs": self.full_epochs, "runs": self.full_runs, "augment": "none"} if self.full else None,
                              "selection": "final epoch; nothing chosen on test accuracy"}}
 
+    def _runs_of(self, arm: dict, synset: SynSet, data, options: Callable[[], dict]) -> float:
+        """Mean final-epoch accuracy (a fraction) of runs 0..runs-1 of one arm, each network stored as it ends and
+        read back when present (module docstring); a network that diverged counts as in evaluate_synset: left out
+        of the mean, and the arm fails if every network did."""
+        digest = hashlib.sha256(json.dumps(arm, sort_keys=True).encode()).hexdigest()[:24]
+        store = (self.cache or cache_dir()) / "score-runs" / f"{digest}.json"
+        runs: dict[str, float | str] = {}
+        if store.is_file():
+            try:
+                stored = json.loads(store.read_text())
+                if stored.get("arm") == arm:
+                    runs = dict(stored["runs"])
+            except (ValueError, KeyError, TypeError):
+                runs = {}  # a damaged entry is measured again
+        done = {int(r) for r in runs}
+        if any(r not in done for r in range(self.runs)):
+            for run, acc, failure, _, _ in each_run(synset, data.test_images, data.test_labels, self.model, self.runs,
+                                                   skip=done, **options()):
+                runs[str(run)] = acc if failure is None else failure
+                atomic_write_json(store, {"arm": arm, "runs": runs})
+        accs = [runs[str(r)] for r in range(self.runs) if not isinstance(runs[str(r)], str)]
+        if not accs:
+            raise DistillsetError(f"every network of the {arm['labels']}-label, {arm['augment']} arm diverged: "
+                                  "the set cannot be scored at this lr")
+        return sum(accs) / len(accs)
+
     def _data(self, name: str):
         if name not in self._datasets:
             self._datasets[name] = load_dataset(name, data_root=self.data_root)
@@ -188,6 +228,15 @@ class Scorer:
         accuracy = 100 * result.results[self.model].mean
         atomic_write_json(cache, {"key": key, "accuracy": accuracy, "accs": result.results[self.model].accs})
         return accuracy
+
+
+def file_sha256(path: str | Path) -> str:
+    """The file's SHA-256: what identifies a set's stored runs, wherever the file is moved."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def score_table(scores: list[dict]) -> str:
