@@ -59,6 +59,7 @@ class Row:
     augment: str = "auto"  # the evaluation's augmentation: "auto" = what the set's method declares
     epochs: int | None = None  # None: the protocol's (1000 with augmentation, 300 without)
     gpu: bool = False  # too large for this CPU: shown with its command, not measured
+    gpu_reason: str = ""  # what was measured that puts it there
     experts: dict | None = None  # mtt/datm: `distillset experts` options of the trajectories the method matches
 
     @property
@@ -105,7 +106,9 @@ ROWS: list[Row] = [
     Row("dsa", "mnist", 1, options=DC_SCHEDULE),
     Row("dc", "fashion-mnist", 1, options=DC_SCHEDULE),
     Row("dsa", "fashion-mnist", 1, options=DC_SCHEDULE),
-    Row("dd", "mnist", 10, seeds=(0,), networks=10),
+    Row("dd", "mnist", 10, seeds=(0,), networks=10, gpu=True,
+        gpu_reason="DD's 2018 schedule is 23,600 outer iterations of 30 unrolled steps; one took 100 s on cpu2 "
+                   "(2026-12-05, two other processes sharing its two cores): about 27 days"),
     *[Row(method, dataset, ipc, seeds=(0, 1) if method == "random" else (0,), networks=10 if ipc < 50 else 5)
       for dataset in ("mnist", "fashion-mnist") for method in ("random", "herding", "kcenter", "forgetting") for ipc in (1, 10, 50)],
     Row("whole", "mnist", None, seeds=(0,), networks=2, augment="none", epochs=20),
@@ -231,7 +234,7 @@ def table(store: ResultsStore) -> str:
                 protocol = cell["protocol"]
         schedule = f"{row.options['iterations']} it, " if "iterations" in row.options else ""
         if not accs:
-            why = "needs a GPU" if row.gpu else "not yet made/evaluated"
+            why = ("needs a GPU" + (f" ({row.gpu_reason})" if row.gpu_reason else "")) if row.gpu else "not yet made/evaluated"
             lines.append(f"| {row.method} | {row.dataset} | {size} | {pub_text} | {source} | not measured: {why} | "
                          f"{len(row.seeds)} x {row.networks} planned | {schedule}`{row.command(row.seeds[0])}` | - |")
             continue
