@@ -482,6 +482,24 @@ def test_released_sgdd_structure_terms():
     assert torch.isfinite(a.grad).all() and a.grad.abs().sum() > 0
 
 
+def test_the_transport_congruence_has_autograds_value_and_gradient():
+    """P^T S P with the gradient that reuses the forward's P^T S: autograd's value and gradient for a symmetric S,
+    and a finite-difference check (gradcheck) of the custom backward."""
+    from distillset.graph.sgdd import symmetric_congruence
+
+    gen = torch.Generator().manual_seed(3)
+    root = torch.rand(12, 12, generator=gen, dtype=torch.float64)
+    sigma = root @ root.T + 0.1 * torch.eye(12, dtype=torch.float64)
+    plan = torch.rand(12, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    upstream = torch.rand(4, 4, generator=gen, dtype=torch.float64)  # not symmetric: both of its halves count
+    ours = symmetric_congruence(plan, sigma)
+    (grad_ours,) = torch.autograd.grad((ours * upstream).sum(), plan)
+    reference = plan.T @ sigma @ plan
+    (grad_reference,) = torch.autograd.grad((reference * upstream).sum(), plan)
+    assert torch.allclose(ours, reference, rtol=1e-12) and torch.allclose(grad_ours, grad_reference, rtol=1e-12)
+    assert torch.autograd.gradcheck(lambda p: symmetric_congruence(p, sigma), (plan,))
+
+
 def test_released_sgdd_terms_move_the_structure(cora):
     from distillset.graph.sgdd import SGDD, SGDDConfig
 

@@ -38,7 +38,8 @@ Where this module deliberately differs from the release (each a flaw there):
 
 Cost: the original graph's Sigma is formed once (a dense float64 inverse of its Laplacian, at most
 ``ot_max_nodes`` nodes, a seeded subset beyond that as the release's 5,000-node sample), and each structure step
-adds O(n_orig^2 n) for P^T Sigma P and O(n^3) for the synthetic side.
+adds one n_orig^2 n product for P^T Sigma P (its gradient reuses it: ``symmetric_congruence``) and O(n^3)
+for the synthetic side.
 """
 
 from __future__ import annotations
@@ -112,6 +113,29 @@ def sinkhorn(plan: torch.Tensor, sweeps: int) -> torch.Tensor:
     return p
 
 
+class _SymmetricCongruence(torch.autograd.Function):
+    """P^T S P for a constant symmetric S, differentiable in P, whose backward reuses the forward's P^T S."""
+
+    @staticmethod
+    def forward(ctx, plan: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        left = plan.T @ sigma  # the one n^2 k product
+        ctx.save_for_backward(left)
+        return left @ plan
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (left,) = ctx.saved_tensors
+        return left.T @ (grad + grad.T), None  # d tr(G^T P^T S P) / dP = S P (G + G^T), and S P = (P^T S)^T
+
+
+def symmetric_congruence(plan: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """P^T S P for a symmetric S that takes no gradient. Autograd would spend a second n^2 k product on the
+    gradient (S^T times the upstream gradient, with S read in its slow, transposed order); with S = S^T the
+    gradient S P (G + G^T) is the forward's P^T S, transposed, times a k x k matrix. Equal to autograd's up to
+    rounding (tested); S must be exactly symmetric (see :func:`signal_covariance`)."""
+    return _SymmetricCongruence.apply(plan, sigma)
+
+
 def signal_covariance(adjacency: torch.Tensor, ridge: float) -> torch.Tensor:
     """(L + ridge I)^-1 in float64 for the normalised Laplacian L of ``adjacency``: the covariance of a smooth
     signal on the graph (differentiable in the adjacency)."""
@@ -161,7 +185,9 @@ class SGDD(GCond):
         self.one_hot = F.one_hot(self.labels, data.num_classes).to(torch.float64)
         self.sigma_orig = None
         if config.ot_weight > 0 and self.pge is not None:
-            self.sigma_orig = signal_covariance(induced_adjacency(data, self.orig_nodes), config.ot_ridge).to(data.features.device)
+            sigma = signal_covariance(induced_adjacency(data, self.orig_nodes), config.ot_ridge)
+            # exactly symmetric (the inverse is so up to rounding), as symmetric_congruence's gradient assumes
+            self.sigma_orig = ((sigma + sigma.T) / 2).to(data.features.device)
             if not torch.isfinite(self.sigma_orig).all():
                 raise DistillsetError("the original graph's signal covariance is not finite; raise ot_ridge")
 
@@ -189,7 +215,7 @@ class SGDD(GCond):
         if self.sigma_orig is None:
             return adjacency.new_zeros(())
         plan = sinkhorn(self.pge.plan.to(torch.float64), self.config.sinkhorn_sweeps)
-        projected = plan.T @ self.sigma_orig @ plan
+        projected = symmetric_congruence(plan, self.sigma_orig)
         try:
             distance = gaussian_w2(signal_covariance(adjacency, self.config.ot_ridge), projected)
         except RuntimeError as exc:  # a failed factorisation: say so, never continue with a zero
