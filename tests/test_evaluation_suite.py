@@ -194,3 +194,32 @@ def test_a_score_cut_off_resumes_at_its_next_network_with_the_same_figures(made,
     assert {k: resumed[k] for k in ("hard", "random_hard", "ars")} == {k: whole[k] for k in ("hard", "random_hard", "ars")}
     counted.clear()
     assert Scorer(cache=tmp_path / "b", **options).score(path)["hard"] == whole["hard"] and not counted
+
+
+def test_a_damaged_or_foreign_score_entry_is_measured_again(made, tmp_path, monkeypatch):
+    """A stored arm that is not readable JSON, or that was stored for another arm, never supplies accuracies: that
+    arm's networks are trained again, the others are read back, and the figures are those of a clean score."""
+    from distillset.evaluation import score as score_module
+    from distillset.evaluation.score import Scorer
+
+    path = made / "r" / "synset.safetensors"
+    options = dict(model=MODEL, runs=2, epochs=4, full=False, cache=tmp_path)
+    clean = Scorer(**options).score(path)
+    stores = sorted((tmp_path / "score-runs").glob("*.json"))
+    assert len(stores) == 4
+    stores[0].write_text('{"arm": ')  # an interrupted copy
+    foreign = json.loads(stores[1].read_text())
+    foreign["arm"] = {**foreign["arm"], "seed": 99}
+    stores[1].write_text(json.dumps(foreign))
+
+    real_each_run, trained = score_module.each_run, []
+
+    def counting(*args, **kwargs):
+        for outcome in real_each_run(*args, **kwargs):
+            trained.append(outcome[0])
+            yield outcome
+
+    monkeypatch.setattr(score_module, "each_run", counting)
+    again = Scorer(**options).score(path)
+    assert len(trained) == 2 * options["runs"]
+    assert {k: again[k] for k in ("hard", "random_hard", "ars")} == {k: clean[k] for k in ("hard", "random_hard", "ars")}

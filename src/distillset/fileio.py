@@ -107,6 +107,22 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_bytes(path, text.encode())
 
 
+def read_keyed_json(path: str | os.PathLike, field: str, expected: Any) -> dict | None:
+    """The JSON mapping stored at ``path`` when its ``field`` equals ``expected``, else None.
+
+    For caches keyed by what produced them: a missing file, a damaged one (an interrupted copy, a hand edit) and
+    an entry for another key all read as "not stored", so the caller measures again and overwrites it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return stored if isinstance(stored, dict) and stored.get(field) == expected else None
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)

@@ -42,7 +42,7 @@ from .._version import __version__
 from ..augment.zca import ZCA
 from ..data import load_dataset, real_data
 from ..errors import DistillsetError
-from ..fileio import atomic_write_json, cache_dir
+from ..fileio import atomic_write_json, cache_dir, read_keyed_json
 from ..seeding import make_generator
 from ..synset import SynSet, read_safetensors
 from .files import model_protocol
@@ -181,14 +181,8 @@ class Scorer:
         of the mean, and the arm fails if every network did."""
         digest = hashlib.sha256(json.dumps(arm, sort_keys=True).encode()).hexdigest()[:24]
         store = (self.cache or cache_dir()) / "score-runs" / f"{digest}.json"
-        runs: dict[str, float | str] = {}
-        if store.is_file():
-            try:
-                stored = json.loads(store.read_text())
-                if stored.get("arm") == arm:
-                    runs = dict(stored["runs"])
-            except (ValueError, KeyError, TypeError):
-                runs = {}  # a damaged entry is measured again
+        stored = read_keyed_json(store, "arm", arm)
+        runs: dict[str, float | str] = dict(stored["runs"]) if stored and isinstance(stored.get("runs"), dict) else {}
         done = {int(r) for r in runs}
         if any(r not in done for r in range(self.runs)):
             for run, acc, failure, _, _ in each_run(synset, data.test_images, data.test_labels, self.model, self.runs,
@@ -212,13 +206,9 @@ class Scorer:
                "seed": self.seed, "mean": list(synset.mean), "std": list(synset.std), "zca": synset.zca_mean is not None}
         name = "-".join(str(key[k]) for k in ("dataset", "model", "epochs", "runs", "seed")).replace(":", "_").replace("/", "_")
         cache = (self.cache or cache_dir()) / "full-reference" / f"{name}.json"
-        if cache.is_file():
-            try:
-                stored = json.loads(cache.read_text())
-                if stored.get("key") == key:
-                    return float(stored["accuracy"])
-            except (ValueError, KeyError):
-                pass  # a damaged entry is measured again
+        stored = read_keyed_json(cache, "key", key)
+        if stored and isinstance(stored.get("accuracy"), (int, float)):
+            return float(stored["accuracy"])
         if self.log:
             self.log(f"training the whole-data reference on {synset.dataset} ({self.full_runs} x {self.full_epochs} epochs; cached)")
         real = real_in_set_space(synset, data)
