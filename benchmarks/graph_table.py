@@ -22,7 +22,7 @@ import numpy as np
 
 from distillset.fileio import atomic_write_json
 import distillset as ds
-from distillset.published import published as published_value, published_std
+from distillset.published import published as published_value, published_std, verdict
 from distillset.graph.data import load_graph
 from distillset.graph.evaluate import evaluate_graph
 from distillset.graph.models import GCOND_CROSS_ARCHITECTURES, GCOND_CROSS_EDGE_THRESHOLD
@@ -34,6 +34,7 @@ GRAPH_SELECTORS = [spec.name for spec in ds.list_methods("selection", "graph")]
 
 TABLE3 = "@table3"  # GCond's cross-architecture protocol (its Table 3)
 ARCHS = ["gcn"] + [m + TABLE3 for m in GCOND_CROSS_ARCHITECTURES]
+FULL_SEEDS = 5  # condensed graphs per row in the papers' tables (GCond, SGDD): a row with fewer gets no verdict
 
 
 def evaluate_cell(synset, data, models: list[str], args, seed: int) -> dict:
@@ -167,9 +168,10 @@ def table(results: dict, models: list[str]) -> str:
              "quantities itself, so its LED shift is not an independent measure.", "",
              "GCN: mean +- std over the condensed graphs (each the mean of its GCNs); per-graph std: the mean spread of "
              "one graph's own GCNs, the spread GCond's log reports.", "",
-             "| dataset | method | r | GCN (%) | per-graph std | published | LED shift (1 / 0) | " + " | ".join(models[1:])
+             f"verdict: our GCN mean against the published mean +- one published std, once a row has its {FULL_SEEDS} seeds.", "",
+             "| dataset | method | r | GCN (%) | per-graph std | published | verdict | LED shift (1 / 0) | " + " | ".join(models[1:])
              + " | x-arch mean | seeds |",
-             "|---|---|---|---|---|---|---|" + "---|" * (len(models) - 1) + "---|---|"]
+             "|---|---|---|---|---|---|---|---|" + "---|" * (len(models) - 1) + "---|---|"]
     for (dataset, method, reduction), cells in sorted(cell_groups(results).items()):
         gcn = accuracies(cells, "gcn")
         shift = [c["led_shift"] for c in cells]
@@ -181,14 +183,16 @@ def table(results: dict, models: list[str]) -> str:
             others.append(f"{np.mean(values):.1f}" if values else "-")
         mean = cross_arch_mean(cells, models)
         others.append(f"{mean:.2f}" if len(models) > 1 and not np.isnan(mean) else "-")
-        published = published_value(method, dataset, reduction)
+        published, paper_std = published_value(method, dataset, reduction), published_std(method, dataset, reduction)
+        paper = "-" if published is None else f"{published}" + (f" +- {paper_std}" if paper_std is not None else "")
         mixed = len({json.dumps(c.get("settings"), sort_keys=True) for c in cells}) > 1
+        said = verdict(float(np.mean(gcn)), published, paper_std, complete=len(gcn) >= FULL_SEEDS and not mixed)
         lines.append(f"| {dataset} | {method} | {reduction:g} | {np.mean(gcn):.2f} +- {np.std(gcn):.2f} | "
-                     f"{per_graph_std(cells)} | {published if published is not None else '-'} | {np.mean(shift):.4f} / {zero} | " + " | ".join(others)
+                     f"{per_graph_std(cells)} | {paper} | {said} | {np.mean(shift):.4f} / {zero} | " + " | ".join(others)
                      + f" | {len(cells)}{' (MIXED SETTINGS)' if mixed else ''} |")
     for key, cell in sorted(results.items()):
         if key.endswith("/whole"):
-            lines.append(f"| {key.split('/')[0]} | whole graph | - | {100 * np.mean(cell['accs']):.2f} | - | - | 0 | "
+            lines.append(f"| {key.split('/')[0]} | whole graph | - | {100 * np.mean(cell['accs']):.2f} | - | - | - | 0 | "
                          + " | ".join("-" for _ in models) + f" | {len(cell['accs'])} run(s) |")
     return "\n".join(lines)
 

@@ -34,7 +34,7 @@ import numpy as np
 import distillset as ds
 from distillset.evaluation import each_run
 from distillset.evaluation.files import model_protocol
-from distillset.published import published, published_source, published_std
+from distillset.published import published, published_source, published_std, verdict
 from distillset.results import ResultsStore
 from distillset.synset import SynSet
 
@@ -205,18 +205,6 @@ def evaluate(rows: list[Row], data_root: str | None, device: str, store: Results
 
 
 # --------------------------------------------------------------------------------------------------- write
-def verdict(ours: float, ours_std: float, pub: float | None, pub_std: float | None, complete: bool) -> str:
-    """Inside / above / below the published mean +- std (our mean against their band), or why not comparable."""
-    if pub is None:
-        return "no published number"
-    if not complete:
-        return "not comparable yet: fewer sets or networks than the protocol"
-    band = pub_std if pub_std is not None else 0.0
-    if abs(ours - pub) <= band:
-        return "inside the published std"
-    return f"{'above' if ours > pub else 'below'} ({ours - pub:+.1f})"
-
-
 def table(store: ResultsStore) -> str:
     lines = ["| method | dataset | ipc | published | source | ours | sets x networks | protocol | verdict |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -242,7 +230,7 @@ def table(store: ResultsStore) -> str:
         complete = sets == len(row.seeds) and len(accs) == len(row.seeds) * row.networks
         proto = f"{schedule}ConvNet, {protocol['augment']}, {protocol['epochs']} epochs"
         lines.append(f"| {row.method} | {row.dataset} | {size} | {pub_text} | {source} | {mean:.1f} +- {std:.1f} | "
-                     f"{sets} x {len(accs) // max(sets, 1)} | {proto} | {verdict(mean, std, pub, pub_std, complete)} |")
+                     f"{sets} x {len(accs) // max(sets, 1)} | {proto} | {verdict(mean, pub, pub_std, complete)} |")
     return "\n".join(lines)
 
 

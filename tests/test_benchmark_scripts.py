@@ -11,10 +11,12 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 import distillset as ds
+from distillset.published import verdict
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
@@ -166,8 +168,16 @@ def test_graph_table_records_each_condensed_cell_settings_and_prints_the_issue_t
     assert "paper std 1.30" in out and "| 1 / 1 |" in out
     cells["cora/sgdd/0.25/1"] = {**cells["cora/sgdd/0.25/0"], "settings": {**cells["cora/sgdd/0.25/0"]["settings"], "ot_weight": 10.0}}
     results.write_text(json.dumps(cells))
+    for seed in range(1, 5):  # GCond's row gets its five graphs: only then is it compared with the paper
+        cells[f"cora/gcond/0.25/{seed}"] = cells["cora/gcond/0.25/0"]
+    results.write_text(json.dumps(cells))
     run_script("graph_table", ["--results", str(results), "--table"], monkeypatch)
     assert "| cora | sgdd | 0.25 |" in (out := capsys.readouterr().out) and "2 (MIXED SETTINGS)" in out
+    sgdd_row = next(line for line in out.splitlines() if line.startswith("| cora | sgdd | 0.25 |"))
+    assert "not comparable yet" in sgdd_row or "no published number" in sgdd_row
+    gcond_row = next(line for line in out.splitlines() if line.startswith("| cora | gcond | 0.25 |"))
+    mean = 100 * float(np.mean(cells["cora/gcond/0.25/0"]["results"]["gcn"]["accs"]))
+    assert f"| 79.8 +- 1.3 | {verdict(mean, 79.8, 1.3)} |" in gcond_row
 
 
 def test_the_ledger_evaluates_a_stored_set_run_by_run_and_writes_verdicts(tmp_path, monkeypatch, digits):
@@ -188,6 +198,7 @@ def test_the_ledger_evaluates_a_stored_set_run_by_run_and_writes_verdicts(tmp_pa
     assert again.cells["random/digits/1/s0"]["runs"] == cell["runs"]
     text = ledger.table(again)
     assert "| random | digits | 1 | - | - |" in text and "1 x 2" in text and "no published number" in text
-    assert ledger.verdict(91.0, 1.0, 91.7, 0.5, True) == "below (-0.7)"
-    assert ledger.verdict(91.5, 1.0, 91.7, 0.5, True) == "inside the published std"
-    assert ledger.verdict(95.0, 1.0, 91.7, 0.5, False).startswith("not comparable")
+    assert ledger.verdict(91.0, 91.7, 0.5) == "below (-0.7)"
+    assert ledger.verdict(91.5, 91.7, 0.5) == "inside the published std"
+    assert ledger.verdict(95.0, 91.7, 0.5, complete=False).startswith("not comparable")
+    assert ledger.verdict(92.0, 91.7, None) == "above (+0.3; no published std)"

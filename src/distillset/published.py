@@ -64,6 +64,25 @@ _add("sgdd", "citeseer", {0.25: 69.5, 0.5: 70.2, 1.0: 70.3})
 _add("random", "citeseer", {0.25: 54.4, 0.5: 64.2, 1.0: 69.1})
 
 
+def verdict(ours: float, pub: float | None, pub_std: float | None, complete: bool = True) -> str:
+    """Where our mean sits against the published mean +- one published std, in words for a table's verdict column.
+
+    ``complete`` is False while fewer sets or networks than the protocol's are measured: such a mean is not
+    compared. A published number without a std can only be above or below; the verdict says it had no std.
+    """
+    if pub is None:
+        return "no published number"
+    if not complete:
+        return "not comparable yet: fewer sets or networks than the protocol"
+    gap = ours - pub
+    side = "above" if gap > 0 else "below" if gap < 0 else "equal"
+    if pub_std is None:
+        return f"{side} ({gap:+.1f}; no published std)"
+    if abs(gap) <= pub_std:
+        return "inside the published std"
+    return f"{side} ({gap:+.1f})"
+
+
 def published(method: str, dataset: str, size: float) -> float | None:
     """The published mean accuracy (%) of ``method`` on ``dataset`` at ``size`` (ipc, or reduction for graphs)."""
     return PUBLISHED.get((method, dataset, size))
