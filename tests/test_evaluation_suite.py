@@ -223,3 +223,27 @@ def test_a_damaged_or_foreign_score_entry_is_measured_again(made, tmp_path, monk
     again = Scorer(**options).score(path)
     assert len(trained) == 2 * options["runs"]
     assert {k: again[k] for k in ("hard", "random_hard", "ars")} == {k: clean[k] for k in ("hard", "random_hard", "ars")}
+
+
+def test_networks_another_process_stores_during_an_arm_are_kept(made, tmp_path, monkeypatch):
+    """Two scorers sharing a cache (two sets with the same random baseline) each write the arm's file as their
+    networks end: a write keeps what the other stored meanwhile instead of overwriting it."""
+    from distillset.evaluation import score as score_module
+    from distillset.evaluation.score import Scorer
+
+    path = made / "r" / "synset.safetensors"
+    real_each_run = score_module.each_run
+
+    def with_a_neighbour(*args, **kwargs):
+        for outcome in real_each_run(*args, **kwargs):
+            for store in (tmp_path / "score-runs").glob("*.json"):  # the neighbour stores its run 7 of every arm
+                entry = json.loads(store.read_text())
+                store.write_text(json.dumps({**entry, "runs": {**entry["runs"], "7": 0.5}}))
+            yield outcome
+
+    monkeypatch.setattr(score_module, "each_run", with_a_neighbour)
+    Scorer(model=MODEL, runs=2, epochs=2, full=False, cache=tmp_path).score(path)
+    stores = sorted((tmp_path / "score-runs").glob("*.json"))
+    assert len(stores) == 4
+    for store in stores:
+        assert sorted(json.loads(store.read_text())["runs"]) == ["0", "1", "7"]

@@ -181,13 +181,14 @@ class Scorer:
         of the mean, and the arm fails if every network did."""
         digest = hashlib.sha256(json.dumps(arm, sort_keys=True).encode()).hexdigest()[:24]
         store = (self.cache or cache_dir()) / "score-runs" / f"{digest}.json"
-        stored = read_keyed_json(store, "arm", arm)
-        runs: dict[str, float | str] = dict(stored["runs"]) if stored and isinstance(stored.get("runs"), dict) else {}
+        runs = stored_runs(store, arm)
         done = {int(r) for r in runs}
         if any(r not in done for r in range(self.runs)):
             for run, acc, failure, _, _ in each_run(synset, data.test_images, data.test_labels, self.model, self.runs,
                                                    skip=done, **options()):
-                runs[str(run)] = acc if failure is None else failure
+                # another process scoring a set of the same arm (the random baselines are shared) may have stored
+                # networks meanwhile: keep them (a network's accuracy is the same whoever trains it)
+                runs = {**stored_runs(store, arm), **runs, str(run): acc if failure is None else failure}
                 atomic_write_json(store, {"arm": arm, "runs": runs})
         accs = [runs[str(r)] for r in range(self.runs) if not isinstance(runs[str(r)], str)]
         if not accs:
@@ -218,6 +219,16 @@ class Scorer:
         accuracy = 100 * result.results[self.model].mean
         atomic_write_json(cache, {"key": key, "accuracy": accuracy, "accs": result.results[self.model].accs})
         return accuracy
+
+
+def stored_runs(store: Path, arm: dict) -> dict[str, float | str]:
+    """The networks of ``arm`` stored in ``store`` (run index -> accuracy, or why it diverged); none if the file is
+    missing, damaged or for another arm."""
+    stored = read_keyed_json(store, "arm", arm)
+    runs = stored.get("runs") if stored else None
+    if not isinstance(runs, dict) or not all(isinstance(r, str) and r.isdigit() for r in runs):
+        return {}
+    return dict(runs)
 
 
 def file_sha256(path: str | Path) -> str:
