@@ -10,6 +10,7 @@ import pytest
 
 from distillset.cli import main
 from distillset.errors import DistillsetError
+from distillset.data import DATASETS
 from distillset.experiment import ExperimentConfig, load_experiment, markdown_table, summarise
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -35,6 +36,7 @@ def test_every_shipped_config_loads():
     for path in CONFIGS.glob("*.yaml"):
         config = load_experiment(path)
         assert config.datasets and config.methods and config.ipc
+        assert set(config.datasets) <= set(DATASETS), f"{path.name} names a dataset the registry lacks"
 
 
 def test_published_values_sit_beside_ours():
