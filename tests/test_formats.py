@@ -167,3 +167,62 @@ def test_an_image_folder_whose_test_split_was_deleted_is_refused(tmp_path):
     shutil.rmtree(tmp_path / "test")
     with pytest.raises(DistillsetError, match="has a train folder but no test"):
         load_dataset(f"imagefolder:{tmp_path}")
+
+
+def write_tiny_imagenet(root, train_per_class: int = 1):
+    """A release in Tiny ImageNet's layout (200 wnids, PNG-free JPEGs, some grey) with one val image per class."""
+    from PIL import Image
+
+    folder = root / "tiny-imagenet-200"
+    wnids = [f"n{10000000 + 7 * i:08d}" for i in range(200)]
+    (folder / "val" / "images").mkdir(parents=True)
+    (folder / "wnids.txt").write_text("\n".join(reversed(wnids)) + "\n")  # the release does not sort them
+    (folder / "words.txt").write_text("".join(f"{w}\tthing {i}, synonym\n" for i, w in enumerate(wnids)))
+    annotations = []
+    for i, wnid in enumerate(wnids):
+        images = folder / "train" / wnid / "images"
+        images.mkdir(parents=True)
+        for k in range(train_per_class):
+            pixels = np.full((64, 64, 3), i, dtype=np.uint8)
+            mode = "L" if i % 50 == 0 else "RGB"  # the release has grey JPEGs among its RGB ones
+            Image.fromarray(pixels[..., 0] if mode == "L" else pixels, mode).save(images / f"{wnid}_{k}.JPEG", quality=100)
+        Image.fromarray(np.full((64, 64, 3), i, dtype=np.uint8)).save(folder / "val" / "images" / f"val_{i}.JPEG", quality=100)
+        annotations.append(f"val_{i}.JPEG\t{wnid}\t0\t0\t63\t63")
+    (folder / "val" / "val_annotations.txt").write_text("\n".join(annotations) + "\n")
+    return folder, wnids
+
+
+def test_tiny_imagenet_release_layout(tmp_path):
+    """Classes in sorted wnid order, val as the test split with its annotated labels, grey JPEGs as RGB, names
+    from words.txt; a folder that is not the 200-class release is refused with one line."""
+    from distillset.data import load_dataset
+
+    folder, wnids = write_tiny_imagenet(tmp_path)
+    data = load_dataset("tinyimagenet", data_root=tmp_path)
+    assert data.train_images.shape == (200, 3, 64, 64) and data.test_images.shape == (200, 3, 64, 64)
+    assert data.class_names[:2] == ["thing 0", "thing 1"] and data.num_classes == 200
+    np.testing.assert_array_equal(data.train_labels, np.arange(200))
+    # image i was painted with grey level i; JPEG at quality 100 keeps it within a step or two
+    assert np.abs(data.train_images.reshape(200, -1).mean(1) - np.arange(200)).max() < 2
+    assert np.abs(data.test_images[data.test_labels == 137].mean() - 137) < 2
+    (folder / "val" / "val_annotations.txt").write_text("val_0.JPEG\tn99999999\t0\t0\t63\t63\n")
+    with pytest.raises(DistillsetError, match="line 1 names no known class"):
+        load_dataset("tinyimagenet", data_root=tmp_path)
+    (folder / "wnids.txt").write_text("\n".join(wnids[:10]))
+    with pytest.raises(DistillsetError, match="lists 10 distinct classes"):
+        load_dataset("tinyimagenet", data_root=tmp_path)
+
+
+def test_a_zip_member_that_would_escape_the_data_root_is_refused(tmp_path):
+    import zipfile
+
+    from distillset.data.download import extract_zip
+
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("tiny-imagenet-200/wnids.txt", "n0\n")
+        bundle.writestr("../outside.txt", "boo")
+    (tmp_path / "root").mkdir()
+    with pytest.raises(DistillsetError, match="outside"):
+        extract_zip(archive, tmp_path / "root")
+    assert not (tmp_path / "outside.txt").exists() and not (tmp_path / "root" / "tiny-imagenet-200").exists()

@@ -6,6 +6,7 @@ Nothing is ever fetched unless the user asks; a file whose md5 does not match is
 from __future__ import annotations
 
 import tarfile
+import zipfile
 from pathlib import Path
 
 from ..errors import DistillsetError
@@ -33,4 +34,17 @@ def extract_tar(archive: Path, into: Path) -> None:
         with tarfile.open(archive) as tar:
             tar.extractall(into, filter="data")
     except (tarfile.TarError, OSError) as exc:
+        raise DistillsetError(f"cannot extract {archive}: {exc}") from None
+
+
+def extract_zip(archive: Path, into: Path) -> None:
+    """Unpack a zip archive, refusing members that would land outside ``into`` (absolute paths, ``..``)."""
+    target = into.resolve()
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            for member in bundle.namelist():
+                if not (target / member).resolve().is_relative_to(target):
+                    raise DistillsetError(f"{archive} holds {member!r}, which would be written outside {into}; refused")
+            bundle.extractall(into)
+    except (zipfile.BadZipFile, OSError) as exc:
         raise DistillsetError(f"cannot extract {archive}: {exc}") from None

@@ -39,6 +39,15 @@ def read_bytes(path: Path) -> bytes:
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
+def read_text_lines(path: Path) -> list[str]:
+    """The non-empty lines of a text file (a release's index or annotation file), without line ends."""
+    try:
+        text = read_bytes(path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise DistillsetError(f"{path} is not a UTF-8 text file; the release is damaged") from None
+    return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+
+
 def parse_idx(data: bytes, source: str) -> np.ndarray:
     """Decode the idx format of MNIST-family files (magic 0 0 dtype ndim, big-endian dims, data)."""
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES or data[3] == 0:

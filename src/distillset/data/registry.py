@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import DistillsetError, unknown_name
 from . import formats
 from .checksums import verify_file
-from .download import extract_tar, fetch
+from .download import extract_tar, extract_zip, fetch
 
 MAX_CLASSES = 100_000  # the most classes a dataset may declare (the SynSet file has the same bound)
 from .roots import primary_root, search_roots
@@ -102,6 +102,41 @@ def _read_svhn(directory: Path, spec: DatasetSpec) -> tuple:
     return (*train, *test, None)
 
 
+TINY_IMAGENET_CLASSES = 200
+
+
+def _read_tiny_imagenet(directory: Path, spec: DatasetSpec) -> tuple:
+    """Tiny ImageNet-200 as released: ``train/<wnid>/images/*.JPEG`` (500 per class) and ``val/images`` labelled by
+    ``val/val_annotations.txt`` (50 per class). The val split is the test split, as in the MTT/DATM code (the
+    release's test split has no labels). Classes are in sorted wnid order, the order of the ImageFolder those
+    codes read train/ with; grey JPEGs become RGB. Decoding the 110,000 JPEGs takes about a minute."""
+    wnids = sorted(formats.read_text_lines(directory / "wnids.txt"))
+    if len(wnids) != TINY_IMAGENET_CLASSES or len(set(wnids)) != len(wnids):
+        raise DistillsetError(f"{directory / 'wnids.txt'} lists {len(set(wnids))} distinct classes, not Tiny ImageNet's "
+                              f"{TINY_IMAGENET_CLASSES}: the folder is not the standard release (fetch it with --download)")
+    index = {wnid: i for i, wnid in enumerate(wnids)}
+    train_items = []
+    for wnid in wnids:
+        files = sorted((directory / "train" / wnid / "images").glob("*.JPEG"))
+        if not files:
+            raise DistillsetError(f"{directory / 'train' / wnid / 'images'} holds no JPEG images; the release is incomplete")
+        train_items.extend((path, index[wnid]) for path in files)
+    test_items = []
+    for number, line in enumerate(formats.read_text_lines(directory / "val" / "val_annotations.txt"), start=1):
+        fields = line.split("\t")
+        if len(fields) < 2 or fields[1] not in index:
+            raise DistillsetError(f"{directory / 'val' / 'val_annotations.txt'} line {number} names no known class: {line[:80]!r}")
+        test_items.append((directory / "val" / "images" / fields[0], index[fields[1]]))
+    train_x, train_y = formats.read_images(train_items, None, grayscale=False)
+    test_x, test_y = formats.read_images(sorted(test_items), None, grayscale=False)
+    words = directory / "words.txt"
+    names = None
+    if words.is_file():  # wnid -> "name, synonym, ..." for all of ImageNet: the first name of each of ours
+        lookup = dict(line.split("\t", 1) for line in formats.read_text_lines(words) if "\t" in line)
+        names = [lookup.get(wnid, wnid).split(",")[0].strip() for wnid in wnids]
+    return train_x, train_y, test_x, test_y, names
+
+
 def _existing(directory: Path, name: str) -> Path:
     """A file by its release name, or its uncompressed twin (torchvision keeps both)."""
     path = directory / name
@@ -184,6 +219,13 @@ _register(DatasetSpec(
     mean=(0.4377, 0.4438, 0.4728), std=(0.1980, 0.2010, 0.1970), folder="SVHN", reader=_read_svhn,
     url_base="http://ufldl.stanford.edu/housenumbers/",
     files=(DataFile("train_32x32.mat", "e26dedcc434d2e4c54c9b2d4a06d8373"), DataFile("test_32x32.mat", "eb5a983be6a315427106f1b164d9cef3")),
+))
+_register(DatasetSpec(
+    name="tinyimagenet", title="Tiny ImageNet", shape=(3, 64, 64),
+    class_names=tuple(f"class_{i}" for i in range(TINY_IMAGENET_CLASSES)),  # the release's words.txt names them
+    mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), folder="tiny-imagenet-200", reader=_read_tiny_imagenet,
+    archive=("http://cs231n.stanford.edu/tiny-imagenet-200.zip", "90528d7ca1a48142e341f4ef8d21d0de"),
+    files=(DataFile("wnids.txt"), DataFile("val/val_annotations.txt")),
 ))
 # scikit-learn's 8x8 digits: embedded, no files. Normalisation measured on our training split.
 _register(DatasetSpec(
@@ -275,7 +317,7 @@ def _download(spec: DatasetSpec, root: Path) -> Path:
     if spec.archive is not None:
         url, md5 = spec.archive
         archive = fetch(url, root / url.rsplit("/", 1)[-1], md5)
-        extract_tar(archive, root)
+        (extract_zip if archive.suffix == ".zip" else extract_tar)(archive, root)
     else:
         assert spec.url_base is not None
         for f in spec.files:
