@@ -43,7 +43,7 @@ REPO = ROOT.parent.parent.parent
 EXPERTS = REPO / "runs" / "ledger-experts"  # git-ignored
 SETS = ROOT / "sets"
 RESULTS = ROOT / "results.json"
-MODEL = "convnet"
+MODEL = "convnet"  # the evaluation network unless a row (its method's preset) names another
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,7 @@ class Row:
     gpu: bool = False  # too large for this CPU: shown with its command, not measured
     gpu_reason: str = ""  # what was measured that puts it there
     experts: dict | None = None  # mtt/datm: `distillset experts` options of the trajectories the method matches
+    model: str = MODEL  # the network the set is made with (experts included) and evaluated on
 
     @property
     def key(self) -> str:
@@ -73,11 +74,13 @@ class Row:
     def experts_folder(self) -> Path:
         """Expert trajectories are gigabytes at paper scale (100 x 51 snapshots): kept outside the repository."""
         e = self.experts or {}
-        return EXPERTS / f"{self.dataset}-{e.get('optimizer', 'sgd')}{'-zca' if e.get('zca') else ''}-{e.get('epochs')}ep"
+        model = f"-{self.model}" if self.model != MODEL else ""
+        return EXPERTS / f"{self.dataset}{model}-{e.get('optimizer', 'sgd')}{'-zca' if e.get('zca') else ''}-{e.get('epochs')}ep"
 
     def experts_command(self) -> str:
         e = self.experts or {}
-        flags = f"--experts {e['experts']} --epochs {e['epochs']} --optimizer {e.get('optimizer', 'sgd')}" + (" --zca" if e.get("zca") else "")
+        flags = (f"--experts {e['experts']} --epochs {e['epochs']} --optimizer {e.get('optimizer', 'sgd')}" + (" --zca" if e.get("zca") else "")
+                 + (f" --model {self.model}" if self.model != MODEL else ""))
         device = " --device cuda" if self.gpu else ""
         return f"distillset experts --dataset {self.dataset} {flags}{device} --out {self.experts_folder().relative_to(REPO)}"
 
@@ -101,6 +104,13 @@ def mtt_zca(dataset: str, ipc: int) -> bool:
     from distillset.presets import preset_for
 
     return bool((preset_for("mtt", dataset, ipc) or {}).get("zca", False))
+
+
+def preset_model(method: str, dataset: str, ipc: int) -> str:
+    """The network a trajectory method's published setting uses (Tiny ImageNet: ConvNet-D4 where its preset says)."""
+    from distillset.presets import preset_for
+
+    return str((preset_for(method, dataset, ipc) or {}).get("model", MODEL))
 ROWS: list[Row] = [
     Row("dc", "mnist", 1, options=DC_SCHEDULE),
     Row("dsa", "mnist", 1, options=DC_SCHEDULE),
@@ -118,10 +128,13 @@ ROWS: list[Row] = [
       for dataset, sizes in (("cifar10", (1, 10, 50)), ("cifar100", (1, 10, 50))) for method in ("dc", "dsa", "dm")
       for ipc in sizes if not (method != "dm" and dataset == "cifar100" and ipc == 50)],  # DC/DSA publish no CIFAR-100 ipc 50
     # trajectory matching: the published per-(dataset, ipc) settings are the methods' presets (src/distillset/presets)
-    *[Row("mtt", dataset, ipc, gpu=True, experts={"experts": 100, "epochs": 50, "zca": mtt_zca(dataset, ipc)})
-      for dataset in ("cifar10", "cifar100") for ipc in (1, 10, 50)],
-    *[Row("datm", dataset, ipc, gpu=True, experts={"experts": 100, "epochs": 100, "zca": True, "optimizer": "gsam"})
-      for dataset, sizes in (("cifar10", (1, 10, 50, 500, 1000)), ("cifar100", (1, 10, 50, 100))) for ipc in sizes],
+    *[Row("mtt", dataset, ipc, gpu=True, experts={"experts": 100, "epochs": 50, "zca": mtt_zca(dataset, ipc)},
+          model=preset_model("mtt", dataset, ipc))
+      for dataset in ("cifar10", "cifar100", "tinyimagenet") for ipc in (1, 10, 50)],
+    *[Row("datm", dataset, ipc, gpu=True, experts={"experts": 100, "epochs": 100, "zca": True, "optimizer": "gsam"},
+          model=preset_model("datm", dataset, ipc))
+      for dataset, sizes in (("cifar10", (1, 10, 50, 500, 1000)), ("cifar100", (1, 10, 50, 100)), ("tinyimagenet", (1, 10, 50)))
+      for ipc in sizes],
 ]
 
 
@@ -161,7 +174,8 @@ def make_experts(row: Row, data_root: str | None, device: str) -> Path:
 
     e = row.experts or {}
     folder = row.experts_folder()
-    config = ExpertConfig(experts=e["experts"], epochs=e["epochs"], optimizer=e.get("optimizer", "sgd"), zca=bool(e.get("zca")))
+    config = ExpertConfig(model=row.model, experts=e["experts"], epochs=e["epochs"], optimizer=e.get("optimizer", "sgd"),
+                          zca=bool(e.get("zca")))
     train_experts(row.dataset, folder, config, data_root=data_root, device=device, log=lambda m: print(f"  {m}", flush=True))
     return folder
 
@@ -185,12 +199,12 @@ def evaluate(rows: list[Row], data_root: str | None, device: str, store: Results
             # sets made before methods recorded their evaluation get the one the method declares now
             declared = synset.config.get("evaluation") or (
                 ds.get_method(row.method, "image").evaluation.as_dict() if row.method != "whole" else {})
-            augment, protocol = model_protocol(declared, row.dataset, MODEL, row.augment, row.epochs)
+            augment, protocol = model_protocol(declared, row.dataset, row.model, row.augment, row.epochs)
             key = f"{row.key}/s{seed}"
             cell = store.cells.setdefault(key, {"runs": {}, "protocol": protocol, "seconds": 0.0})
             if cell["protocol"] != protocol:  # another protocol than the stored runs': measure again
                 cell.update(runs={}, protocol=protocol, seconds=0.0)
-            for run, acc, failure, seconds, _ in each_run(synset, data.test_images, data.test_labels, MODEL, row.networks,
+            for run, acc, failure, seconds, _ in each_run(synset, data.test_images, data.test_labels, row.model, row.networks,
                                                           skip={int(r) for r in cell["runs"]}, epochs=protocol["epochs"],
                                                           seed=seed, device=device, augment=augment,
                                                           batch_size=protocol["batch_size"],
@@ -228,7 +242,8 @@ def table(store: ResultsStore) -> str:
             continue
         mean, std = float(np.mean(accs)), float(np.std(accs))
         complete = sets == len(row.seeds) and len(accs) == len(row.seeds) * row.networks
-        proto = f"{schedule}ConvNet, {protocol['augment']}, {protocol['epochs']} epochs"
+        network = "ConvNet" if row.model == MODEL else row.model
+        proto = f"{schedule}{network}, {protocol['augment']}, {protocol['epochs']} epochs"
         lines.append(f"| {row.method} | {row.dataset} | {size} | {pub_text} | {source} | {mean:.1f} +- {std:.1f} | "
                      f"{sets} x {len(accs) // max(sets, 1)} | {proto} | {verdict(mean, pub, pub_std, complete)} |")
     return "\n".join(lines)

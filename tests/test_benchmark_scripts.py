@@ -202,3 +202,17 @@ def test_the_ledger_evaluates_a_stored_set_run_by_run_and_writes_verdicts(tmp_pa
     assert ledger.verdict(91.5, 91.7, 0.5) == "inside the published std"
     assert ledger.verdict(95.0, 91.7, 0.5, complete=False).startswith("not comparable")
     assert ledger.verdict(92.0, 91.7, None) == "above (+0.3; no published std)"
+
+
+def test_ledger_trajectory_rows_make_and_evaluate_with_their_presets_network():
+    """Tiny ImageNet's published settings name ConvNet-D4 (DATM throughout, MTT at ipc 50): the row's experts are
+    trained on it, kept apart from ConvNet experts, and the set is evaluated on it."""
+    import ledger
+
+    datm = ledger.row_by_key("datm/tinyimagenet/10")
+    assert datm.model == "convnet-d4" and "--model convnet-d4" in datm.experts_command()
+    assert "convnet-d4" in datm.experts_folder().name
+    mtt_small, mtt_large = ledger.row_by_key("mtt/tinyimagenet/1"), ledger.row_by_key("mtt/tinyimagenet/50")
+    assert mtt_small.model == "convnet" and "--model" not in mtt_small.experts_command()
+    assert mtt_small.experts_folder() != mtt_large.experts_folder()
+    assert ledger.row_by_key("mtt/cifar10/1").model == "convnet"
