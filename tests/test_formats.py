@@ -170,7 +170,7 @@ def test_an_image_folder_whose_test_split_was_deleted_is_refused(tmp_path):
 
 
 def write_tiny_imagenet(root, train_per_class: int = 1):
-    """A release in Tiny ImageNet's layout (200 wnids, PNG-free JPEGs, some grey) with one val image per class."""
+    """A release in Tiny ImageNet's layout (200 wnids, JPEGs, some grey) with one val image per class."""
     from PIL import Image
 
     folder = root / "tiny-imagenet-200"
