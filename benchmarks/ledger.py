@@ -24,6 +24,7 @@ selected on test accuracy: one final-epoch test per network.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -249,6 +250,29 @@ def table(store: ResultsStore) -> str:
     return "\n".join(lines)
 
 
+OFFICIAL = ROOT.parent / "official-dc"  # sets made by the official DC/DSA/DM code and our evaluations of them
+PARITY = ("dc", "dsa", "dm")
+
+
+def parity_table() -> str:
+    """Equal-budget parity with the official code (issue 39 item 3): each method's official set and ours, 200
+    iterations on FashionMNIST ipc 1, evaluated by our evaluator with the same network seeds; from the stored
+    ``<method>-official-eval.json`` / ``<method>-ours-eval.json`` (``distillset evaluate ... --json``)."""
+    lines = ["| method | official code | distillset | difference | verdict |", "|---|---|---|---|---|"]
+    for method in PARITY:
+        pair = [OFFICIAL / f"{method}-{who}-eval.json" for who in ("official", "ours")]
+        if not all(f.is_file() for f in pair):
+            lines.append(f"| {method} | not measured | not measured | - | - |")
+            continue
+        (official, ours) = [json.loads(f.read_text())["results"]["convnet"] for f in pair]
+        gap = 100 * (ours["mean"] - official["mean"])
+        band = 100 * max(ours["std"], official["std"])
+        said = "within one std" if abs(gap) <= band else ("ours higher" if gap > 0 else "ours LOWER: investigate")
+        lines.append(f"| {method} | {100 * official['mean']:.2f} +- {100 * official['std']:.2f} ({len(official['accs'])}) | "
+                     f"{100 * ours['mean']:.2f} +- {100 * ours['std']:.2f} ({len(ours['accs'])}) | {gap:+.2f} | {said} |")
+    return "\n".join(lines)
+
+
 def write(store: ResultsStore, out: Path) -> None:
     dates = sorted({c.get("date", "") for c in store.cells.values() if c.get("date")})
     machines = sorted({f"{c['environment'].get('processor')}, {c['environment'].get('threads')} thread(s)"
@@ -257,7 +281,12 @@ def write(store: ResultsStore, out: Path) -> None:
             f"`benchmarks/results/ledger/results.json` (measured {', '.join(dates) or '-'}; {'; '.join(machines) or '-'}).\n"
             "Ours: mean +- std over every network of every set (accuracy %, the final epoch, one test each). The\n"
             "verdict compares our mean with the published mean +- std. Commands make the sets; "
-            "`python benchmarks/ledger.py evaluate` evaluates them.\n\n" + table(store) + "\n")
+            "`python benchmarks/ledger.py evaluate` evaluates them.\n\n" + table(store) + "\n\n"
+            "## Parity with the official code at an equal budget\n\n"
+            "FashionMNIST, 1 image per class, 200 iterations: one set made by the official code (VICO-UoE/"
+            "DatasetCondensation, run in a scratch copy with the torch-2.x fixes BENCHMARKS.md lists) and one by ours, "
+            "both evaluated by our evaluator at the method's protocol with the same network seeds (networks in "
+            "brackets). Sets and evaluations: `benchmarks/results/official-dc/`.\n\n" + parity_table() + "\n")
     out.write_text(text)
 
 

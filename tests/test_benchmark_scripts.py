@@ -216,3 +216,22 @@ def test_ledger_trajectory_rows_make_and_evaluate_with_their_presets_network():
     assert mtt_small.model == "convnet" and "--model" not in mtt_small.experts_command()
     assert mtt_small.experts_folder() != mtt_large.experts_folder()
     assert ledger.row_by_key("mtt/cifar10/1").model == "convnet"
+
+
+def test_ledger_parity_rows_come_from_the_stored_evaluations(tmp_path, monkeypatch):
+    import ledger
+
+    def evaluation(accs):
+        return json.dumps({"results": {"convnet": {"mean": float(np.mean(accs)), "std": float(np.std(accs)), "accs": accs}}})
+
+    monkeypatch.setattr(ledger, "OFFICIAL", tmp_path)
+    (tmp_path / "dc-official-eval.json").write_text(evaluation([0.70, 0.71]))
+    (tmp_path / "dc-ours-eval.json").write_text(evaluation([0.69, 0.70]))
+    (tmp_path / "dm-official-eval.json").write_text(evaluation([0.72, 0.72]))
+    (tmp_path / "dm-ours-eval.json").write_text(evaluation([0.70, 0.70]))
+    rows = ledger.parity_table().splitlines()
+    assert rows[2] == "| dc | 70.50 +- 0.50 (2) | 69.50 +- 0.50 (2) | -1.00 | ours LOWER: investigate |"
+    assert rows[3].startswith("| dsa | not measured")
+    assert rows[4].endswith("| -2.00 | ours LOWER: investigate |")
+    (tmp_path / "dm-ours-eval.json").write_text(evaluation([0.715, 0.725]))
+    assert ledger.parity_table().splitlines()[4].endswith("| +0.00 | within one std |")
