@@ -112,6 +112,8 @@ def preset_model(method: str, dataset: str, ipc: int) -> str:
     from distillset.presets import preset_for
 
     return str((preset_for(method, dataset, ipc) or {}).get("model", MODEL))
+
+
 ROWS: list[Row] = [
     Row("dc", "mnist", 1, options=DC_SCHEDULE),
     Row("dsa", "mnist", 1, options=DC_SCHEDULE),
@@ -134,6 +136,8 @@ ROWS: list[Row] = [
       for dataset in ("cifar10", "cifar100", "tinyimagenet") for ipc in (1, 10, 50)],
     *[Row("datm", dataset, ipc, gpu=True, experts={"experts": 100, "epochs": 100, "zca": True, "optimizer": "gsam"},
           model=preset_model("datm", dataset, ipc))
+      # Tiny ImageNet's experts take DATM's CIFAR buffer schedule (100 experts x 100 epochs, ZCA, GSAM): PAPERS.md
+      # gives no Tiny buffer command, so check it against the DATM repository before quoting a Tiny row
       for dataset, sizes in (("cifar10", (1, 10, 50, 500, 1000)), ("cifar100", (1, 10, 50, 100)), ("tinyimagenet", (1, 10, 50)))
       for ipc in sizes],
 ]
@@ -257,7 +261,8 @@ PARITY = ("dc", "dsa", "dm")
 def parity_table() -> str:
     """Equal-budget parity with the official code (issue 39 item 3): each method's official set and ours, 200
     iterations on FashionMNIST ipc 1, evaluated by our evaluator with the same network seeds; from the stored
-    ``<method>-official-eval.json`` / ``<method>-ours-eval.json`` (``distillset evaluate ... --json``)."""
+    ``<method>-official-eval.json`` / ``<method>-ours-eval.json`` (``distillset evaluate ... --json``). "Within one
+    std" means the gap is at most the larger of the two stds (over networks on one set each)."""
     lines = ["| method | official code | distillset | difference | verdict |", "|---|---|---|---|---|"]
     for method in PARITY:
         pair = [OFFICIAL / f"{method}-{who}-eval.json" for who in ("official", "ours")]
