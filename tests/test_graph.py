@@ -483,21 +483,45 @@ def test_released_sgdd_structure_terms():
 
 
 def test_the_transport_congruence_has_autograds_value_and_gradient():
-    """P^T S P with the gradient that reuses the forward's P^T S: autograd's value and gradient for a symmetric S,
-    and a finite-difference check (gradcheck) of the custom backward."""
-    from distillset.graph.sgdd import symmetric_congruence
+    """P^T Sigma P through the sparse factor of the original graph's Laplacian: the dense inverse's value, autograd's
+    gradient for it, and a finite-difference check (gradcheck) of the custom backward."""
+    from distillset.graph.sgdd import SignalCovariance, signal_covariance, symmetric_congruence
 
     gen = torch.Generator().manual_seed(3)
-    root = torch.rand(12, 12, generator=gen, dtype=torch.float64)
-    sigma = root @ root.T + 0.1 * torch.eye(12, dtype=torch.float64)
+    upper = torch.triu((torch.rand(12, 12, generator=gen) < 0.3).double(), 1)
+    upper[11] = upper[:, 11] = 0  # node 11 isolated: its Laplacian diagonal is 1, as the dense convention's
+    adjacency = upper + upper.T
+    rows, cols = adjacency.nonzero().T
+    covariance = SignalCovariance(12, torch.cat([rows, rows[:3]]), torch.cat([cols, cols[:3]]), 0.01, torch.device("cpu"))
+    sigma = signal_covariance(adjacency, 0.01)  # duplicate edges above count once, as in a dense adjacency
+    matrix = torch.rand(12, 3, generator=gen, dtype=torch.float64)
+    assert torch.allclose(covariance.apply(matrix), sigma @ matrix, rtol=1e-10, atol=1e-12)
     plan = torch.rand(12, 4, generator=gen, dtype=torch.float64, requires_grad=True)
     upstream = torch.rand(4, 4, generator=gen, dtype=torch.float64)  # not symmetric: both of its halves count
-    ours = symmetric_congruence(plan, sigma)
+    ours = symmetric_congruence(plan, covariance)
     (grad_ours,) = torch.autograd.grad((ours * upstream).sum(), plan)
     reference = plan.T @ sigma @ plan
     (grad_reference,) = torch.autograd.grad((reference * upstream).sum(), plan)
-    assert torch.allclose(ours, reference, rtol=1e-12) and torch.allclose(grad_ours, grad_reference, rtol=1e-12)
-    assert torch.autograd.gradcheck(lambda p: symmetric_congruence(p, sigma), (plan,))
+    assert torch.allclose(ours, reference, rtol=1e-10) and torch.allclose(grad_ours, grad_reference, rtol=1e-10)
+    assert torch.autograd.gradcheck(lambda p: symmetric_congruence(p, covariance), (plan,))
+
+
+def test_sinkhorn_scaling_vectors_equal_rescaling_the_plan():
+    """Updating diag(u) |P| diag(v) equals normalising the rows and then the columns of the whole plan, sweep after
+    sweep, in value and in gradient."""
+    from distillset.graph.sgdd import sinkhorn
+
+    gen = torch.Generator().manual_seed(5)
+    plan = (torch.rand(30, 6, generator=gen, dtype=torch.float64) - 0.3).requires_grad_(True)
+    upstream = torch.rand(30, 6, generator=gen, dtype=torch.float64)
+    reference = plan.abs()
+    for _ in range(5):
+        reference = reference / reference.sum(dim=1, keepdim=True).clamp_min(1e-30)
+        reference = reference / reference.sum(dim=0, keepdim=True).clamp_min(1e-30)
+    ours = sinkhorn(plan, 5)
+    (grad_ours,) = torch.autograd.grad((ours * upstream).sum(), plan)
+    (grad_reference,) = torch.autograd.grad((reference * upstream).sum(), plan)
+    assert torch.allclose(ours, reference, rtol=1e-12) and torch.allclose(grad_ours, grad_reference, rtol=1e-10)
 
 
 def test_released_sgdd_terms_move_the_structure(cora):

@@ -288,9 +288,10 @@ class GCond:
             adjacency = None
             if outer == cfg.outer_loop - 1:
                 break
-            if self.pge is not None and not update_structure:
-                # Feature epochs: the PGE is frozen and in eval mode for matching and inner training alike, so
-                # the next matching's adjacency (with its graph) is also the inner loop's: one forward, not two.
+            if self.pge is not None and (not update_structure or not cfg.pge_running_stats):
+                # The next matching's adjacency (with its graph) is also the inner loop's: one forward, not two. In
+                # feature epochs the PGE is frozen (eval mode for both); in structure epochs its BatchNorm reads the
+                # current pairs' statistics in either mode (the default), so A'(theta) after the step is one value.
                 adjacency = self.adjacency()
                 fixed_graph = Propagation.from_dense(adjacency.detach())
             else:
