@@ -178,6 +178,10 @@ def test_graph_table_records_each_condensed_cell_settings_and_prints_the_issue_t
     gcond_row = next(line for line in out.splitlines() if line.startswith("| cora | gcond | 0.25 |"))
     mean = 100 * float(np.mean(cells["cora/gcond/0.25/0"]["results"]["gcn"]["accs"]))
     assert f"| 79.8 +- 1.3 | {verdict(mean, 79.8, 1.3)} |" in gcond_row
+    random_row = next(line for line in out.splitlines() if line.startswith("| cora | random | 0.25 |"))
+    assert "| 63.6 +- 3.7 |" in random_row  # GCond Table 2's baselines sit beside ours too
+    whole = 100 * float(np.mean(cells["cora/whole"]["accs"]))
+    assert f"| cora | whole graph | - | {whole:.2f} | - | 81.2 +- 0.2 | {verdict(whole, 81.2, 0.2)} |" in out
 
 
 def test_the_ledger_evaluates_a_stored_set_run_by_run_and_writes_verdicts(tmp_path, monkeypatch, digits):
