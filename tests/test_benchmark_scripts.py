@@ -149,6 +149,11 @@ def test_sgdd_ot_weight_sweep_measures_the_led_term_share_of_the_structure_gradi
     stamp = results.stat().st_mtime_ns
     run_script("sgdd_ot_weight", args, monkeypatch)  # both cells stored: nothing is measured again
     assert results.stat().st_mtime_ns == stamp
+    import sgdd_ot_weight
+
+    off = {**cells["sgdd-led/cora/0.25/1/1"], "val_accs": [1.0]}  # the term off validates best: still not chosen
+    text = sgdd_ot_weight.table({**cells, "sgdd-led/cora/0.25/0/1": off})
+    assert "| 0 (term off) |" in text and f"| {best} (chosen) |" in text
 
 
 def test_graph_table_records_each_condensed_cell_settings_and_prints_the_issue_targets(tmp_path, data_root, monkeypatch, capsys):
