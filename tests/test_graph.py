@@ -496,6 +496,8 @@ def test_the_transport_congruence_has_autograds_value_and_gradient():
     sigma = signal_covariance(adjacency, 0.01)  # duplicate edges above count once, as in a dense adjacency
     matrix = torch.rand(12, 3, generator=gen, dtype=torch.float64)
     assert torch.allclose(covariance.apply(matrix), sigma @ matrix, rtol=1e-10, atol=1e-12)
+    dense = SignalCovariance(12, rows, cols, 0.01, torch.device("cpu"), dense=True)  # the path an accelerator takes
+    assert dense.factor is None and torch.allclose(dense.apply(matrix), sigma @ matrix, rtol=1e-10, atol=1e-12)
     plan = torch.rand(12, 4, generator=gen, dtype=torch.float64, requires_grad=True)
     upstream = torch.rand(4, 4, generator=gen, dtype=torch.float64)  # not symmetric: both of its halves count
     ours = symmetric_congruence(plan, covariance)

@@ -127,9 +127,10 @@ class SignalCovariance:
     factor (SuperLU, minimum-degree ordering of A^T + A) solves for Sigma M in O(nnz(factor) k) for k columns, where
     the dense Sigma M costs n^2 k and Sigma itself an n^3 inverse and n^2 memory. On other devices the dense
     inverse is formed once and applied with a matrix product, which an accelerator does faster than a round trip
-    to the CPU. Both are float64 and agree to rounding (tested)."""
+    to the CPU (``dense`` forces either). Both are float64 and agree to rounding (tested)."""
 
-    def __init__(self, num_nodes: int, rows: torch.Tensor, cols: torch.Tensor, ridge: float, device: torch.device) -> None:
+    def __init__(self, num_nodes: int, rows: torch.Tensor, cols: torch.Tensor, ridge: float, device: torch.device,
+                 dense: bool | None = None) -> None:
         import scipy.sparse as sparse
         from scipy.sparse.linalg import splu
 
@@ -141,7 +142,7 @@ class SignalCovariance:
         system = (sparse.identity(num_nodes) * (1.0 + ridge) - scaled).tocsc()
         self.device = torch.device(device)
         self.factor = self.dense = None
-        if self.device.type == "cpu":
+        if not (self.device.type != "cpu" if dense is None else dense):
             self.factor = splu(system, permc_spec="MMD_AT_PLUS_A")
         else:
             dense = torch.linalg.inv(torch.from_numpy(system.toarray()))
