@@ -189,7 +189,7 @@ def test_graph_table_records_each_condensed_cell_settings_and_prints_the_issue_t
             "--seeds", "0", "--epochs", "1", "--eval-epochs", "3", "--results", str(results), "--out", str(tmp_path / "runs")]
     run_script("graph_table", args, monkeypatch)
     cells = json.loads(results.read_text())
-    assert cells["cora/sgdd/0.25/0"]["settings"]["ot_weight"] == 1.0 and cells["cora/sgdd/0.25/0"]["settings"]["beta"] == 0.5
+    assert cells["cora/sgdd/0.25/0"]["settings"]["ot_weight"] == 0.1 and cells["cora/sgdd/0.25/0"]["settings"]["beta"] == 0.5
     assert cells["cora/gcond/0.25/0"]["settings"]["pge_running_stats"] is False
     assert "settings" not in cells["cora/random/0.25/0"]
     out = capsys.readouterr().out

@@ -529,7 +529,7 @@ def test_sinkhorn_scaling_vectors_equal_rescaling_the_plan():
 def test_released_sgdd_terms_move_the_structure(cora):
     from distillset.graph.sgdd import SGDD, SGDDConfig
 
-    engine = SGDD(cora, SGDDConfig(reduction=0.25, outer_loop=1, inner_loop=1))
+    engine = SGDD(cora, SGDDConfig(reduction=0.25, outer_loop=1, inner_loop=1, ot_weight=1.0))
     optimizer = torch.optim.Adam(engine.pge.parameters(), lr=0.01)
     values = []
     for _ in range(15):
