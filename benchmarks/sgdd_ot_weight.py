@@ -8,7 +8,8 @@ so each cell also reports, for the first structure epoch, the ratio of the two g
 parameters. Each cell (method, dataset, reduction, weight, seed) condenses and is evaluated with the GCond
 protocol (--runs GCNs, best epoch on the real validation split, real test split) and the LED shift. The weight
 to use is the positive one with the best mean VALIDATION accuracy (marked in the table; weight 0, the term off, is
-shown as the ablation and never chosen); the test column is reported, never used to choose. Cells are stored in --results as they finish (atomic JSON) and skipped when present.
+shown as the ablation and never chosen); the test column is reported, never used to choose. Cells are stored in
+--results as they finish (atomic JSON) and skipped when present.
 
     OMP_NUM_THREADS=1 python benchmarks/sgdd_ot_weight.py --data-root ../shared/data --weights 0,0.1,1,10 --seeds 0,1
 """

@@ -57,8 +57,8 @@ _add("mtt", "cifar10", {1: 46.2, 10: 65.4, 50: 71.6}, source="MTT (CVPR 2022), v
 _add("datm", "cifar10", {1: 46.9, 10: 66.8, 50: 76.1, 500: 83.5, 1000: 85.5}, source="DATM (ICLR 2024), via PAPERS.md")
 _add("datm", "cifar100", {1: 27.9, 10: 47.2, 50: 55.0, 100: 57.5}, source="DATM (ICLR 2024), via PAPERS.md")
 # graphs, r = 0.25, 0.5, 1 (Cora 1.3/2.6/5.2% of the nodes, CiteSeer 0.9/1.8/3.6%). GCond's Table 2 columns (GCond,
-# random, herding, k-center, whole graph) were checked against a text copy of that table: CTRL (Zhang et al.,
-# arXiv 2402.04924) Table 1 reprints them, and its GCond and random columns agree with PAPERS.md. GCond's own PDF
+# random, herding, k-center, whole graph) were checked against a text copy of that table: CTRL (arXiv
+# 2402.04924) reprints them in its Table 1, and its GCond and random columns agree with PAPERS.md. GCond's own PDF
 # was not readable offline. SGDD's rows are PAPERS.md's, not yet checked against a copy of SGDD's table; GCond-X's
 # published rows are not filled in (no copy found).
 GCOND_TABLE2 = "GCond (ICLR 2022) Table 2, checked against its reprint in CTRL (arXiv 2402.04924) Table 1"
@@ -73,6 +73,7 @@ _add("kcenter", "citeseer", {0.25: 52.4, 0.5: 64.3, 1.0: 69.1}, {0.25: 2.8, 0.5:
 _add("whole", "cora", {0: 81.2}, {0: 0.2}, GCOND_TABLE2)
 _add("whole", "citeseer", {0: 71.7}, {0: 0.1}, GCOND_TABLE2)
 _add("sgdd", "citeseer", {0.25: 69.5, 0.5: 70.2, 1.0: 70.3}, source="SGDD (NeurIPS 2023), via PAPERS.md")
+
 
 def verdict(ours: float, pub: float | None, pub_std: float | None, complete: bool = True) -> str:
     """Where our mean sits against the published mean +- one published std, in words for a table's verdict column.
