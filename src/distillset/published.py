@@ -57,10 +57,10 @@ _add("mtt", "cifar10", {1: 46.2, 10: 65.4, 50: 71.6}, source="MTT (CVPR 2022), v
 _add("datm", "cifar10", {1: 46.9, 10: 66.8, 50: 76.1, 500: 83.5, 1000: 85.5}, source="DATM (ICLR 2024), via PAPERS.md")
 _add("datm", "cifar100", {1: 27.9, 10: 47.2, 50: 55.0, 100: 57.5}, source="DATM (ICLR 2024), via PAPERS.md")
 # graphs, r = 0.25, 0.5, 1 (Cora 1.3/2.6/5.2% of the nodes, CiteSeer 0.9/1.8/3.6%). GCond's Table 2 columns (GCond,
-# random, herding, k-center, whole graph) were checked against a text copy of that table: CTRL (arXiv
-# 2402.04924) reprints them in its node-classification table, and its GCond and random columns agree with PAPERS.md. GCond's own PDF
-# was not readable offline. SGDD's rows are PAPERS.md's, not yet checked against a copy of SGDD's table; GCond-X's
-# published rows are not filled in (no copy found).
+# random, herding, k-center, whole graph) were checked against a text copy of that table: CTRL (arXiv 2402.04924)
+# reprints them in its node-classification table, and its GCond and random columns agree with PAPERS.md. GCond's
+# own PDF was not readable offline. SGDD's rows are PAPERS.md's, not yet checked against a copy of SGDD's table;
+# GCond-X's published rows are not filled in (no copy found).
 GCOND_TABLE2 = "GCond (ICLR 2022) Table 2, checked against its reprint in CTRL (arXiv 2402.04924)"
 _add("gcond", "cora", {0.25: 79.8, 0.5: 80.1, 1.0: 79.3}, {0.25: 1.3, 0.5: 0.6, 1.0: 0.3}, GCOND_TABLE2)
 _add("gcond", "citeseer", {0.25: 70.5, 0.5: 70.6, 1.0: 69.8}, {0.25: 1.2, 0.5: 0.9, 1.0: 1.4}, GCOND_TABLE2)
