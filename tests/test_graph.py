@@ -267,6 +267,32 @@ def test_gcond_resumes_bitwise_and_gcond_x_has_no_structure(tmp_path, data_root)
     assert (tmp_path / "x" / "run.json").is_file()
 
 
+def test_gcond_x_as_the_release_runs_it_matches_through_a_frozen_untrained_pge(cora, tmp_path, data_root):
+    """GCond's release runs GCond-X with --lr_adj 0: its random PGE's adjacency shapes the matching but never moves,
+    the features stay put in the PGE's 10 of every 50 epochs, and the saved graph has no edges. It resumes bitwise."""
+    from distillset.graph.gcond import GCond, GCondXConfig
+
+    tiny = {"reduction": 0.25, "outer_loop": 2, "inner_loop": 1, "structure_epochs": 1, "feature_epochs": 1}
+    engine = GCond(cora, GCondXConfig(epochs=2, untrained_pge_matching=True, **tiny))
+    pge = {k: v.clone() for k, v in engine.pge.state_dict().items()}
+    dense = engine.adjacency().detach()
+    assert engine.opt_structure is None and (dense + torch.eye(len(dense))).min() > 0.1  # the untrained PGE: dense
+    state, start = engine.initial_state(), engine.features.detach().clone()
+    engine.step(state)  # epoch 0 is the PGE's: nothing is updated
+    assert torch.equal(engine.features.detach(), start)
+    engine.step(state)
+    assert not torch.equal(engine.features.detach(), start)
+    assert all(torch.equal(v, engine.pge.state_dict()[k]) for k, v in pge.items())
+    assert engine.to_synset(state).adjacency.abs().max() == 0
+    options = {**tiny, "epochs": 3, "untrained_pge_matching": True}
+    whole = run_method("gcond-x", "cora", tmp_path / "w", options, data_root=data_root, progress=False, **QUIET).synset
+    assert run_method("gcond-x", "cora", tmp_path / "p", options, data_root=data_root, progress=False, stop_after=2, **QUIET) is None
+    resumed = run_method("gcond-x", "cora", tmp_path / "p", options, data_root=data_root, progress=False, **QUIET).synset
+    assert torch.equal(whole.features, resumed.features)
+    with pytest.raises(DistillsetError, match="untrained_pge_matching is GCond-X's"):
+        GCond(cora, GCondConfig(untrained_pge_matching=True, **tiny))
+
+
 def test_graph_evaluation_selects_on_validation(cora):
     whole = evaluate_graph(None, cora, ["gcn"], runs=1, epochs=30)["gcn"]
     assert 0.6 < whole.accs[0] < 0.9 and 0.6 < whole.val_accs[0]

@@ -74,6 +74,11 @@ class GCondConfig:
     # reference does, so a rare class (the anomalies of an imbalanced graph) does not weigh as much as a common
     # one. The Planetoid splits are balanced (20 per class), where every weight is 1. False: unweighted sum.
     class_weighted: bool = option(True, "weigh each class's matching term by its synthetic share (GCond's reference)")
+    # GCond-X as GCond's release runs it (--lr_adj 0): the features are matched through the adjacency of the PGE at
+    # its random initialisation, which never moves, and are not updated in the 10 of every 50 epochs the release
+    # spends stepping that PGE with lr 0; only the saved graph drops the edges. Off: the paper's GCond-X, A' = I
+    # (no edges) in matching and evaluation alike.
+    untrained_pge_matching: bool = option(False, "gcond-x only: match through an untrained PGE, as GCond's release runs GCond-X")
     seed: int = option(0, "the seed of every random draw")
 
 
@@ -170,13 +175,15 @@ class GCond:
                  for pool, n in zip(self.train_by_class, self.counts)]
         self.labels = torch.cat([torch.full((n,), c, dtype=torch.long) for c, n in enumerate(self.counts)]).to(data.features.device)
         self.features = data.features[torch.cat(picks)].clone().requires_grad_(True)
+        if config.structure and config.untrained_pge_matching:
+            raise DistillsetError("untrained_pge_matching is GCond-X's (--method gcond-x); gcond trains its structure generator")
         self.pge = None
-        if config.structure:
+        if config.structure or config.untrained_pge_matching:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(torch.randint(2**62, (1,), generator=make_generator(config.seed, self.method, "pge"))))
                 self.pge = self.make_generator().to(data.features.device)
         self.opt_features = torch.optim.Adam([self.features], lr=config.lr_features)
-        self.opt_structure = torch.optim.Adam(self.pge.parameters(), lr=config.lr_structure) if self.pge is not None else None
+        self.opt_structure = torch.optim.Adam(self.pge.parameters(), lr=config.lr_structure) if config.structure else None
         self.epoch = 0
         self.losses: list[float] = []
         self._live: State | None = None  # the state whose tensors the live objects hold
@@ -236,7 +243,9 @@ class GCond:
         closed_form = isinstance(model, SGC)
         inner_trainer = SGCAdamTrainer(model, cfg.lr_model) if closed_form else None
         model_opt = None if inner_trainer is not None else torch.optim.Adam(params, lr=cfg.lr_model)
-        update_structure = self.pge is not None and epoch % (cfg.structure_epochs + cfg.feature_epochs) < cfg.structure_epochs
+        structure_phase = self.pge is not None and epoch % (cfg.structure_epochs + cfg.feature_epochs) < cfg.structure_epochs
+        update_structure = structure_phase and self.opt_structure is not None
+        frozen_phase = structure_phase and not update_structure  # untrained_pge_matching: nothing is updated
         total = 0.0
         adjacency = None
         for outer in range(cfg.outer_loop):
@@ -280,10 +289,11 @@ class GCond:
             self.opt_features.zero_grad(set_to_none=True)
             if self.opt_structure is not None:
                 self.opt_structure.zero_grad(set_to_none=True)
-            # Only the tensors this phase updates get gradients: the PGE's weight gradients are skipped in
-            # feature epochs, the features' in structure epochs (same updates, about a third less backward).
-            loss.backward(inputs=list(self.pge.parameters()) if update_structure else [self.features])
-            optimizer.step()
+            if not frozen_phase:
+                # Only the tensors this phase updates get gradients: the PGE's weight gradients are skipped in
+                # feature epochs, the features' in structure epochs (same updates, about a third less backward).
+                loss.backward(inputs=list(self.pge.parameters()) if update_structure else [self.features])
+                optimizer.step()
             total += float(loss.detach())
             adjacency = None
             if outer == cfg.outer_loop - 1:
@@ -320,6 +330,8 @@ class GCond:
             if self.pge is not None:
                 self.pge.eval()
             adjacency = self.adjacency().detach().float().cpu()
+        if not self.config.structure:  # GCond-X saves no edges (also when it matched through an untrained PGE)
+            adjacency = torch.zeros_like(adjacency)
         adjacency = torch.where(adjacency < self.config.threshold, torch.zeros_like(adjacency), adjacency)
         adjacency = (adjacency + adjacency.T) / 2
         return GraphSynSet(self.features.detach().float().cpu().clone(), adjacency, self.labels.cpu().clone(), self.data.name,
@@ -332,6 +344,7 @@ class GCond:
         tensors.update(_optimizer_tensors(self.opt_features, "opt_features"))
         if self.pge is not None:
             tensors.update({f"pge.{k}": v.detach() for k, v in self.pge.state_dict().items()})
+        if self.opt_structure is not None:
             tensors.update(_optimizer_tensors(self.opt_structure, "opt_structure"))
         return tensors
 
@@ -342,6 +355,7 @@ class GCond:
         _load_optimizer(self.opt_features, tensors, "opt_features", device)
         if self.pge is not None:
             self.pge.load_state_dict({k[4:]: v.to(device) for k, v in tensors.items() if k.startswith("pge.")})
+        if self.opt_structure is not None:
             _load_optimizer(self.opt_structure, tensors, "opt_structure", device)
         self.epoch, self.losses = epoch, list(losses)
 
