@@ -3,7 +3,8 @@
 Learned: node features X' (initialised from real training nodes of each class; class counts follow the
 training label distribution times the reduction r) and, for ``gcond``, a structure generator (PGE):
 A'_ij = sigmoid(MLP([x'_i, x'_j])), symmetrised, zero diagonal. ``gcond-x`` learns features only
-(A' = 0, so the GNN sees only self loops).
+(A' = 0, so the GNN sees only self loops), as the paper defines it; ``untrained_pge_matching`` runs it as the
+release does (matched through the PGE at its random initialisation, which never moves; saved without edges).
 
 Each epoch draws a fresh matching network (SGC by default). For ``outer_loop`` steps: per class c,
 the gradient of the cross-entropy on up to 256 sampled real training nodes of c is matched to the
