@@ -185,13 +185,16 @@ def test_graph_table_records_each_condensed_cell_settings_and_prints_the_issue_t
     """Each GCond/SGDD cell keeps the settings that made it (a default change, like an OT weight going from 1 to
     10, must not mix silently into one row), and the targets table compares SGDD with GCond from the cells."""
     results = tmp_path / "graph.json"
-    args = ["--data-root", str(data_root), "--datasets", "cora", "--methods", "random,gcond,sgdd", "--reductions", "0.25",
+    args = ["--data-root", str(data_root), "--datasets", "cora", "--methods", "random,gcond,sgdd,gcond-x-release", "--reductions", "0.25",
             "--seeds", "0", "--epochs", "1", "--eval-epochs", "3", "--results", str(results), "--out", str(tmp_path / "runs")]
     run_script("graph_table", args, monkeypatch)
     cells = json.loads(results.read_text())
     assert cells["cora/sgdd/0.25/0"]["settings"]["ot_weight"] == 0.1 and cells["cora/sgdd/0.25/0"]["settings"]["beta"] == 0.5
     assert cells["cora/gcond/0.25/0"]["settings"]["pge_running_stats"] is False
     assert "settings" not in cells["cora/random/0.25/0"]
+    release_x = cells["cora/gcond-x-release/0.25/0"]  # GCond-X the release's way: its own row, saved without edges
+    assert release_x["isolated_nodes"] == release_x["nodes"] == 35
+    assert json.loads((tmp_path / "runs" / "cora-gcond-x-release-0.25-0" / "run.json").read_text())["config"]["untrained_pge_matching"]
     out = capsys.readouterr().out
     gcond, sgdd = cells["cora/gcond/0.25/0"]["led_shift"], cells["cora/sgdd/0.25/0"]["led_shift"]
     assert f"{sgdd:.4f} vs {gcond:.4f} ({100 * (gcond - sgdd) / gcond:.1f}% lower)" in out
