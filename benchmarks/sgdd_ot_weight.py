@@ -73,6 +73,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=600)
     parser.add_argument("--runs", type=int, default=3, help="GCNs per condensed graph")
     parser.add_argument("--eval-epochs", type=int, default=600, help="epochs of each evaluation GCN")
+    parser.add_argument("--null-space", action="store_true", help="sgdd: ot_null_space (each graph's null space removed)")
+    parser.add_argument("--plan-mass", choices=("unit", "even"), help="sgdd: plan_mass (default: the library's)")
     add_results_arguments(parser, "benchmarks/results/sgdd_ot_weight.json")
     args = parser.parse_args()
     path, results = open_results(args)
@@ -86,8 +88,10 @@ def main() -> None:
                     continue
                 start = time.perf_counter()
                 spec = ds.get_method(args.method, "graph")
+                formulation = ({"ot_null_space": True} if args.null_space else {}) | (
+                    {"plan_mass": args.plan_mass} if args.plan_mass else {})
                 engine = spec.build(data, spec.make_config({"reduction": args.reduction, "epochs": args.epochs, "seed": seed,
-                                                            "ot_weight": weight}))
+                                                            "ot_weight": weight, **formulation}))
                 state = engine.initial_state()
                 # epoch 0 is a structure epoch; it counts as the first of --epochs (no term at weight 0: no ratio)
                 ratio = gradient_ratio(engine, state) if weight > 0 else 0.0
@@ -100,6 +104,7 @@ def main() -> None:
                 shift = led_shift(original, energy_distribution(synset.features, synset.adjacency))
                 results[key] = {"accs": accs, "val_accs": evaluation.val_accs, "led_shift": shift, "ot_gradient_ratio": ratio,
                                 "mean_degree": float(synset.adjacency.sum(1).mean()), "condense_seconds": seconds,
+                                "formulation": formulation,
                                 "date": time.strftime("%Y-%m-%d")}
                 atomic_write_json(path, results)
                 print(f"{key}: GCN {100 * np.mean(accs):.2f}, LED shift {shift:.4f}, OT/total gradient {ratio:.3f} "

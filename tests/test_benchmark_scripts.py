@@ -154,31 +154,24 @@ def test_sgdd_ot_weight_sweep_measures_the_led_term_share_of_the_structure_gradi
     off = {**cells["sgdd-led/cora/0.25/1/1"], "val_accs": [1.0]}  # the term off validates best: still not chosen
     text = sgdd_ot_weight.table({**cells, "sgdd-led/cora/0.25/0/1": off})
     assert "| 0 (term off) |" in text and f"| {best} (chosen) |" in text
+    candidate = tmp_path / "ot-null.json"  # the released term with the candidate fix: recorded with each cell
+    run_script("sgdd_ot_weight", ["--data-root", str(data_root), "--method", "sgdd", "--weights", "1", "--seeds", "0",
+                                  "--epochs", "1", "--runs", "1", "--eval-epochs", "3", "--null-space", "--plan-mass", "even",
+                                  "--results", str(candidate)], monkeypatch)
+    assert json.loads(candidate.read_text())["sgdd/cora/0.25/1/0"]["formulation"] == {"ot_null_space": True, "plan_mass": "even"}
 
 
-def test_sgdd_ot_probe_projects_out_each_graphs_null_space(data_root, monkeypatch, capsys):
-    """The probe's null vectors are the normalised Laplacian's (one unit vector per component of Cora), and the
-    projected-out term is smaller than the ridge term it comes from (the 1/gamma directions are gone)."""
-    import sgdd_ot_probe
-
-    from distillset.graph.data import load_graph
-    from distillset.graph.led import normalized_laplacian
-    from distillset.graph.sgdd import induced_edges
-
-    cora = load_graph("cora", str(data_root))
-    vectors = sgdd_ot_probe.null_space(cora)
-    rows, cols = induced_edges(cora, torch.arange(cora.num_nodes))
-    adjacency = torch.zeros(cora.num_nodes, cora.num_nodes, dtype=torch.float64)
-    adjacency[rows, cols] = 1.0
-    assert vectors.shape[1] == 78 and torch.allclose(vectors.T @ vectors, torch.eye(78, dtype=torch.float64), atol=1e-10)
-    assert float((normalized_laplacian(adjacency) @ vectors).abs().max()) < 1e-10
+def test_sgdd_ot_probe_reads_the_term_with_and_without_the_null_space(data_root, monkeypatch, capsys):
+    """The probe's term values at initialisation: projecting out the null space removes the 1/gamma directions
+    (measured 111.04 -> 31.73), and even plan mass changes the transported covariance (27.14)."""
     values = {}
-    for formulation in ("ridge", "null"):
-        run_script("sgdd_ot_probe", ["--data-root", str(data_root), "--formulation", formulation, "--epochs", "1",
-                                     "--every", "1"], monkeypatch)
-        first = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {formulation} | 1 | 1 | 0 |"))
-        values[formulation] = float(first.split("|")[-2])
-    assert values["null"] < values["ridge"] - 50  # measured 31.73 against 111.04: the null directions carried ~100
+    for formulation, mass in (("ridge", "unit"), ("null", "unit"), ("null", "even")):
+        run_script("sgdd_ot_probe", ["--data-root", str(data_root), "--formulation", formulation, "--plan-mass", mass,
+                                     "--epochs", "1", "--every", "1"], monkeypatch)
+        first = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {formulation} | {mass} | 1 | 0 |"))
+        values[formulation, mass] = float(first.split("|")[-2])
+    assert values["null", "unit"] < values["ridge", "unit"] - 50
+    assert values["null", "even"] != pytest.approx(values["null", "unit"], abs=1.0)
 
 
 def test_graph_table_records_each_condensed_cell_settings_and_prints_the_issue_targets(tmp_path, data_root, monkeypatch, capsys):

@@ -534,6 +534,31 @@ def test_the_transport_congruence_has_autograds_value_and_gradient():
     assert torch.autograd.gradcheck(lambda p: symmetric_congruence(p, covariance), (plan,))
 
 
+def test_the_null_space_option_leaves_gots_regularised_pseudo_inverse():
+    """With ``null_space`` both covariances are sum over the NON-null eigenpairs of L of v v^T / (lambda + ridge): the
+    original graph's (two components with edges and an isolated node, whose eigenvalue is 1) through the sparse
+    factor, the synthetic graph's (connected, weighted) through the dense inverse."""
+    from distillset.graph.led import normalized_laplacian
+    from distillset.graph.sgdd import SignalCovariance, signal_covariance
+
+    def reference(adjacency: torch.Tensor, ridge: float) -> torch.Tensor:
+        values, vectors = torch.linalg.eigh(normalized_laplacian(adjacency))
+        keep = values > 1e-9
+        return (vectors[:, keep] / (values[keep] + ridge)) @ vectors[:, keep].T
+
+    adjacency = torch.zeros(7, 7, dtype=torch.float64)
+    for i, j in [(0, 1), (1, 2), (2, 0), (3, 4), (4, 5)]:  # components {0, 1, 2} and {3, 4, 5}; node 6 isolated
+        adjacency[i, j] = adjacency[j, i] = 1.0
+    rows, cols = adjacency.nonzero().T
+    covariance = SignalCovariance(7, rows, cols, 0.01, torch.device("cpu"), null_space=True)
+    assert covariance.null_vectors.shape == (7, 2)
+    assert torch.allclose(covariance.apply(torch.eye(7, dtype=torch.float64)), reference(adjacency, 0.01), atol=1e-9)
+    gen = torch.Generator().manual_seed(2)
+    weighted = torch.rand(6, 6, generator=gen, dtype=torch.float64)
+    weighted = torch.triu(weighted, 1) + torch.triu(weighted, 1).T
+    assert torch.allclose(signal_covariance(weighted, 0.01, null_space=True), reference(weighted, 0.01), atol=1e-9)
+
+
 def test_sinkhorn_scaling_vectors_equal_rescaling_the_plan():
     """Updating diag(u) |P| diag(v) equals normalising the rows and then the columns of the whole plan, sweep after
     sweep, in value and in gradient."""
