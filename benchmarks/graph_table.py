@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--methods", default="random,herding,kcenter,gcond,gcond-x,sgdd")
     parser.add_argument("--reductions", default="0.25,0.5,1")
     parser.add_argument("--seeds", default="0,1,2,3,4")
-    parser.add_argument("--epochs", type=int, default=600, help="condensation epochs of gcond/sgdd")
+    parser.add_argument("--epochs", type=int, help="condensation epochs (default: each method's own, GCond 600, SGDD 2000)")
     parser.add_argument("--eval-epochs", type=int, default=600)
     parser.add_argument("--runs", type=int, default=3, help="GCNs per condensed graph (GCond's test_with_val: 3)")
     parser.add_argument("--cross-arch", action="store_true")
@@ -96,7 +96,8 @@ def main() -> None:
                         synset = ds.condense_graph(method, data, reduction, seed=seed)
                     else:
                         registered, variant = VARIANTS.get(method, (method, {}))
-                        options = {"reduction": reduction, "epochs": args.epochs, "seed": seed, **variant,
+                        options = {"reduction": reduction, "seed": seed, **variant,
+                                   **({"epochs": args.epochs} if args.epochs is not None else {}),
                                    **(sgdd_options if method in ("sgdd", "sgdd-led") and sgdd_options else {})}
                         synset = ds.run_method(registered, dataset, run_dir, options, data_root=args.data_root, device=args.device,
                                                progress=False, log=lambda m: None).synset
