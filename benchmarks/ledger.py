@@ -35,6 +35,7 @@ import numpy as np
 import distillset as ds
 from distillset.evaluation import each_run
 from distillset.evaluation.files import model_protocol
+from distillset.fileio import atomic_write_bytes
 from distillset.published import published, published_source, published_std, verdict
 from distillset.results import ResultsStore
 from distillset.synset import SynSet
@@ -45,6 +46,11 @@ EXPERTS = REPO / "runs" / "ledger-experts"  # git-ignored
 SETS = ROOT / "sets"
 RESULTS = ROOT / "results.json"
 MODEL = "convnet"  # the evaluation network unless a row (its method's preset) names another
+
+
+def shown(path: Path) -> Path:
+    """A path as a command in the table gives it: relative to the repository when inside it."""
+    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,7 @@ class Row:
     epochs: int | None = None  # None: the protocol's (1000 with augmentation, 300 without)
     gpu: bool = False  # too large for this CPU: shown with its command, not measured
     gpu_reason: str = ""  # what was measured that puts it there
+    finding: str = ""  # what an investigation of a below-paper cell found (shown beside its verdict)
     experts: dict | None = None  # mtt/datm: `distillset experts` options of the trajectories the method matches
     model: str = MODEL  # the network the set is made with (experts included) and evaluated on
 
@@ -83,7 +90,7 @@ class Row:
         flags = (f"--experts {e['experts']} --epochs {e['epochs']} --optimizer {e.get('optimizer', 'sgd')}" + (" --zca" if e.get("zca") else "")
                  + (f" --model {self.model}" if self.model != MODEL else ""))
         device = " --device cuda" if self.gpu else ""
-        return f"distillset experts --dataset {self.dataset} {flags}{device} --out {self.experts_folder().relative_to(REPO)}"
+        return f"distillset experts --dataset {self.dataset} {flags}{device} --out {shown(self.experts_folder())}"
 
     def command(self, seed: int) -> str:
         if self.method == "whole":
@@ -91,9 +98,9 @@ class Row:
         kind = "condense" if ds.get_method(self.method, "image").kind == "condensation" else "coreset"
         flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in self.options.items())
         device = " --device cuda" if self.gpu else ""
-        experts = f" --experts-dir {self.experts_folder().relative_to(REPO)}" if self.experts else ""
+        experts = f" --experts-dir {shown(self.experts_folder())}" if self.experts else ""
         condense = (f"distillset {kind} --method {self.method} --dataset {self.dataset} --ipc {self.size} --seed {seed} "
-                    f"{flags}{experts}{device} --out {self.folder(seed).relative_to(REPO)}").replace("  ", " ")
+                    f"{flags}{experts}{device} --out {shown(self.folder(seed))}").replace("  ", " ")
         return f"{self.experts_command()} && {condense}" if self.experts else condense
 
 
@@ -225,33 +232,52 @@ def evaluate(rows: list[Row], data_root: str | None, device: str, store: Results
 
 # --------------------------------------------------------------------------------------------------- write
 def table(store: ResultsStore) -> str:
-    lines = ["| method | dataset | ipc | published | source | ours | sets x networks | protocol | verdict |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | dataset | ipc | published | source | ours | sets x networks | protocol | commands | measured | verdict |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in ROWS:
         size = row.size if row.size is not None else "all"
         pub, pub_std = published(row.method, row.dataset, row.size or 0), published_std(row.method, row.dataset, row.size or 0)
         pub_text = "-" if pub is None else f"{pub:.1f}" + (f" +- {pub_std:.1f}" if pub_std is not None else "")
         source = published_source(row.method, row.dataset, row.size or 0) or "-"
-        accs, sets, protocol = [], 0, None
+        accs, sets, protocol, cells = [], 0, None, []
         for seed in row.seeds:
             cell = store.cells.get(f"{row.key}/s{seed}")
             if cell and cell["runs"]:
                 sets += 1
                 accs += [100 * a for a in cell["runs"].values()]
                 protocol = cell["protocol"]
+                cells.append(cell)
         schedule = f"{row.options['iterations']} it, " if "iterations" in row.options else ""
         if not accs:
             why = ("needs a GPU" + (f" ({row.gpu_reason})" if row.gpu_reason else "")) if row.gpu else "not yet made/evaluated"
             lines.append(f"| {row.method} | {row.dataset} | {size} | {pub_text} | {source} | not measured: {why} | "
-                         f"{len(row.seeds)} x {row.networks} planned | {schedule}`{row.command(row.seeds[0])}` | - |")
+                         f"{len(row.seeds)} x {row.networks} planned | {schedule.rstrip(', ') or '-'} | {row_commands(row)} | - | - |")
             continue
         mean, std = float(np.mean(accs)), float(np.std(accs))
         complete = sets == len(row.seeds) and len(accs) == len(row.seeds) * row.networks
         network = "ConvNet" if row.model == MODEL else row.model
         proto = f"{schedule}{network}, {protocol['augment']}, {protocol['epochs']} epochs"
+        said = verdict(mean, pub, pub_std, complete) + (f"; {row.finding}" if row.finding else "")
         lines.append(f"| {row.method} | {row.dataset} | {size} | {pub_text} | {source} | {mean:.1f} +- {std:.1f} | "
-                     f"{sets} x {len(accs) // max(sets, 1)} | {proto} | {verdict(mean, pub, pub_std, complete)} |")
+                     f"{sets} x {len(accs) // max(sets, 1)} | {proto} | {row_commands(row)} | {measured(cells)} | {said} |")
     return "\n".join(lines)
+
+
+def row_commands(row: Row) -> str:
+    """The exact commands of a row: what makes its sets (each seed) and what evaluates them."""
+    evaluate_command = f"`python benchmarks/ledger.py evaluate --only {row.key}`"
+    if row.method == "whole":
+        return evaluate_command + " (the whole training split, in memory)"
+    seeds = f" (seed{'s' if len(row.seeds) > 1 else ''} {', '.join(map(str, row.seeds))})"
+    return f"`{row.command(row.seeds[0])}`{seeds}, then {evaluate_command}"
+
+
+def measured(cells: list[dict]) -> str:
+    """When and on what the row's networks were trained: dates, device, threads and torch of its stored cells."""
+    dates = sorted({c.get("date", "") for c in cells if c.get("date")})
+    machines = sorted({f"{e.get('device')}, {e.get('threads')} thread(s), torch {e.get('torch')}"
+                       for e in (c.get("environment") or {} for c in cells) if e})
+    return "; ".join([", ".join(dates)] + machines) or "-"
 
 
 OFFICIAL = ROOT.parent / "official-dc"  # sets made by the official DC/DSA/DM code and our evaluations of them
@@ -292,7 +318,7 @@ def write(store: ResultsStore, out: Path) -> None:
             "DatasetCondensation, run in a scratch copy with the torch-2.x fixes BENCHMARKS.md lists) and one by ours, "
             "both evaluated by our evaluator at the method's protocol with the same network seeds (networks in "
             "brackets). Sets and evaluations: `benchmarks/results/official-dc/`.\n\n" + parity_table() + "\n")
-    out.write_text(text)
+    atomic_write_bytes(out, text.encode())
 
 
 def main() -> None:

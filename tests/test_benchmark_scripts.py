@@ -228,6 +228,12 @@ def test_the_ledger_evaluates_a_stored_set_run_by_run_and_writes_verdicts(tmp_pa
     assert again.cells["random/digits/1/s0"]["runs"] == cell["runs"]
     text = ledger.table(again)
     assert "| random | digits | 1 | - | - |" in text and "1 x 2" in text and "no published number" in text
+    measured_row = next(line for line in text.splitlines() if line.startswith("| random | digits | 1 |"))
+    assert "`distillset coreset --method random --dataset digits --ipc 1 --seed 0" in measured_row  # the exact commands
+    assert "`python benchmarks/ledger.py evaluate --only random/digits/1`" in measured_row
+    assert f"| {cell['date']}; cpu, " in measured_row  # when and on what it was measured
+    monkeypatch.setattr(ledger, "ROWS", [ledger.Row("random", "digits", 1, seeds=(0,), networks=2, epochs=2, finding="the finding")])
+    assert "; the finding |" in ledger.table(again)  # a below-paper cell's investigation sits beside its verdict
     assert ledger.verdict(91.0, 91.7, 0.5) == "below (-0.7)"
     assert ledger.verdict(91.5, 91.7, 0.5) == "inside the published std"
     assert ledger.verdict(95.0, 91.7, 0.5, complete=False).startswith("not comparable")
