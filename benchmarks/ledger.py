@@ -1,6 +1,6 @@
 """The reproduction ledger (issue 39): the published number beside ours, at the published protocol.
 
-Three steps, each resumable (a cut-off run or evaluation continues where it stopped):
+Three steps, each resumable (a cut-off run or evaluation continues where it stopped, a network mid-training too):
 
     python benchmarks/ledger.py make --only dc/mnist/1 --data-root ../shared/data      # the synthetic sets
     python benchmarks/ledger.py evaluate --data-root ../shared/data                   # fresh networks on each set
@@ -43,6 +43,7 @@ from distillset.synset import SynSet
 ROOT = Path(__file__).resolve().parent / "results" / "ledger"
 REPO = ROOT.parent.parent.parent
 EXPERTS = REPO / "runs" / "ledger-experts"  # git-ignored
+CHECKPOINTS = REPO / "runs" / "ledger-checkpoints"  # git-ignored: a network's training state, so a cut-off run resumes
 SETS = ROOT / "sets"
 RESULTS = ROOT / "results.json"
 MODEL = "convnet"  # the evaluation network unless a row (its method's preset) names another
@@ -220,7 +221,8 @@ def evaluate(rows: list[Row], data_root: str | None, device: str, store: Results
                                                           skip={int(r) for r in cell["runs"]}, epochs=protocol["epochs"],
                                                           seed=seed, device=device, augment=augment,
                                                           batch_size=protocol["batch_size"],
-                                                          use_soft_labels=protocol["soft_labels"]):
+                                                          use_soft_labels=protocol["soft_labels"],
+                                                          checkpoint_dir=CHECKPOINTS / key.replace("/", "-")):
                 if failure is not None:
                     raise SystemExit(f"{key} run {run}: {failure}")
                 cell["runs"][str(run)] = acc

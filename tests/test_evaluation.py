@@ -116,3 +116,57 @@ def test_stored_run_by_run_evaluation_trains_pending_runs_together_where_evaluat
     assert [r[1] for r in stored] == [full.results["mlp"].outcomes[r] for r in (0, 2, 3)]
     alone = list(each_run(synset, digits.test_images, digits.test_labels, "mlp", 4, skip={0, 1, 2}, **kwargs))
     assert alone[0][1] == full.results["mlp"].outcomes[3]
+
+
+def test_a_training_run_cut_off_resumes_from_its_checkpoint_with_the_same_bytes(digits, tmp_path):
+    """The whole-data ledger rows train one network for hours: cut off at an epoch (here exactly where the lr
+    drops, and with augmentation drawing from the shuffle generator), the run resumes from its checkpoint and
+    ends with the parameters of a run never cut off; a checkpoint of another schedule is refused."""
+    import pytest
+
+    from distillset.augment.dc import DCAugment
+    from distillset.errors import DistillsetError
+    from distillset.models import build_model
+    from distillset.training import TrainConfig, train_model
+
+    synset = make_coreset("random", real_data(digits), ipc=5, seed=0)
+    config = TrainConfig(epochs=6, batch_size=16)
+    augment = DCAugment()
+
+    def fresh():
+        return build_model("convnet", (1, 8, 8), 10, torch.Generator().manual_seed(0))
+
+    whole = train_model(fresh(), synset.images, synset.labels, config, torch.Generator().manual_seed(1), augment)
+
+    class CutOff(Exception):
+        pass
+
+    def cut_at_3(epoch: int) -> None:
+        if epoch == 3:
+            raise CutOff
+
+    path = tmp_path / "run0.safetensors"
+    with pytest.raises(CutOff):
+        train_model(fresh(), synset.images, synset.labels, config, torch.Generator().manual_seed(1), augment,
+                    on_epoch=cut_at_3, checkpoint=path, checkpoint_seconds=0)
+    assert path.is_file()
+    with pytest.raises(DistillsetError, match="another training run"):
+        train_model(fresh(), synset.images, synset.labels, TrainConfig(epochs=8, batch_size=16), torch.Generator().manual_seed(1),
+                    augment, checkpoint=path)
+    resumed = train_model(fresh(), synset.images, synset.labels, config, torch.Generator().manual_seed(1), augment,
+                          checkpoint=path, checkpoint_seconds=0)
+    assert not path.exists()  # a finished run leaves no checkpoint behind
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(DistillsetError, match="not a readable training checkpoint"):
+        train_model(fresh(), synset.images, synset.labels, config, torch.Generator().manual_seed(1), checkpoint=path)
+
+
+def test_evaluation_with_a_checkpoint_folder_gives_the_same_accuracies_and_leaves_nothing(digits, tmp_path):
+    synset = make_coreset("random", real_data(digits), ipc=5, seed=0)
+    kwargs = dict(models=["mlp"], runs=2, epochs=4, seed=2, strategy="sequential")
+    plain = evaluate_synset(synset, digits.test_images, digits.test_labels, **kwargs)
+    saved = evaluate_synset(synset, digits.test_images, digits.test_labels, checkpoint_dir=tmp_path / "ck", **kwargs)
+    assert saved.results["mlp"].accs == plain.results["mlp"].accs
+    assert list((tmp_path / "ck").iterdir()) == []

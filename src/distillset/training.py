@@ -9,14 +9,19 @@ per epoch from the caller's generator; targets are class indices or [N, K] logit
 from __future__ import annotations
 
 import copy
+import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .device import to_device
+from .errors import DistillsetError
+from .fileio import write_safetensors
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -51,7 +56,8 @@ def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, c
                 generator: torch.Generator, augment: Augment | None = None, *, lr_decay: bool = True,
                 max_steps: int | None = None, on_batch: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
                 on_epoch: Callable[[int], None] | None = None,
-                teacher: Callable[[torch.Tensor], torch.Tensor] | None = None, temperature: float = 1.0) -> nn.Module:
+                teacher: Callable[[torch.Tensor], torch.Tensor] | None = None, temperature: float = 1.0,
+                checkpoint: Path | None = None, checkpoint_seconds: float = 60.0) -> nn.Module:
     """Train in place on (images, targets); targets are class indices or [N, K] logits (soft labels). With a
     ``teacher`` (images -> logits) every augmented batch is relabelled by it and the loss is
     :func:`distillation_loss` at ``temperature``; ``targets`` are then unused.
@@ -61,7 +67,14 @@ def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, c
     epochs // 2, or step max_steps // 2). ``on_batch(indices, detached logits)`` sees every minibatch (the
     forgetting-event counter), ``on_epoch(epoch)`` every finished epoch from 1 (checkpoints). A loss that
     is not finite raises :class:`TrainingDiverged` at the end of its epoch (the test runs on the device and
-    is read once per epoch, so steps never wait for the GPU)."""
+    is read once per epoch, so steps never wait for the GPU).
+
+    ``checkpoint`` (a file path): the run's state (network, optimiser, the shuffle/augmentation generator, the
+    step and epoch counters) is written there at the end of an epoch when ``checkpoint_seconds`` have passed
+    since the last write, and a run that finds the file resumes from it. The resumed run ends with the same
+    bytes as one never cut off (the state is the whole of what the loop carries from one epoch to the next);
+    the file is removed when the run finishes. ``on_batch`` counters are not part of the state: a caller that
+    keeps them does not checkpoint."""
     soft = targets.dim() == 2
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     n = images.shape[0]
@@ -70,6 +83,9 @@ def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, c
     decay_at = (total // 2 if max_steps is not None else (config.epochs // 2) * per_epoch) if lr_decay else 0
     model.train()
     step = epoch = 0
+    if checkpoint is not None and checkpoint.is_file():
+        step, epoch = _restore_training(checkpoint, model, optimizer, generator, total)
+    last_write = time.monotonic()
     finite = torch.ones((), dtype=torch.bool, device=images.device)  # tested once per epoch: no per-step sync
     while step < total:
         order = to_device(torch.randperm(n, generator=generator), images.device)
@@ -98,9 +114,64 @@ def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, c
         epoch += 1
         if not bool(finite):
             raise TrainingDiverged(f"the loss became NaN or infinite in epoch {epoch}")
+        if checkpoint is not None and step < total and time.monotonic() - last_write >= checkpoint_seconds:
+            _save_training(checkpoint, model, optimizer, generator, step, epoch, total)
+            last_write = time.monotonic()
         if on_epoch is not None:
             on_epoch(epoch)
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
     return model
+
+
+def _save_training(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+                   step: int, epoch: int, total: int) -> None:
+    """One training run's state between epochs, as safetensors (atomic): tensors only, nothing executable."""
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    for index, state in optimizer.state_dict()["state"].items():
+        for name, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{index}.{name}"] = value.detach().cpu().contiguous()
+    tensors["generator"] = generator.get_state()
+    lrs = [group["lr"] for group in optimizer.param_groups]
+    write_safetensors(path, tensors, {"step": str(step), "epoch": str(epoch), "total": str(total), "lrs": json.dumps(lrs)})
+
+
+def _restore_training(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+                      total: int) -> tuple[int, int]:
+    """Load :func:`_save_training`'s state into the run; a file of another run (its step count or tensors differ)
+    is refused with the fix, never half-applied."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        step, epoch, stored_total, lrs = int(meta["step"]), int(meta["epoch"]), int(meta["total"]), json.loads(meta["lrs"])
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line answer
+        raise DistillsetError(f"{path} is not a readable training checkpoint ({exc}); delete it to train that run "
+                              "from the start") from None
+    model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    own = model.state_dict()
+    if stored_total != total or model_state.keys() != own.keys() or any(
+            model_state[k].shape != own[k].shape for k in own) or len(lrs) != len(optimizer.param_groups):
+        raise DistillsetError(f"{path} is the checkpoint of another training run (other network or schedule); "
+                              "delete it or choose another checkpoint folder")
+    model.load_state_dict(model_state)
+    buffers: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            buffers.setdefault(int(index), {})[name] = value
+    params = [p for group in optimizer.param_groups for p in group["params"]]  # the state's indices run over these
+    state = optimizer.state_dict()
+    state["state"] = {i: {name: value.to(params[i].device) for name, value in b.items()} for i, b in buffers.items()}
+    for group, lr in zip(state["param_groups"], lrs):
+        group["lr"] = lr
+    optimizer.load_state_dict(state)
+    generator.set_state(tensors["generator"])
+    return step, epoch
+
 
 
 @torch.no_grad()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -84,7 +85,7 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
                     augment: Augment | None = None, batch_size: int = 256, use_soft_labels: bool = True,
                     strategy: str = "auto", progress: Callable[[str], None] | None = None,
                     run_indices: Sequence[int] | None = None, teacher: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                    temperature: float = 1.0) -> EvalResults:
+                    temperature: float = 1.0, checkpoint_dir: str | Path | None = None) -> EvalResults:
     """Train ``runs`` fresh networks of each model on the SynSet; test each once on the real test split.
 
     ``epochs`` defaults to 300 (1000 with augmentation); ``lr`` defaults to the SynSet's learned lr
@@ -100,6 +101,11 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
 
     ``teacher`` (images -> logits, e.g. :class:`~distillset.evaluation.teacher.Teacher`) relabels every augmented
     batch and the networks learn by knowledge distillation at ``temperature`` (the set's labels unused).
+
+    ``checkpoint_dir``: each network trained one at a time saves its training state there about once a minute
+    (``<model>-run<r>.safetensors``, removed when the run ends), so a run cut off resumes mid-training and ends
+    with the same accuracy (:func:`~distillset.training.train_model`). For evaluations whose single network
+    outlasts a session, such as the whole training set. Batched training does not checkpoint.
     """
     if strategy not in ("auto", "sequential", "batched"):
         raise DistillsetError(f"unknown evaluation strategy '{strategy}'; use auto, sequential or batched")
@@ -138,7 +144,8 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
         start = time.perf_counter()
         outcomes = []
         for run, net, failure in _trained_networks(name, synset, images, targets, config, ctx.mine(run_indices), seed, device,
-                                                   augment, strategy, teacher, temperature):
+                                                   augment, strategy, teacher, temperature,
+                                                   Path(checkpoint_dir) if checkpoint_dir is not None else None):
             acc = None if failure is not None else test_accuracy(net, x_test, y_test, config.test_batch_size)
             outcomes.append((run, acc, failure))
             if progress:
@@ -183,8 +190,8 @@ def would_batch(strategy: str, device) -> bool:
 
 
 def _trained_networks(name: str, synset: SynSet, images, targets, config: TrainConfig, runs: list[int], seed: int, device,
-                      augment: Augment | None, strategy: str, teacher=None,
-                      temperature: float = 1.0) -> Iterator[tuple[int, nn.Module, str | None]]:
+                      augment: Augment | None, strategy: str, teacher=None, temperature: float = 1.0,
+                      checkpoint_dir: Path | None = None) -> Iterator[tuple[int, nn.Module, str | None]]:
     """Yield (run, trained network, failure or None) for the given run indices: all at once when
     batching, else one at a time. A run's network depends only on (seed, model, run), never on which
     process trains it or beside which others."""
@@ -209,7 +216,11 @@ def _trained_networks(name: str, synset: SynSet, images, targets, config: TrainC
     for i, run in enumerate(runs):
         net = first if i == 0 else fresh(run)
         try:
-            train_model(net, images, targets, config, shuffles(run), augment, teacher=teacher, temperature=temperature)
+            checkpoint = checkpoint_dir / f"{name}-run{run}.safetensors" if checkpoint_dir is not None else None
+            if checkpoint is not None:
+                checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            train_model(net, images, targets, config, shuffles(run), augment, teacher=teacher, temperature=temperature,
+                        checkpoint=checkpoint)
         except TrainingDiverged as exc:
             yield run, net, str(exc)
             continue
