@@ -103,7 +103,7 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
     batch and the networks learn by knowledge distillation at ``temperature`` (the set's labels unused).
 
     ``checkpoint_dir``: each network trained one at a time saves its training state there about once a minute
-    (``<model>-run<r>.safetensors``, removed when the run ends), so a run cut off resumes mid-training and ends
+    (``<model>-seed<s>-run<r>.safetensors``, removed when the run ends), so a run cut off resumes mid-training and ends
     with the same accuracy (:func:`~distillset.training.train_model`). For evaluations whose single network
     outlasts a session, such as the whole training set. Batched training does not checkpoint.
     """
@@ -216,7 +216,7 @@ def _trained_networks(name: str, synset: SynSet, images, targets, config: TrainC
     for i, run in enumerate(runs):
         net = first if i == 0 else fresh(run)
         try:
-            checkpoint = checkpoint_dir / f"{name}-run{run}.safetensors" if checkpoint_dir is not None else None
+            checkpoint = checkpoint_dir / f"{name}-seed{seed}-run{run}.safetensors" if checkpoint_dir is not None else None
             if checkpoint is not None:
                 checkpoint_dir.mkdir(parents=True, exist_ok=True)
             train_model(net, images, targets, config, shuffles(run), augment, teacher=teacher, temperature=temperature,
