@@ -43,7 +43,9 @@ from distillset.synset import SynSet
 ROOT = Path(__file__).resolve().parent / "results" / "ledger"
 REPO = ROOT.parent.parent.parent
 EXPERTS = REPO / "runs" / "ledger-experts"  # git-ignored
-CHECKPOINTS = REPO / "runs" / "ledger-checkpoints"  # git-ignored: a network's training state, so a cut-off run resumes
+# a network's training state mid-run (a whole-data network outlasts a session): kept in the repository while a run
+# is cut off, so a fresh checkout resumes it; removed when the network finishes
+CHECKPOINTS = ROOT / "checkpoints"
 SETS = ROOT / "sets"
 RESULTS = ROOT / "results.json"
 MODEL = "convnet"  # the evaluation network unless a row (its method's preset) names another
