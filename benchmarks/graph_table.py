@@ -229,7 +229,7 @@ def targets(results: dict, models: list[str]) -> str:
                 within = f"{'yes' if abs(gap) <= spread else 'no'} ({gap:+.2f}, {whose} std {spread:.2f})"
         if gcond and sgdd:
             g, s = np.mean([c["led_shift"] for c in gcond]), np.mean([c["led_shift"] for c in sgdd])
-            shift = f"{s:.4f} vs {g:.4f} ({100 * (g - s) / g:.1f}% lower)"
+            shift = f"{s:.4f} vs {g:.4f} ({100 * abs(g - s) / g:.1f}% {'lower' if s <= g else 'HIGHER'})"
             g_arch, s_arch = cross_arch_mean(gcond, models), cross_arch_mean(sgdd, models)
             if not (np.isnan(g_arch) or np.isnan(s_arch)):
                 transfer = f"{s_arch:.2f} vs {g_arch:.2f} ({'no worse' if s_arch >= g_arch else 'worse'})"
