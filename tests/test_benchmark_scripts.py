@@ -190,7 +190,7 @@ def test_graph_table_records_each_condensed_cell_settings_and_prints_the_issue_t
     assert json.loads((tmp_path / "runs" / "cora-gcond-x-release-0.25-0" / "run.json").read_text())["config"]["untrained_pge_matching"]
     out = capsys.readouterr().out
     gcond, sgdd = cells["cora/gcond/0.25/0"]["led_shift"], cells["cora/sgdd/0.25/0"]["led_shift"]
-    assert f"{sgdd:.4f} vs {gcond:.4f} ({100 * (gcond - sgdd) / gcond:.1f}% lower)" in out
+    assert f"{sgdd:.4f} vs {gcond:.4f} ({100 * abs(gcond - sgdd) / gcond:.1f}% {'lower' if sgdd <= gcond else 'HIGHER'})" in out
     assert "paper std 1.30" in out and "| 1 / 1 |" in out
     cells["cora/sgdd/0.25/1"] = {**cells["cora/sgdd/0.25/0"], "settings": {**cells["cora/sgdd/0.25/0"]["settings"], "ot_weight": 10.0}}
     results.write_text(json.dumps(cells))
