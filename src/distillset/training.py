@@ -173,7 +173,6 @@ def _restore_training(path: Path, model: nn.Module, optimizer: torch.optim.Optim
     return step, epoch
 
 
-
 @torch.no_grad()
 def _teacher_logits(teacher: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     return teacher(x)
