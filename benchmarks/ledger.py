@@ -309,11 +309,8 @@ def parity_table() -> str:
 
 
 def write(store: ResultsStore, out: Path) -> None:
-    dates = sorted({c.get("date", "") for c in store.cells.values() if c.get("date")})
-    machines = sorted({f"{c['environment'].get('processor')}, {c['environment'].get('threads')} thread(s)"
-                       for c in store.cells.values() if c.get("environment")})
     text = (f"# Reproduction ledger\n\nMade by `python benchmarks/ledger.py write` from "
-            f"`benchmarks/results/ledger/results.json` (measured {', '.join(dates) or '-'}; {'; '.join(machines) or '-'}).\n"
+            f"`benchmarks/results/ledger/results.json` (measured {measured(list(store.cells.values()))}).\n"
             "Ours: mean +- std over every network of every set (accuracy %, the final epoch, one test each). The\n"
             "verdict compares our mean with the published mean +- std. Commands make the sets; "
             "`python benchmarks/ledger.py evaluate` evaluates them.\n\n" + table(store) + "\n\n"

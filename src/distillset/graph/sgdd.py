@@ -247,8 +247,8 @@ class SGDDConfig(GCondConfig):
     sinkhorn_sweeps: int = option(5, "Sinkhorn sweeps normalising the transport plan (SGDD: 5)", low=1)
     ot_ridge: float = option(0.01, "gamma of the signal covariances (L + gamma I)^-1", low=0, low_open=True)
     ot_max_nodes: int = option(5000, "original nodes in the transport (a seeded subset beyond; SGDD: 5000)", low=2)
-    # Candidates for the transport term's reformulation (BENCHMARKS: "SGDD's OT weight on the validation split"), off
-    # until a sweep on the validation split says otherwise.
+    # The transport term's candidate reformulation (BENCHMARKS: "SGDD's OT weight: the second seed, and the candidate
+    # fix rejected on validation"): off, as the validation split chose (two seeds).
     ot_null_space: bool = option(False, "remove each graph's Laplacian null space from its signal covariance (GOT's L^+)")
     plan_mass: str = option("unit", "mass each synthetic node receives from the plan: unit, or even (m/n: every original "
                                     "node gives one unit)", choices=("unit", "even"))
