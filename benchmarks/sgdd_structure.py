@@ -1,0 +1,134 @@
+"""Why SGDD's condensed graphs fail GCond's decoupled architectures: the structure its regulariser learns.
+
+SGDD's Cora graphs (r = 0.5) read 81 with a GCN but 53-56 with GCond's "SGC" (an MLP, then A^2), APPNP and "MLP"
+(a GCN trained without edges) in the graph table. This script measures, for each condensed graph, how much of its
+edge weight joins nodes of one class (the weighted edge homophily), what fraction of the same-class and of the
+cross-class node pairs carry an edge (above GCond's 0.05 threshold), and its mean degree; beside them the GCN and
+GCond's Table 3 columns. Its own cells condense ``sgdd`` with the label-smoothness weight ``beta`` set (0 = the
+regulariser off, the ablation that tests whether beta * tr(Y'^T L_sym Y') makes the structure); ``--import`` reads
+cells that ``graph_table.py`` already condensed (their graphs in its --out folder, their evaluation in its results
+file) so the default-beta rows cost nothing. Cells are stored in --results as they finish (atomic JSON).
+
+    OMP_NUM_THREADS=1 python benchmarks/sgdd_structure.py --data-root ../shared/data --reduction 0.25 --betas 0 --seeds 0,1 \\
+        --import benchmarks/results/graph_table_v2_c8.json:runs/bench-graph-v2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+import distillset as ds
+from common import add_results_arguments, open_results
+from distillset.fileio import atomic_write_json
+from distillset.graph.data import load_graph
+from distillset.graph.models import GCOND_CROSS_EDGE_THRESHOLD
+from distillset.graph.synset import GraphSynSet
+from graph_table import ARCHS, evaluate_cell
+
+
+def class_structure(adjacency: torch.Tensor, labels: torch.Tensor, threshold: float = GCOND_CROSS_EDGE_THRESHOLD) -> dict:
+    """Weighted edge homophily sum_{y_i = y_j} A_ij / sum A_ij (self-pairs excluded), the fraction of same-class and
+    of cross-class node pairs with A_ij > ``threshold``, and the mean weighted degree after that threshold.
+
+    A graph whose classes are disjoint cliques has homophily 1, same-class coverage 1 and cross-class coverage 0: a
+    GCN on it sees every node as its class mean, so the features need only be right on average."""
+    n = len(labels)
+    off_diagonal = ~torch.eye(n, dtype=torch.bool)
+    same = (labels[:, None] == labels[None, :]) & off_diagonal
+    cross = (labels[:, None] != labels[None, :])
+    kept = adjacency * (adjacency > threshold)
+    total = float((kept * off_diagonal).sum())
+    return {"homophily": float((kept * same).sum()) / total if total > 0 else float("nan"),
+            "same_class_coverage": float(((adjacency > threshold) & same).sum()) / max(int(same.sum()), 1),
+            "cross_class_coverage": float(((adjacency > threshold) & cross).sum()) / max(int(cross.sum()), 1),
+            "mean_degree": float(kept.sum(1).mean())}
+
+
+def import_cells(spec: str, results: dict, path: Path) -> None:
+    """Store graph_table cells (``RESULTS.json:OUT``) as this script's rows, their graphs read from OUT."""
+    table_file, out = spec.rsplit(":", 1)
+    table = json.loads(Path(table_file).read_text())
+    for key, cell in table.items():
+        parts = key.split("/")
+        if len(parts) != 4 or key in results or not set(ARCHS) <= set(cell["results"]):
+            continue
+        synset_file = Path(out) / key.replace("/", "-") / "synset.safetensors"
+        if not synset_file.exists():
+            continue
+        synset = GraphSynSet.load(synset_file)
+        beta = cell.get("settings", {}).get("beta")
+        results[key if beta is None else f"{key}/beta{beta:g}"] = {
+            "results": cell["results"], "beta": beta, "source": table_file,
+            **class_structure(synset.adjacency, synset.labels)}
+    atomic_write_json(path, results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root")
+    parser.add_argument("--dataset", default="cora")
+    parser.add_argument("--reduction", type=float, default=0.25)
+    parser.add_argument("--betas", default="0", help="label-smoothness weights to condense sgdd with (0 = regulariser off)")
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--runs", type=int, default=3, help="networks per architecture and graph")
+    parser.add_argument("--eval-epochs", type=int, default=600)
+    parser.add_argument("--import", dest="imports", default="",
+                        help="comma-separated RESULTS.json:OUT of graph_table.py whose cross-architecture cells to include")
+    add_results_arguments(parser, "benchmarks/results/sgdd_structure.json")
+    args = parser.parse_args()
+    path, results = open_results(args)
+    for spec in filter(None, args.imports.split(",")):
+        import_cells(spec, results, path)
+    if not args.table:
+        data = load_graph(args.dataset, args.data_root)
+        evaluation_args = SimpleNamespace(runs=args.runs, eval_epochs=args.eval_epochs, device="cpu")
+        method = ds.get_method("sgdd", "graph")
+        for beta in [float(b) for b in filter(None, args.betas.split(","))]:
+            for seed in [int(s) for s in args.seeds.split(",")]:
+                key = f"{args.dataset}/sgdd/{args.reduction:g}/{seed}/beta{beta:g}"
+                if key in results:
+                    continue
+                start = time.perf_counter()
+                engine = method.build(data, method.make_config({"reduction": args.reduction, "seed": seed, "beta": beta}))
+                state = engine.initial_state()
+                while state.iteration < engine.total_steps:
+                    engine.step(state)
+                synset = engine.to_synset(state)
+                seconds = time.perf_counter() - start
+                evaluation = evaluate_cell(synset, data, ARCHS, evaluation_args, seed)
+                results[key] = {"results": {m: r.as_dict() for m, r in evaluation.items()}, "beta": beta,
+                                "condense_seconds": seconds, "date": time.strftime("%Y-%m-%d"),
+                                **class_structure(synset.adjacency, synset.labels)}
+                atomic_write_json(path, results)
+                print(f"{key}: GCN {100 * evaluation['gcn'].mean:.2f}, homophily {results[key]['homophily']:.3f} "
+                      f"({seconds:.0f} s)", flush=True)
+    print(table(results))
+
+
+def table(results: dict) -> str:
+    """One row per (dataset, method, r, beta): means over seeds."""
+    groups: dict[tuple, list[dict]] = {}
+    for key, cell in results.items():
+        dataset, method, reduction = key.split("/")[:3]
+        beta = "-" if cell.get("beta") is None else f"{cell['beta']:g}"
+        groups.setdefault((dataset, method, float(reduction), beta), []).append(cell)
+    names = [m.removesuffix("@table3") + " (Table 3)" for m in ARCHS[1:]]
+    lines = ["| dataset | method | r | beta | GCN | " + " | ".join(names) + " | homophily | same-class pairs linked | "
+             "cross-class pairs linked | mean degree | seeds |", "|---|---|---|---|---|" + "---|" * len(names) + "---|---|---|---|---|"]
+    for (dataset, method, reduction, beta), cells in sorted(groups.items()):
+        accs = [f"{100 * np.mean([np.mean(c['results'][m]['accs']) for c in cells]):.1f}" for m in ARCHS]
+        stats = [f"{np.mean([c[s] for c in cells]):.3f}" for s in ("homophily", "same_class_coverage", "cross_class_coverage")]
+        lines.append(f"| {dataset} | {method} | {reduction:g} | {beta} | " + " | ".join(accs) + " | " + " | ".join(stats)
+                     + f" | {np.mean([c['mean_degree'] for c in cells]):.2f} | {len(cells)} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
