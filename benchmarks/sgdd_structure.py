@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--reduction", type=float, default=0.25)
     parser.add_argument("--betas", default="0", help="label-smoothness weights to condense sgdd with (0 = regulariser off)")
     parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--epochs", type=int, help="condensation epochs (default: sgdd's own, 2000)")
     parser.add_argument("--runs", type=int, default=3, help="networks per architecture and graph")
     parser.add_argument("--eval-epochs", type=int, default=600)
     parser.add_argument("--import", dest="imports", default="",
@@ -96,14 +97,16 @@ def main() -> None:
                 if key in results:
                     continue
                 start = time.perf_counter()
-                engine = method.build(data, method.make_config({"reduction": args.reduction, "seed": seed, "beta": beta}))
+                config = method.make_config({"reduction": args.reduction, "seed": seed, "beta": beta,
+                                             **({"epochs": args.epochs} if args.epochs else {})})
+                engine = method.build(data, config)
                 state = engine.initial_state()
                 while state.iteration < engine.total_steps:
                     engine.step(state)
                 synset = engine.to_synset(state)
                 seconds = time.perf_counter() - start
                 evaluation = evaluate_cell(synset, data, ARCHS, evaluation_args, seed)
-                results[key] = {"results": {m: r.as_dict() for m, r in evaluation.items()}, "beta": beta,
+                results[key] = {"results": {m: r.as_dict() for m, r in evaluation.items()}, "beta": beta, "epochs": config.epochs,
                                 "condense_seconds": seconds, "date": time.strftime("%Y-%m-%d"),
                                 **class_structure(synset.adjacency, synset.labels)}
                 atomic_write_json(path, results)
