@@ -22,33 +22,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-import torch
-
 import distillset as ds
 from common import add_results_arguments, open_results
 from distillset.fileio import atomic_write_json
 from distillset.graph.data import load_graph
+from distillset.graph.class_structure import class_structure
 from distillset.graph.models import GCOND_CROSS_EDGE_THRESHOLD
 from distillset.graph.synset import GraphSynSet
 from graph_table import ARCHS, evaluate_cell
-
-
-def class_structure(adjacency: torch.Tensor, labels: torch.Tensor, threshold: float = GCOND_CROSS_EDGE_THRESHOLD) -> dict:
-    """Weighted edge homophily sum_{y_i = y_j} A_ij / sum A_ij (self-pairs excluded), the fraction of same-class and
-    of cross-class node pairs with A_ij > ``threshold``, and the mean weighted degree after that threshold.
-
-    A graph whose classes are disjoint cliques has homophily 1, same-class coverage 1 and cross-class coverage 0: a
-    GCN on it sees every node as its class mean, so the features need only be right on average."""
-    n = len(labels)
-    off_diagonal = ~torch.eye(n, dtype=torch.bool)
-    same = (labels[:, None] == labels[None, :]) & off_diagonal
-    cross = (labels[:, None] != labels[None, :])
-    kept = adjacency * (adjacency > threshold)
-    total = float((kept * off_diagonal).sum())
-    return {"homophily": float((kept * same).sum()) / total if total > 0 else float("nan"),
-            "same_class_coverage": float(((adjacency > threshold) & same).sum()) / max(int(same.sum()), 1),
-            "cross_class_coverage": float(((adjacency > threshold) & cross).sum()) / max(int(cross.sum()), 1),
-            "mean_degree": float(kept.sum(1).mean())}
 
 
 def import_cells(spec: str, results: dict, path: Path) -> None:
@@ -65,8 +46,8 @@ def import_cells(spec: str, results: dict, path: Path) -> None:
         synset = GraphSynSet.load(synset_file)
         beta = cell.get("settings", {}).get("beta")
         results[key if beta is None else f"{key}/beta{beta:g}"] = {
-            "results": cell["results"], "beta": beta, "source": table_file,
-            **class_structure(synset.adjacency, synset.labels)}
+            "results": cell["results"], "beta": beta, "epochs": cell.get("settings", {}).get("epochs"), "source": table_file,
+            **class_structure(synset.adjacency, synset.labels, GCOND_CROSS_EDGE_THRESHOLD)}
     atomic_write_json(path, results)
 
 
@@ -108,7 +89,7 @@ def main() -> None:
                 evaluation = evaluate_cell(synset, data, ARCHS, evaluation_args, seed)
                 results[key] = {"results": {m: r.as_dict() for m, r in evaluation.items()}, "beta": beta, "epochs": config.epochs,
                                 "condense_seconds": seconds, "date": time.strftime("%Y-%m-%d"),
-                                **class_structure(synset.adjacency, synset.labels)}
+                                **class_structure(synset.adjacency, synset.labels, GCOND_CROSS_EDGE_THRESHOLD)}
                 atomic_write_json(path, results)
                 print(f"{key}: GCN {100 * evaluation['gcn'].mean:.2f}, homophily {results[key]['homophily']:.3f} "
                       f"({seconds:.0f} s)", flush=True)
@@ -127,7 +108,7 @@ def table(results: dict) -> str:
              "cross-class pairs linked | mean degree | seeds |", "|---|---|---|---|---|" + "---|" * len(names) + "---|---|---|---|---|"]
     for (dataset, method, reduction, beta), cells in sorted(groups.items()):
         accs = [f"{100 * np.mean([np.mean(c['results'][m]['accs']) for c in cells]):.1f}" for m in ARCHS]
-        stats = [f"{np.mean([c[s] for c in cells]):.3f}" for s in ("homophily", "same_class_coverage", "cross_class_coverage")]
+        stats = [f"{np.mean([c[s] for c in cells]):.3f}" for s in ("homophily", "same_class_linked", "cross_class_linked")]
         lines.append(f"| {dataset} | {method} | {reduction:g} | {beta} | " + " | ".join(accs) + " | " + " | ".join(stats)
                      + f" | {np.mean([c['mean_degree'] for c in cells]):.2f} | {len(cells)} |")
     return "\n".join(lines)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import math
 import os
 import pickle
 
@@ -403,7 +404,24 @@ def test_graph_report_prints_accuracy_and_led_shift(tmp_path, data_root, capsys)
                  "--plot", str(tmp_path / "led.png"), "--data-root", str(data_root)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert 0 < report["led_shift"] < 2 and report["nodes"] == 35 and "gcn" in report["results"]
+    assert report["class_structure"]["homophily"] > 0.5  # Cora's own edges among the selected nodes: mostly same-class
     assert (tmp_path / "led.png").stat().st_size > 1000
+
+
+def test_class_structure_tells_class_cliques_from_class_blind_edges():
+    from distillset.graph.class_structure import class_structure
+
+    labels = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2])
+    same = (labels[:, None] == labels[None, :]).float() - torch.eye(8)
+    cliques = class_structure(same, labels, threshold=0.05)
+    assert cliques == {"homophily": 1.0, "same_class_linked": 1.0, "cross_class_linked": 0.0, "mean_degree": 1.75}
+    full = class_structure(torch.ones(8, 8), labels)  # every pair, the diagonal ignored
+    assert full["homophily"] == pytest.approx(14 / 56) and full["cross_class_linked"] == full["same_class_linked"] == 1.0
+    faint = class_structure(same * 0.04 + (1 - same - torch.eye(8)) * 0.5, labels, threshold=0.05)
+    assert faint["homophily"] == 0.0 and faint["same_class_linked"] == 0.0  # edges at or under the threshold do not count
+    assert math.isnan(class_structure(torch.zeros(8, 8), labels)["homophily"])
+    with pytest.raises(ValueError, match="does not match 8 labels"):
+        class_structure(torch.zeros(7, 7), labels)
 
 
 # ---------------------------------------------------------------------------------------------- SGDD

@@ -26,6 +26,10 @@ def cmd_graph_report(args) -> int:
     print(f"LED shift (1-Wasserstein on the eigenvalue axis): {conventions['one']:.4f} with isolated nodes at eigenvalue 1, "
           f"{conventions['zero']:.4f} at 0 ({report['isolated_nodes']} isolated of {len(synset)}); mean eigenvalue of the "
           f"feature energy {means['original']:.3f} (whole graph) vs {means['condensed']:.3f} (condensed)")
+    structure = report["class_structure"]
+    print(f"edges above 0.05: homophily {structure['homophily']:.3f}, same-class pairs linked {structure['same_class_linked']:.3f}, "
+          f"cross-class pairs linked {structure['cross_class_linked']:.3f}, mean degree {structure['mean_degree']:.2f} "
+          "(homophily 1 with no cross-class pairs linked: disjoint class cliques, which decoupled models do not train on)")
     for m, r in report["results"].items():
         print(f"{m}: {100 * r['mean']:.2f} +- {100 * r['std']:.2f} ({len(r['accs'])} runs, selected on the real validation split)")
     if args.link_prediction:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from .class_structure import class_structure
 from .data import GraphData
 from .evaluate import check_synset_fits, evaluate_graph
 from .led import energy_distribution, graph_led, led_shift, led_shifts, plot_distributions
+from .models import GCOND_CROSS_EDGE_THRESHOLD
 from .synset import GraphSynSet
 
 
@@ -12,7 +14,9 @@ def graph_report(synset: GraphSynSet, data: GraphData, models: list[str], runs: 
                  device: str | None = "cpu", link_prediction: bool = False, plot: str | None = None) -> dict:
     """One mapping: GNN accuracies (best epoch on the real validation split), the LED shift (1-Wasserstein distance
     between the energy distributions over the eigenvalue axis; ``led_shift`` with isolated nodes at eigenvalue 1,
-    ``led_shift_conventions`` under both conventions), the mean eigenvalues, and with ``link_prediction``
+    ``led_shift_conventions`` under both conventions), the mean eigenvalues, the class structure of the edges above
+    GCond's threshold 0.05 (``class_structure``: a graph of disjoint class cliques trains GCNs but not decoupled
+    models), and with ``link_prediction``
     the ROC-AUC of held-out real edges for the condensed graph and for the whole graph."""
     check_synset_fits(synset, data)
     original = graph_led(data)
@@ -23,6 +27,7 @@ def graph_report(synset: GraphSynSet, data: GraphData, models: list[str], runs: 
               "led_shift_conventions": led_shifts(data, synset.features, synset.adjacency),
               "isolated_nodes": int((synset.adjacency.sum(1) == 0).sum()),
               "led_mean_eigenvalue": {"original": original.mean_eigenvalue, "condensed": condensed.mean_eigenvalue},
+              "class_structure": class_structure(synset.adjacency, synset.labels, GCOND_CROSS_EDGE_THRESHOLD),
               "results": {m: r.as_dict() for m, r in results.items()}}
     if link_prediction:
         from .tasks import link_prediction_auc
