@@ -33,22 +33,24 @@ from graph_table import ARCHS, evaluate_cell
 
 
 def import_cells(spec: str, results: dict, path: Path) -> None:
-    """Store graph_table cells (``RESULTS.json:OUT``) as this script's rows, their graphs read from OUT."""
+    """Store graph_table cells (``RESULTS.json:OUT``) as this script's rows, their graphs read from OUT; the results
+    file is rewritten only when a cell is new."""
     table_file, out = spec.rsplit(":", 1)
-    table = json.loads(Path(table_file).read_text())
-    for key, cell in table.items():
-        parts = key.split("/")
-        if len(parts) != 4 or key in results or not set(ARCHS) <= set(cell["results"]):
+    added = 0
+    for key, cell in json.loads(Path(table_file).read_text()).items():
+        if len(key.split("/")) != 4 or not set(ARCHS) <= set(cell["results"]):
             continue
+        settings = cell.get("settings", {})
+        row = key if settings.get("beta") is None else f"{key}/beta{settings['beta']:g}"
         synset_file = Path(out) / key.replace("/", "-") / "synset.safetensors"
-        if not synset_file.exists():
+        if row in results or not synset_file.exists():
             continue
         synset = GraphSynSet.load(synset_file)
-        beta = cell.get("settings", {}).get("beta")
-        results[key if beta is None else f"{key}/beta{beta:g}"] = {
-            "results": cell["results"], "beta": beta, "epochs": cell.get("settings", {}).get("epochs"), "source": table_file,
-            **class_structure(synset.adjacency, synset.labels, GCOND_CROSS_EDGE_THRESHOLD)}
-    atomic_write_json(path, results)
+        results[row] = {"results": cell["results"], "beta": settings.get("beta"), "epochs": settings.get("epochs"),
+                        "source": table_file, **class_structure(synset.adjacency, synset.labels, GCOND_CROSS_EDGE_THRESHOLD)}
+        added += 1
+    if added:
+        atomic_write_json(path, results)
 
 
 def main() -> None:

@@ -271,3 +271,30 @@ def test_ledger_parity_rows_come_from_the_stored_evaluations(tmp_path, monkeypat
     assert rows[4].endswith("| -2.00 | ours LOWER: investigate |")
     (tmp_path / "dm-ours-eval.json").write_text(evaluation([0.715, 0.725]))
     assert ledger.parity_table().splitlines()[4].endswith("| +0.00 | within one std |")
+
+
+def test_sgdd_structure_imports_graph_table_cells_and_condenses_the_beta_ablation(tmp_path, data_root, monkeypatch, capsys):
+    """The default-beta rows come from graph_table's stored cells (their graphs read back, their evaluations
+    reused); the ablation's cells are condensed with the label-smoothness weight given, and neither is measured twice."""
+    from distillset.graph.class_structure import class_structure
+    from distillset.graph.synset import GraphSynSet
+
+    table, out = tmp_path / "graph.json", tmp_path / "runs"
+    run_script("graph_table", ["--data-root", str(data_root), "--datasets", "cora", "--methods", "sgdd", "--reductions", "0.25",
+                               "--seeds", "0", "--epochs", "1", "--eval-epochs", "3", "--runs", "1", "--cross-arch",
+                               "--results", str(table), "--out", str(out)], monkeypatch)
+    results = tmp_path / "structure.json"
+    args = ["--data-root", str(data_root), "--betas", "0", "--seeds", "0", "--epochs", "1", "--runs", "1", "--eval-epochs", "3",
+            "--import", f"{table}:{out}", "--results", str(results)]
+    run_script("sgdd_structure", args, monkeypatch)
+    cells = json.loads(results.read_text())
+    assert set(cells) == {"cora/sgdd/0.25/0/beta0.5", "cora/sgdd/0.25/0/beta0"}
+    imported, ablation = cells["cora/sgdd/0.25/0/beta0.5"], cells["cora/sgdd/0.25/0/beta0"]
+    assert imported["results"] == json.loads(table.read_text())["cora/sgdd/0.25/0"]["results"]
+    graph = GraphSynSet.load(out / "cora-sgdd-0.25-0" / "synset.safetensors")
+    assert imported["homophily"] == class_structure(graph.adjacency, graph.labels, 0.05)["homophily"]
+    assert ablation["beta"] == 0 and ablation["epochs"] == 1 and len(ablation["results"]) == 7
+    assert "| cora | sgdd | 0.25 | 0 |" in (text := capsys.readouterr().out) and "| cora | sgdd | 0.25 | 0.5 |" in text
+    stamp = results.stat().st_mtime_ns
+    run_script("sgdd_structure", args, monkeypatch)  # nothing new: neither cell is measured again nor the file rewritten
+    assert results.stat().st_mtime_ns == stamp
