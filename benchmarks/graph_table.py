@@ -105,10 +105,14 @@ def main() -> None:
                     evaluation = evaluate_cell(synset, data, models, args, seed)
                     shifts = led_shifts(data, synset.features, synset.adjacency)
                     shift = shifts["one"]
+                    previous = results.get(key)  # a stored cell gaining columns: the same graph (reloaded from --out, or remade bit for bit)
+                    measured = ({"condense_seconds": previous["condense_seconds"], "date": previous["date"],
+                                 "columns_added": time.strftime("%Y-%m-%d")} if previous else
+                                {"condense_seconds": seconds, "date": time.strftime("%Y-%m-%d")})
                     results[key] = {"results": {m: r.as_dict() for m, r in evaluation.items()}, "led_shift": shift,
                                     "led_shift_isolated_zero": shifts["zero"],
                                     "isolated_nodes": int((synset.adjacency.sum(1) == 0).sum()),
-                                    "nodes": len(synset), "condense_seconds": seconds, "date": time.strftime("%Y-%m-%d")}
+                                    "nodes": len(synset), **measured}
                     if method not in GRAPH_SELECTORS:  # which settings made it, so a later default change is visible
                         results[key]["settings"] = condensation_settings(run_dir, method)
                     atomic_write_json(path, results)

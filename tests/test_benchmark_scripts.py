@@ -298,3 +298,20 @@ def test_sgdd_structure_imports_graph_table_cells_and_condenses_the_beta_ablatio
     stamp = results.stat().st_mtime_ns
     run_script("sgdd_structure", args, monkeypatch)  # nothing new: neither cell is measured again nor the file rewritten
     assert results.stat().st_mtime_ns == stamp
+
+
+def test_graph_table_adds_columns_to_a_stored_cell_without_remaking_its_graph(tmp_path, data_root, monkeypatch):
+    """--cross-arch on a cell stored without it evaluates the stored graph with the new columns and keeps the cell's
+    condensation time and date (the graph was reloaded from its finished run folder, not condensed again)."""
+    results = tmp_path / "graph.json"
+    args = ["--data-root", str(data_root), "--datasets", "cora", "--methods", "gcond", "--reductions", "0.25", "--seeds", "0",
+            "--epochs", "1", "--eval-epochs", "3", "--runs", "1", "--results", str(results), "--out", str(tmp_path / "runs")]
+    run_script("graph_table", args, monkeypatch)
+    first = json.loads(results.read_text())["cora/gcond/0.25/0"]
+    first["condense_seconds"] = 1234.5  # as if the condensation had been long: the extension must not overwrite it
+    results.write_text(json.dumps({"cora/gcond/0.25/0": first, "cora/whole": json.loads(results.read_text())["cora/whole"]}))
+    run_script("graph_table", [*args, "--cross-arch"], monkeypatch)
+    extended = json.loads(results.read_text())["cora/gcond/0.25/0"]
+    assert extended["condense_seconds"] == 1234.5 and extended["date"] == first["date"] and "columns_added" in extended
+    assert "gcond-sgc@table3" in extended["results"] and extended["results"]["gcn"] == first["results"]["gcn"]
+    assert extended["led_shift"] == first["led_shift"]
