@@ -10,7 +10,10 @@ What the release does, and this module does too:
   (g <- g * c) and the outputs mix, logit = (1 - e) g + e c with e = 0.5; A' = sigmoid of the symmetrised
   logits, zero diagonal.
 * Label smoothness: beta * tr(Y'^T L_sym(A') Y'), Y' the one-hot synthetic labels and
-  L_sym = D^-1/2 (D - A') D^-1/2, added to the matching loss in every epoch (beta 0.5).
+  L_sym = D^-1/2 (D - A') D^-1/2, added to the matching loss in every epoch (beta 0.5). The term is zero on
+  disjoint class cliques, and that is what it makes: on Cora every condensed graph links each same-class pair
+  and no other (``class_structure``; BENCHMARKS.md, "SGDD's structure"), which trains GCNs but not GCond's
+  decoupled SGC/APPNP or its edge-free "MLP".
 * Optimal transport between the graphs' signal distributions (after GOT, Maretic et al. 2019): a learned
   plan P [n_orig, n] (|P| made doubly stochastic by 5 Sinkhorn sweeps) carries the original graph onto the
   synthetic one, and the term is the 2-Wasserstein distance between the Gaussians N(0, Sigma') and
