@@ -67,6 +67,34 @@ def test_feature_network_is_cached_and_counts_forgetting(digits):
     assert first.ever_learned.float().mean() > 0.5 and first.forgetting_events.sum() > 0
 
 
+def test_feature_network_cut_off_resumes_with_its_forgetting_counts(digits, tmp_path, monkeypatch):
+    """The forgetting baseline's network (20 epochs on the whole training set, hours on a CPU) is resumable: cut after
+    epoch 2, the rerun ends with the bytes and the forgetting counts of a training never cut."""
+    real = real_data(digits)
+    monkeypatch.setenv("DISTILLSET_CACHE", str(tmp_path / "whole"))
+    whole = train_feature_network(real, "convnet", epochs=4, seed=3)
+
+    class CutOff(Exception):
+        pass
+
+    def cut_at_2(message: str) -> None:
+        if message.startswith("feature network epoch 2/"):
+            raise CutOff
+
+    monkeypatch.setenv("DISTILLSET_CACHE", str(tmp_path / "cut"))
+    monkeypatch.setattr("distillset.training.time.monotonic", lambda: 1e9 * next(ticks))  # every epoch is a minute late
+    ticks = iter(range(10 ** 6))
+    with pytest.raises(CutOff):
+        train_feature_network(real, "convnet", epochs=4, seed=3, log=cut_at_2)
+    assert list((tmp_path / "cut").rglob("*.partial.safetensors"))  # the state after epoch 2, counts included
+    resumed = train_feature_network(real, "convnet", epochs=4, seed=3)
+    assert not list((tmp_path / "cut").rglob("*.partial.safetensors"))
+    for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert torch.equal(whole.forgetting_events, resumed.forgetting_events) and whole.forgetting_events.sum() > 0
+    assert torch.equal(whole.ever_learned, resumed.ever_learned)
+
+
 @pytest.mark.parametrize("method", ["herding", "kcenter", "forgetting", "random"])
 def test_coreset_methods_are_class_balanced_real_images(digits, method):
     real = real_data(digits)

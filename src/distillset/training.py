@@ -57,7 +57,8 @@ def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, c
                 max_steps: int | None = None, on_batch: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
                 on_epoch: Callable[[int], None] | None = None,
                 teacher: Callable[[torch.Tensor], torch.Tensor] | None = None, temperature: float = 1.0,
-                checkpoint: Path | None = None, checkpoint_seconds: float = 60.0) -> nn.Module:
+                checkpoint: Path | None = None, checkpoint_seconds: float = 60.0,
+                counters: dict[str, torch.Tensor] | None = None) -> nn.Module:
     """Train in place on (images, targets); targets are class indices or [N, K] logits (soft labels). With a
     ``teacher`` (images -> logits) every augmented batch is relabelled by it and the loss is
     :func:`distillation_loss` at ``temperature``; ``targets`` are then unused.
@@ -73,8 +74,8 @@ def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, c
     step and epoch counters) is written there at the end of an epoch when ``checkpoint_seconds`` have passed
     since the last write, and a run that finds the file resumes from it. The resumed run ends with the same
     bytes as one never cut off (the state is the whole of what the loop carries from one epoch to the next);
-    the file is removed when the run finishes. ``on_batch`` counters are not part of the state: a caller that
-    keeps them does not checkpoint."""
+    the file is removed when the run finishes. ``counters`` (name -> tensor, e.g. what ``on_batch`` accumulates)
+    are saved with the state and restored in place, so a caller's per-sample counts resume with it."""
     soft = targets.dim() == 2
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     n = images.shape[0]
@@ -84,7 +85,7 @@ def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, c
     model.train()
     step = epoch = 0
     if checkpoint is not None and checkpoint.is_file():
-        step, epoch = _restore_training(checkpoint, model, optimizer, generator, total)
+        step, epoch = _restore_training(checkpoint, model, optimizer, generator, total, counters or {})
     last_write = time.monotonic()
     finite = torch.ones((), dtype=torch.bool, device=images.device)  # tested once per epoch: no per-step sync
     while step < total:
@@ -115,7 +116,7 @@ def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, c
         if not bool(finite):
             raise TrainingDiverged(f"the loss became NaN or infinite in epoch {epoch}")
         if checkpoint is not None and step < total and time.monotonic() - last_write >= checkpoint_seconds:
-            _save_training(checkpoint, model, optimizer, generator, step, epoch, total)
+            _save_training(checkpoint, model, optimizer, generator, step, epoch, total, counters or {})
             last_write = time.monotonic()
         if on_epoch is not None:
             on_epoch(epoch)
@@ -125,9 +126,10 @@ def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, c
 
 
 def _save_training(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator,
-                   step: int, epoch: int, total: int) -> None:
+                   step: int, epoch: int, total: int, counters: dict[str, torch.Tensor]) -> None:
     """One training run's state between epochs, as safetensors (atomic): tensors only, nothing executable."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors.update({f"counter.{k}": v.detach().cpu().contiguous() for k, v in counters.items()})
     for index, state in optimizer.state_dict()["state"].items():
         for name, value in state.items():
             if torch.is_tensor(value):
@@ -138,7 +140,7 @@ def _save_training(path: Path, model: nn.Module, optimizer: torch.optim.Optimize
 
 
 def _restore_training(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator,
-                      total: int) -> tuple[int, int]:
+                      total: int, counters: dict[str, torch.Tensor]) -> tuple[int, int]:
     """Load :func:`_save_training`'s state into the run; a file of another run (its step count or tensors differ)
     is refused with the fix, never half-applied."""
     from safetensors import safe_open
@@ -154,10 +156,13 @@ def _restore_training(path: Path, model: nn.Module, optimizer: torch.optim.Optim
     model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     own = model.state_dict()
     if stored_total != total or model_state.keys() != own.keys() or any(
-            model_state[k].shape != own[k].shape for k in own) or len(lrs) != len(optimizer.param_groups):
+            model_state[k].shape != own[k].shape for k in own) or len(lrs) != len(optimizer.param_groups) or any(
+            f"counter.{k}" not in tensors or tensors[f"counter.{k}"].shape != v.shape for k, v in counters.items()):
         raise DistillsetError(f"{path} is the checkpoint of another training run (other network or schedule); "
                               "delete it or choose another checkpoint folder")
     model.load_state_dict(model_state)
+    for name, value in counters.items():
+        value.copy_(tensors[f"counter.{name}"])
     buffers: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optimizer."):

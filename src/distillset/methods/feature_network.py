@@ -2,7 +2,8 @@
 
 Training it is the expensive part of those baselines, so it is cached on disk (safetensors, atomic)
 under a key of (dataset, model, epochs, seed): selecting at ipc 1, 10 and 50, or with another of the
-three methods, reuses one trained network. Forgetting events (Toneva et al., 2019) are counted while
+three methods, reuses one trained network; a training cut off resumes from a checkpoint beside the cache entry
+(about once a minute, with the forgetting counts). Forgetting events (Toneva et al., 2019) are counted while
 it trains: a sample is forgotten when a presentation classifies it wrongly after the previous one
 classified it correctly.
 """
@@ -75,8 +76,12 @@ def train_feature_network(real: RealData, model_name: str = "convnet", epochs: i
         if log:
             log(f"feature network epoch {epoch}/{epochs}: {int(last_correct.sum())}/{n} correct at last presentation")
 
+    # cut off, the training resumes from a checkpoint beside the cache entry, forgetting counts included
+    partial = path.with_name(path.stem + ".partial.safetensors") if use_cache else None
     train_model(model, real.images, real.labels, TrainConfig(epochs=epochs, batch_size=batch_size),
-                make_generator(seed, "feature-network", "train"), on_batch=count_forgetting, on_epoch=report)
+                make_generator(seed, "feature-network", "train"), on_batch=count_forgetting, on_epoch=report,
+                checkpoint=partial, counters={"last_correct": last_correct, "ever_learned": ever_learned,
+                                              "forgetting": forgetting})
     model.eval()
     if use_cache:
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
