@@ -105,7 +105,9 @@ def main() -> None:
                     evaluation = evaluate_cell(synset, data, models, args, seed)
                     shifts = led_shifts(data, synset.features, synset.adjacency)
                     shift = shifts["one"]
-                    previous = results.get(key)  # a stored cell gaining columns: the same graph (reloaded from --out, or remade bit for bit)
+                    # a stored cell gaining columns keeps its record: the graph is the same (reloaded from --out,
+                    # or remade bit for bit from its seed)
+                    previous = results.get(key)
                     measured = ({"condense_seconds": previous["condense_seconds"], "date": previous["date"],
                                  "columns_added": time.strftime("%Y-%m-%d")} if previous else
                                 {"condense_seconds": seconds, "date": time.strftime("%Y-%m-%d")})

@@ -1,6 +1,6 @@
 """Why SGDD's condensed graphs fail GCond's decoupled architectures: the structure its regulariser learns.
 
-SGDD's Cora graphs (r = 0.5) read 81 with a GCN but 53-56 with GCond's "SGC" (an MLP, then A^2), APPNP and "MLP"
+SGDD's Cora graphs (r = 0.5) read 81 with a GCN but 55-60 with GCond's "SGC" (an MLP, then A^2), APPNP and "MLP"
 (a GCN trained without edges) in the graph table. This script measures, for each condensed graph, how much of its
 edge weight joins nodes of one class (the weighted edge homophily), what fraction of the same-class and of the
 cross-class node pairs carry an edge (above GCond's 0.05 threshold), and its mean degree; beside them the GCN and
@@ -22,6 +22,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+
 import distillset as ds
 from common import add_results_arguments, open_results
 from distillset.fileio import atomic_write_json
