@@ -25,6 +25,7 @@ import numpy as np
 
 import distillset as ds
 from common import add_results_arguments, open_results
+from distillset.driver import run_in_memory
 from distillset.fileio import atomic_write_json
 from distillset.graph.data import load_graph
 from distillset.graph.class_structure import class_structure
@@ -81,13 +82,10 @@ def main() -> None:
                 if key in results:
                     continue
                 start = time.perf_counter()
-                config = method.make_config({"reduction": args.reduction, "seed": seed, "beta": beta,
-                                             **({"epochs": args.epochs} if args.epochs else {})})
-                engine = method.build(data, config)
-                state = engine.initial_state()
-                while state.iteration < engine.total_steps:
-                    engine.step(state)
-                synset = engine.to_synset(state)
+                options = {"reduction": args.reduction, "seed": seed, "beta": beta,
+                           **({"epochs": args.epochs} if args.epochs else {})}
+                config = method.make_config(options)
+                synset = run_in_memory(method, data, options)
                 seconds = time.perf_counter() - start
                 evaluation = evaluate_cell(synset, data, ARCHS, evaluation_args, seed)
                 results[key] = {"results": {m: r.as_dict() for m, r in evaluation.items()}, "beta": beta, "epochs": config.epochs,
