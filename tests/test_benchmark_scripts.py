@@ -283,9 +283,9 @@ def test_sgdd_structure_imports_graph_table_cells_and_condenses_the_beta_ablatio
     run_script("graph_table", ["--data-root", str(data_root), "--datasets", "cora", "--methods", "sgdd", "--reductions", "0.25",
                                "--seeds", "0", "--epochs", "1", "--eval-epochs", "3", "--runs", "1", "--cross-arch",
                                "--results", str(table), "--out", str(out)], monkeypatch)
-    results = tmp_path / "structure.json"
+    results, kept = tmp_path / "structure.json", tmp_path / "structure-graphs"
     args = ["--data-root", str(data_root), "--betas", "0", "--seeds", "0", "--epochs", "1", "--runs", "1", "--eval-epochs", "3",
-            "--import", f"{table}:{out}", "--results", str(results)]
+            "--import", f"{table}:{out}", "--results", str(results), "--out", str(kept)]
     run_script("sgdd_structure", args, monkeypatch)
     cells = json.loads(results.read_text())
     assert set(cells) == {"cora/sgdd/0.25/0/beta0.5", "cora/sgdd/0.25/0/beta0"}
@@ -294,10 +294,26 @@ def test_sgdd_structure_imports_graph_table_cells_and_condenses_the_beta_ablatio
     graph = GraphSynSet.load(out / "cora-sgdd-0.25-0" / "synset.safetensors")
     assert imported["homophily"] == class_structure(graph.adjacency, graph.labels, 0.05)["homophily"]
     assert ablation["beta"] == 0 and ablation["epochs"] == 1 and len(ablation["results"]) == 7
+    assert GraphSynSet.load(ablation["graph"]).config["beta"] == 0
     assert "| cora | sgdd | 0.25 | 0 |" in (text := capsys.readouterr().out) and "| cora | sgdd | 0.25 | 0.5 |" in text
     stamp = results.stat().st_mtime_ns
     run_script("sgdd_structure", args, monkeypatch)  # nothing new: neither cell is measured again nor the file rewritten
     assert results.stat().st_mtime_ns == stamp
+
+    # --separate: the Table 3 GCN's two changes one at a time, on every row; a row whose graph is gone is condensed
+    # again and must come out with the graph it was stored with.
+    Path(ablation["graph"]).unlink()
+    run_script("sgdd_structure", args + ["--separate"], monkeypatch)
+    cells = json.loads(results.read_text())
+    for row in cells.values():
+        assert {"gcn@threshold", "gcn@dropout0"} <= set(row["results"]) and Path(row["graph"]).is_file()
+    assert cells["cora/sgdd/0.25/0/beta0"]["results"]["gcn"] == ablation["results"]["gcn"]
+    assert "| cora | sgdd | 0.25 | 0 |" in capsys.readouterr().out
+    Path(ablation["graph"]).unlink()
+    cells["cora/sgdd/0.25/0/beta0"]["homophily"] += 0.5  # as if another graph had been stored
+    results.write_text(json.dumps(cells))
+    with pytest.raises(SystemExit, match="differs from the stored row"):
+        run_script("sgdd_structure", args + ["--separate"], monkeypatch)
 
 
 def test_graph_table_adds_columns_to_a_stored_cell_without_remaking_its_graph(tmp_path, data_root, monkeypatch):
