@@ -46,6 +46,7 @@ def test_k_center_is_greedy_farthest_point():
         dist = torch.cdist(features, features[chosen[:t]]).min(1).values
         assert chosen[t] == int(torch.argmax(dist))
     assert len(set(chosen)) == 6
+    assert herding(features, 1).tolist() == chosen[:1]  # one per class: k-center and herding pick the same (ledger)
 
 
 def test_most_forgotten_order_and_ties():
