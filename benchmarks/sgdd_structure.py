@@ -99,7 +99,10 @@ def main() -> None:
             for seed in [int(s) for s in args.seeds.split(",")]:
                 key = f"{args.dataset}/sgdd/{args.reduction:g}/{seed}/beta{beta:g}"
                 graph_file = Path(args.out) / key.replace("/", "-") / "synset.safetensors"
-                if key in results and (graph_file.exists() or not args.separate):
+                if key in results and graph_file.exists():
+                    results[key].setdefault("graph", str(graph_file))  # kept, but cut off before its row said so
+                    continue
+                if key in results and not args.separate:
                     continue
                 condense_row(key, graph_file, data, results, evaluation_args, beta, seed, args)
                 atomic_write_json(path, results)
@@ -128,14 +131,15 @@ def condense_row(key: str, graph_file: Path, data, results: dict, evaluation_arg
     synset = run_in_memory(method, data, options)
     seconds = time.perf_counter() - start
     structure = class_structure(synset.adjacency, synset.labels, GCOND_CROSS_EDGE_THRESHOLD)
-    synset.save(graph_file)
     if key in results:
         stored = {name: results[key][name] for name in STRUCTURE}
         if stored != {name: structure[name] for name in STRUCTURE}:
             raise SystemExit(f"{key}: condensed again, its graph differs from the stored row ({stored} vs {structure}); "
                              f"remove the row from {args.results} to measure it afresh")
+        synset.save(graph_file)  # only a graph that matches its row is kept beside it
         results[key]["graph"] = str(graph_file)
         return
+    synset.save(graph_file)
     evaluation = evaluate_cell(synset, data, ARCHS, evaluation_args, seed)
     results[key] = {"results": {m: r.as_dict() for m, r in evaluation.items()}, "beta": beta,
                     "epochs": method.make_config(options).epochs, "condense_seconds": seconds,
