@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 
+import pytest
 import torch
 
 from distillset.data import real_data
@@ -73,8 +74,8 @@ def test_batched_networks_equal_sequential_parameters(digits):
     # Instance norm over the 2x2 maps of an 8x8 input amplifies reduction-order noise, so the exact
     # comparison uses networks without it; the accuracy comparison above covers the default ConvNet.
     synset = make_coreset("random", real_data(digits), ipc=5, seed=0)
-    config = TrainConfig(epochs=6, batch_size=16)
-    for model in ("convnet-nonorm", "mlp"):
+    for model, schedule in (("convnet-nonorm", "reference"), ("mlp", "reference"), ("mlp", "half")):
+        config = TrainConfig(epochs=6, batch_size=16, schedule=schedule)
         seq, bat = [], []
         for run in range(2):
             seq.append(build_model(model, (1, 8, 8), 10, torch.Generator().manual_seed(run)))
@@ -87,6 +88,50 @@ def test_batched_networks_equal_sequential_parameters(digits):
                 torch.testing.assert_close(ps, pb, rtol=1e-5, atol=1e-6, msg=f"{model} {name}")
 
 
+def test_reference_schedule_is_the_reference_codes_evaluation_loop(digits):
+    """The DC/DSA/DM/MTT code's evaluate_synset: ``for ep in range(Epoch + 1)`` passes, and after pass
+    ``Epoch // 2 + 1`` a new SGD at lr x0.1 (momentum restarts). Written out here with torch.optim.SGD, it must give
+    bitwise the parameters train_model gives under the "reference" schedule, and not those of "half"."""
+    import pytest
+    import torch.nn.functional as F
+
+    from distillset.errors import DistillsetError
+    from distillset.models import build_model
+    from distillset.training import TrainConfig, train_model
+
+    synset = make_coreset("random", real_data(digits), ipc=5, seed=0)
+    images, labels, epochs, batch, lr = synset.images, synset.labels, 6, 16, 0.01
+
+    def reference_loop():
+        net = build_model("mlp", (1, 8, 8), 10, torch.Generator().manual_seed(0))
+        shuffle = torch.Generator().manual_seed(1)
+        optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=0.0005)
+        for ep in range(epochs + 1):
+            order = torch.randperm(len(labels), generator=shuffle)
+            for start in range(0, len(labels), batch):
+                idx = order[start:start + batch]
+                loss = F.cross_entropy(net(images[idx]), labels[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            if ep in [epochs // 2 + 1]:
+                lr_now = lr * 0.1
+                optimizer = torch.optim.SGD(net.parameters(), lr=lr_now, momentum=0.9, weight_decay=0.0005)
+        return net
+
+    def ours(schedule):
+        net = build_model("mlp", (1, 8, 8), 10, torch.Generator().manual_seed(0))
+        return train_model(net, images, labels, TrainConfig(epochs=epochs, lr=lr, batch_size=batch, schedule=schedule),
+                           torch.Generator().manual_seed(1))
+
+    expected = reference_loop().state_dict()
+    for name, value in ours("reference").state_dict().items():
+        assert torch.equal(value, expected[name]), name
+    assert not all(torch.equal(v, expected[k]) for k, v in ours("half").state_dict().items())
+    with pytest.raises(DistillsetError, match="unknown training schedule"):
+        TrainConfig(schedule="cosine")
+
+
 def test_batched_reports_diverged_runs(digits):
     synset = make_coreset("random", real_data(digits), ipc=2, seed=0)
     results = evaluate_synset(synset, digits.test_images, digits.test_labels, models=["mlp"], runs=2, epochs=5, lr=1e12, strategy="batched")
@@ -94,8 +139,6 @@ def test_batched_reports_diverged_runs(digits):
 
 
 def test_models_that_cannot_take_the_shape_are_refused_before_training(digits):
-    import pytest
-
     from distillset.errors import DistillsetError
 
     synset = make_coreset("random", real_data(digits), ipc=1, seed=0)
@@ -118,11 +161,12 @@ def test_stored_run_by_run_evaluation_trains_pending_runs_together_where_evaluat
     assert alone[0][1] == full.results["mlp"].outcomes[3]
 
 
-def test_a_training_run_cut_off_resumes_from_its_checkpoint_with_the_same_bytes(digits, tmp_path):
+@pytest.mark.parametrize("schedule", ["half", "reference"])
+def test_a_training_run_cut_off_resumes_from_its_checkpoint_with_the_same_bytes(digits, tmp_path, schedule):
     """The whole-data ledger rows train one network for hours: cut off at an epoch (here exactly where the lr
-    drops, and with augmentation drawing from the shuffle generator), the run resumes from its checkpoint and
-    ends with the parameters of a run never cut off; a checkpoint of another schedule is refused."""
-    import pytest
+    drops, where the reference schedule also restarts the momentum, and with augmentation drawing from the
+    shuffle generator), the run resumes from its checkpoint and ends with the parameters of a run never cut off;
+    a checkpoint of another schedule is refused."""
 
     from distillset.augment.dc import DCAugment
     from distillset.errors import DistillsetError
@@ -130,7 +174,7 @@ def test_a_training_run_cut_off_resumes_from_its_checkpoint_with_the_same_bytes(
     from distillset.training import TrainConfig, train_model
 
     synset = make_coreset("random", real_data(digits), ipc=5, seed=0)
-    config = TrainConfig(epochs=6, batch_size=16)
+    config = TrainConfig(epochs=6, batch_size=16, schedule=schedule)
     augment = DCAugment()
 
     def fresh():
@@ -141,14 +185,14 @@ def test_a_training_run_cut_off_resumes_from_its_checkpoint_with_the_same_bytes(
     class CutOff(Exception):
         pass
 
-    def cut_at_3(epoch: int) -> None:
-        if epoch == 3:
+    def cut_where_the_lr_drops(epoch: int) -> None:
+        if epoch == config.decay_pass:
             raise CutOff
 
     path = tmp_path / "run0.safetensors"
     with pytest.raises(CutOff):
         train_model(fresh(), synset.images, synset.labels, config, torch.Generator().manual_seed(1), augment,
-                    on_epoch=cut_at_3, checkpoint=path, checkpoint_seconds=0)
+                    on_epoch=cut_where_the_lr_drops, checkpoint=path, checkpoint_seconds=0)
     assert path.is_file()
     with pytest.raises(DistillsetError, match="another training run"):
         train_model(fresh(), synset.images, synset.labels, TrainConfig(epochs=8, batch_size=16), torch.Generator().manual_seed(1),

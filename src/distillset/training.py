@@ -24,16 +24,41 @@ from .errors import DistillsetError
 from .fileio import write_safetensors
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+SCHEDULES = ("half", "reference")  # where the one lr x0.1 step falls (TrainConfig)
 
 
 @dataclass
 class TrainConfig:
+    """SGD training of one network. ``schedule`` places the single lr x0.1 step:
+
+    - "half": ``epochs`` passes, the lr drops before pass ``epochs // 2`` and the momentum carries on (this
+      library's own training: feature networks, NAS candidates).
+    - "reference": the evaluation loop of the DC/DSA/DM/MTT code (``evaluate_synset``): ``for ep in
+      range(Epoch + 1)`` trains ``epochs + 1`` passes, and after pass ``epochs // 2 + 1`` (from 0) it builds a new
+      SGD at lr x0.1, so the momentum restarts from the next gradient. The published numbers are measured so.
+    """
+
     epochs: int = 300
     lr: float = 0.01
     batch_size: int = 256
     momentum: float = 0.9
     weight_decay: float = 5e-4
     test_batch_size: int = 256
+    schedule: str = "half"
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise DistillsetError(f"unknown training schedule '{self.schedule}'; use {' or '.join(SCHEDULES)}")
+
+    @property
+    def passes(self) -> int:
+        """Passes over the data: the reference loop runs one more than its ``epochs``."""
+        return self.epochs + 1 if self.schedule == "reference" else self.epochs
+
+    @property
+    def decay_pass(self) -> int:
+        """The first pass at lr x0.1 (never, when it is not below :attr:`passes`)."""
+        return self.epochs // 2 + 2 if self.schedule == "reference" else self.epochs // 2
 
 
 class TrainingDiverged(RuntimeError):
@@ -63,9 +88,9 @@ def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, c
     ``teacher`` (images -> logits) every augmented batch is relabelled by it and the loss is
     :func:`distillation_loss` at ``temperature``; ``targets`` are then unused.
 
-    ``config.epochs`` passes, or exactly ``max_steps`` minibatch steps (a fractional budget stops inside an
-    epoch); with ``lr_decay`` the lr drops x0.1 once, before the first step of the second half (epoch
-    epochs // 2, or step max_steps // 2). ``on_batch(indices, detached logits)`` sees every minibatch (the
+    ``config.passes`` passes, or exactly ``max_steps`` minibatch steps (a fractional budget stops inside an
+    epoch); with ``lr_decay`` the lr drops x0.1 once, at the start of pass ``config.decay_pass`` (see
+    :class:`TrainConfig`'s ``schedule``), or at step max_steps // 2. ``on_batch(indices, detached logits)`` sees every minibatch (the
     forgetting-event counter), ``on_epoch(epoch)`` every finished epoch from 1 (checkpoints). A loss that
     is not finite raises :class:`TrainingDiverged` at the end of its epoch (the test runs on the device and
     is read once per epoch, so steps never wait for the GPU).
@@ -80,8 +105,8 @@ def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, c
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     n = images.shape[0]
     per_epoch = -(-n // config.batch_size)
-    total = max_steps if max_steps is not None else config.epochs * per_epoch
-    decay_at = (total // 2 if max_steps is not None else (config.epochs // 2) * per_epoch) if lr_decay else 0
+    total = max_steps if max_steps is not None else config.passes * per_epoch
+    decay_at = (total // 2 if max_steps is not None else config.decay_pass * per_epoch) if lr_decay else 0
     model.train()
     step = epoch = 0
     if checkpoint is not None and checkpoint.is_file():
@@ -94,6 +119,8 @@ def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, c
             if step == decay_at and step > 0:
                 for group in optimizer.param_groups:
                     group["lr"] = config.lr * 0.1
+                if config.schedule == "reference":
+                    optimizer.state.clear()  # the reference code's new SGD: no momentum carried over
             batch = order[start:start + config.batch_size]
             x = images[batch]
             if augment is not None:

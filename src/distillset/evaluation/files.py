@@ -23,7 +23,8 @@ def model_protocol(declared: dict, dataset: str, model: str, augment: str = "aut
                    batch_size: int | None = None) -> tuple[object, dict]:
     """(augmentation callable or None, protocol) of one evaluation model: the ``declared`` evaluation (a method's
     EvaluationSpec as a dict) unless ``augment``/``epochs``/``batch_size`` override it. The protocol names what
-    was used, for the output: augment, epochs, batch_size, soft_labels."""
+    was used, for the output: augment, epochs, batch_size, soft_labels and the lr schedule (always the reference
+    code's; named so that results stored before it was are told apart)."""
     name = declared.get("augment", "none") if augment == "auto" else augment
     callable_ = make_augment(name, dataset, model)
     chosen_epochs = epochs or declared.get("epochs") or PROTOCOL_DEFAULT_EPOCHS[callable_ is not None]
@@ -31,7 +32,7 @@ def model_protocol(declared: dict, dataset: str, model: str, augment: str = "aut
     if callable_ is not None and name == "dc":
         used = f"dc:{callable_.strategy}"
     return callable_, {"augment": used, "epochs": chosen_epochs, "batch_size": batch_size or declared.get("batch_size", 256),
-                       "soft_labels": declared.get("soft_labels", True)}
+                       "soft_labels": declared.get("soft_labels", True), "schedule": "reference"}
 
 
 def evaluate_file(path: str | os.PathLike, models: list[str], runs: int = 5, epochs: int | None = None,

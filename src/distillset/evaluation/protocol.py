@@ -1,7 +1,8 @@
 """The evaluation protocol of the DC/DSA/DM papers: train fresh networks on a SynSet, test on real data.
 
 Each run: a freshly initialised network, SGD (momentum 0.9, weight decay 5e-4), lr 0.01 (or the SynSet's
-learned lr), batch 256, lr x0.1 once at half the epochs, then ONE test at the end. We report the
+learned lr), batch 256, lr x0.1 once at half the epochs (placed and restarted exactly as the reference
+code's ``evaluate_synset``: TrainConfig's "reference" schedule), then ONE test at the end. We report the
 final-epoch accuracy only: picking the best epoch or iteration on the test set (as some reference
 code does) overstates results and is never offered. Runs whose loss turns NaN are stopped and
 reported as failed; the others still count.
@@ -85,11 +86,14 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
                     augment: Augment | None = None, batch_size: int = 256, use_soft_labels: bool = True,
                     strategy: str = "auto", progress: Callable[[str], None] | None = None,
                     run_indices: Sequence[int] | None = None, teacher: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                    temperature: float = 1.0, checkpoint_dir: str | Path | None = None) -> EvalResults:
+                    temperature: float = 1.0, checkpoint_dir: str | Path | None = None,
+                    schedule: str = "reference") -> EvalResults:
     """Train ``runs`` fresh networks of each model on the SynSet; test each once on the real test split.
 
     ``epochs`` defaults to 300 (1000 with augmentation); ``lr`` defaults to the SynSet's learned lr
-    if it has one, else 0.01. Every run draws its initialisation and shuffles from its own generator
+    if it has one, else 0.01. ``schedule`` "reference" trains and decays as the DC/DSA/DM/MTT code's
+    ``evaluate_synset`` does (``epochs`` + 1 passes, a new SGD at lr x0.1 after pass ``epochs // 2 + 1``);
+    "half" is ``epochs`` passes with the decay at half and the momentum kept (:class:`TrainConfig`). Every run draws its initialisation and shuffles from its own generator
     derived from ``seed``, the model name and the run index.
 
     ``strategy``: "sequential" trains the runs one after another; "batched" trains them all at once
@@ -126,7 +130,7 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
         raise DistillsetError(f"the training lr must be a positive number, got {lr}")
     if not (np.isfinite(temperature) and temperature > 0):
         raise DistillsetError(f"the distillation temperature must be a positive number, got {temperature}")
-    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size)
+    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, schedule=schedule)
     x_test, y_test = prepare_test_data(synset, test_pixels, test_labels, device)
     if len(y_test) == 0:
         raise DistillsetError("the test split is empty: there is nothing to test the trained networks on")
