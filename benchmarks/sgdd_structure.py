@@ -169,10 +169,12 @@ def table(results: dict) -> str:
 
 
 def mean_accuracy(cells: list[dict], model: str) -> str:
-    """Mean test accuracy (%) of ``model`` over the cells' graphs; "-" unless every cell has it."""
-    if not all(model in c["results"] for c in cells):
+    """Mean test accuracy (%) of ``model`` over the cells' graphs that have it ("(k of n)" when not all do)."""
+    having = [c for c in cells if model in c["results"]]
+    if not having:
         return "-"
-    return f"{100 * np.mean([np.mean(c['results'][model]['accs']) for c in cells]):.1f}"
+    mean = f"{100 * np.mean([np.mean(c['results'][model]['accs']) for c in having]):.1f}"
+    return mean if len(having) == len(cells) else f"{mean} ({len(having)} of {len(cells)})"
 
 
 if __name__ == "__main__":
