@@ -66,7 +66,8 @@ def import_cells(spec: str, results: dict, path: Path) -> None:
             continue
         synset = GraphSynSet.load(synset_file)
         results[row] = {"results": cell["results"], "beta": settings.get("beta"), "epochs": settings.get("epochs"),
-                        "source": table_file, "graph": str(synset_file), **class_structure(synset.adjacency, synset.labels, GCOND_CROSS_EDGE_THRESHOLD)}
+                        "source": table_file, "graph": str(synset_file),
+                        **class_structure(synset.adjacency, synset.labels, GCOND_CROSS_EDGE_THRESHOLD)}
         added += 1
     if added:
         atomic_write_json(path, results)
@@ -159,7 +160,8 @@ def table(results: dict) -> str:
     names = ["GCN", "GCN, edges >= 0.05 only", "GCN, dropout 0 only"] + [m.removesuffix("@table3") + " (Table 3)"
                                                                         for m in ARCHS[1:]]
     lines = ["| dataset | method | r | beta | " + " | ".join(names) + " | homophily | same-class pairs linked | "
-             "cross-class pairs linked | mean degree | seeds |", "|---|---|---|---|" + "---|" * len(names) + "---|---|---|---|---|"]
+             "cross-class pairs linked | mean degree | seeds |",
+             "|---|---|---|---|" + "---|" * len(names) + "---|---|---|---|---|"]
     for (dataset, method, reduction, beta), cells in sorted(groups.items()):
         accs = [mean_accuracy(cells, m) for m in columns]
         stats = [f"{np.mean([c[s] for c in cells]):.3f}" for s in ("homophily", "same_class_linked", "cross_class_linked")]

@@ -161,8 +161,8 @@ def test_evaluate_uses_the_evaluation_the_method_declares(tmp_path, data_root, c
                      "--data-root", str(data_root), *flags]) == 0
         return json.loads(capsys.readouterr().out)["protocol"]["mlp"]
 
-    assert protocol(tmp_path / "dsa") == {"augment": "dsa", "epochs": 1000, "batch_size": 256, "soft_labels": True, "labels": "hard",
-                                          "schedule": "reference"}
+    assert protocol(tmp_path / "dsa") == {"augment": "dsa", "epochs": 1000, "batch_size": 256, "soft_labels": True,
+                                          "labels": "hard", "schedule": "reference"}
     assert protocol(tmp_path / "r") == {"augment": "dc:crop_scale_rotate", "epochs": 1000, "batch_size": 256, "soft_labels": True,
                                         "labels": "hard", "schedule": "reference"}
     assert protocol(tmp_path / "r", "--augment", "none", "--epochs", "3")["augment"] == "none"

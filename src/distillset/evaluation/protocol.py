@@ -93,8 +93,9 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
     ``epochs`` defaults to 300 (1000 with augmentation); ``lr`` defaults to the SynSet's learned lr
     if it has one, else 0.01. ``schedule`` "reference" trains and decays as the DC/DSA/DM/MTT code's
     ``evaluate_synset`` does (``epochs`` + 1 passes, a new SGD at lr x0.1 after pass ``epochs // 2 + 1``);
-    "half" is ``epochs`` passes with the decay at half and the momentum kept (:class:`TrainConfig`). Every run draws its initialisation and shuffles from its own generator
-    derived from ``seed``, the model name and the run index.
+    "half" is ``epochs`` passes with the decay at half and the momentum kept (:class:`TrainConfig`).
+    Every run draws its initialisation and shuffles from its own generator derived from ``seed``, the
+    model name and the run index.
 
     ``strategy``: "sequential" trains the runs one after another; "batched" trains them all at once
     (torch.func.vmap over stacked parameters; not for BatchNorm networks); "auto" batches on CUDA and
