@@ -159,7 +159,9 @@ def test_evaluate_uses_the_evaluation_the_method_declares(tmp_path, data_root, c
     def protocol(path, *flags):
         assert main(["evaluate", str(path / "synset.safetensors"), "--models", "mlp", "--runs", "1", "--json",
                      "--data-root", str(data_root), *flags]) == 0
-        return json.loads(capsys.readouterr().out)["protocol"]["mlp"]
+        output = json.loads(capsys.readouterr().out)
+        assert output["config"]["schedule"] == output["protocol"]["mlp"]["schedule"]  # what trained is what is said
+        return output["protocol"]["mlp"]
 
     assert protocol(tmp_path / "dsa") == {"augment": "dsa", "epochs": 1000, "batch_size": 256, "soft_labels": True,
                                           "labels": "hard", "schedule": "reference"}
@@ -168,6 +170,7 @@ def test_evaluate_uses_the_evaluation_the_method_declares(tmp_path, data_root, c
     assert protocol(tmp_path / "r", "--augment", "none", "--epochs", "3")["augment"] == "none"
     assert protocol(tmp_path / "dsa", "--epochs", "2") == {"augment": "dsa", "epochs": 2, "batch_size": 256, "soft_labels": True,
                                                            "labels": "hard", "schedule": "reference"}
+    assert protocol(tmp_path / "dsa", "--epochs", "2", "--lr-schedule", "half")["schedule"] == "half"
 
 
 def test_every_method_records_its_evaluation_in_its_sets(digits):

@@ -20,11 +20,11 @@ PROTOCOL_DEFAULT_EPOCHS = (300, 1000)  # without / with augmentation, as the DC/
 
 
 def model_protocol(declared: dict, dataset: str, model: str, augment: str = "auto", epochs: int | None = None,
-                   batch_size: int | None = None) -> tuple[object, dict]:
+                   batch_size: int | None = None, schedule: str = "reference") -> tuple[object, dict]:
     """(augmentation callable or None, protocol) of one evaluation model: the ``declared`` evaluation (a method's
     EvaluationSpec as a dict) unless ``augment``/``epochs``/``batch_size`` override it. The protocol names what
-    was used, for the output: augment, epochs, batch_size, soft_labels and the lr schedule (always the reference
-    code's; named so that results stored before it was are told apart)."""
+    was used, for the output: augment, epochs, batch_size, soft_labels and the lr ``schedule`` (TrainConfig's;
+    "reference" by default, named so that results stored before it was the default are told apart)."""
     name = declared.get("augment", "none") if augment == "auto" else augment
     callable_ = make_augment(name, dataset, model)
     chosen_epochs = epochs or declared.get("epochs") or PROTOCOL_DEFAULT_EPOCHS[callable_ is not None]
@@ -32,7 +32,7 @@ def model_protocol(declared: dict, dataset: str, model: str, augment: str = "aut
     if callable_ is not None and name == "dc":
         used = f"dc:{callable_.strategy}"
     return callable_, {"augment": used, "epochs": chosen_epochs, "batch_size": batch_size or declared.get("batch_size", 256),
-                       "soft_labels": declared.get("soft_labels", True), "schedule": "reference"}
+                       "soft_labels": declared.get("soft_labels", True), "schedule": schedule}
 
 
 def evaluate_file(path: str | os.PathLike, models: list[str], runs: int = 5, epochs: int | None = None,
@@ -41,13 +41,14 @@ def evaluate_file(path: str | os.PathLike, models: list[str], runs: int = 5, epo
                   batch_size: int | None = None, evaluation: dict | None = None,
                   log: Callable[[str], None] | None = None, labels: str = "stored", teacher: str | None = None,
                   temperature: float = 1.0, val_fraction: float = 0.0, grids: dict[str, list] | None = None,
-                  val_runs: int | None = None) -> EvalResults:
+                  val_runs: int | None = None, schedule: str = "reference") -> EvalResults:
     """Evaluate a SynSet file on the real test split of the dataset it names.
 
     By default every model trains as the set's method declares (``evaluation``, else the record in the file's
     config; e.g. DSA and 1000 epochs for DSA/DM/MTT/DATM sets, the DC code's augmentation for DC sets and
-    coresets). ``augment`` ("none", "dsa", "dc"), ``epochs`` and ``batch_size`` override it. Each model's
-    protocol is in the results (``protocol`` per model).
+    coresets). ``augment`` ("none", "dsa", "dc"), ``epochs`` and ``batch_size`` override it; ``schedule`` places
+    the lr step (:func:`~distillset.evaluation.protocol.evaluate_synset`). Each model's protocol is in the results
+    (``protocol`` per model).
 
     ``labels``: "stored" (the set's soft labels when it has them, else its hard labels), "hard", or "teacher"
     (knowledge distillation from the pool members ``teacher`` names, at ``temperature``). ``grids`` (name ->
@@ -78,7 +79,7 @@ def evaluate_file(path: str | os.PathLike, models: list[str], runs: int = 5, epo
     combined: EvalResults | None = None
     selection = {}
     for model in models:
-        callable_, protocol = model_protocol(declared, synset.dataset, model, augment, epochs, batch_size)
+        callable_, protocol = model_protocol(declared, synset.dataset, model, augment, epochs, batch_size, schedule)
         settings = {"lr": lr, "epochs": protocol["epochs"], **label_options}
 
         def run(pixels, targets, n, **chosen):
@@ -86,7 +87,8 @@ def evaluate_file(path: str | os.PathLike, models: list[str], runs: int = 5, epo
             return evaluate_synset(synset, pixels, targets, models=[model], runs=n, epochs=merged["epochs"], lr=merged["lr"],
                                    seed=seed, device=torch_device, strategy=strategy, augment=callable_,
                                    batch_size=protocol["batch_size"], use_soft_labels=protocol["soft_labels"] and labels != "hard",
-                                   teacher=merged["teacher"], temperature=merged["temperature"], progress=log)
+                                   teacher=merged["teacher"], temperature=merged["temperature"], progress=log,
+                                   schedule=schedule)
 
         if grids:
             chosen, scored = choose(candidates(grids), lambda option: run(val_pixels, val_labels, val_runs or runs,
