@@ -49,6 +49,16 @@ def test_k_center_is_greedy_farthest_point():
     assert herding(features, 1).tolist() == chosen[:1]  # one per class: k-center and herding pick the same (ledger)
 
 
+def test_k_center_picks_distinct_rows_where_rows_repeat():
+    """Repeated embeddings tie at distance 0 with the chosen rows: each row is still picked once, and a pool taken
+    whole (GCond's r = 1 on a graph) is every row."""
+    features = torch.tensor([[0.0], [0.0], [1.0], [1.0], [0.0]], dtype=torch.float64)
+    for k in range(1, 6):
+        chosen = k_center(features, k).tolist()
+        assert len(set(chosen)) == k, chosen
+    assert sorted(k_center(features, 5).tolist()) == [0, 1, 2, 3, 4]
+
+
 def test_most_forgotten_order_and_ties():
     events = torch.tensor([0, 3, 1, 3, 0, 2])
     learned = torch.tensor([True, True, True, True, False, True])

@@ -43,15 +43,21 @@ def herding(features: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def k_center(features: torch.Tensor, k: int) -> torch.Tensor:
-    """Greedy k-center: start at the row nearest the mean, then repeatedly add the farthest row."""
+    """Greedy k-center: start at the row nearest the mean, then repeatedly add the farthest row.
+
+    ``k`` distinct rows: a chosen row is never picked again, also where rows repeat (identical embeddings sit at
+    distance 0 from the selection, as the chosen rows do, and a plain argmax over the ties could return a chosen
+    row; with k = the pool size every row is then taken, as it must be)."""
     features = features.double()
     first = int(torch.argmin(((features - features.mean(0)) ** 2).sum(1)))
     chosen = [first]
     min_dist = ((features - features[first]) ** 2).sum(1)
+    min_dist[first] = -1.0
     for _ in range(k - 1):
         i = int(torch.argmax(min_dist))
         chosen.append(i)
         min_dist = torch.minimum(min_dist, ((features - features[i]) ** 2).sum(1))
+        min_dist[i] = -1.0
     return torch.tensor(chosen, dtype=torch.long)
 
 
