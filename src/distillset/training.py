@@ -91,9 +91,9 @@ def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, c
     ``config.passes`` passes, or exactly ``max_steps`` minibatch steps (a fractional budget stops inside an
     epoch); with ``lr_decay`` the lr drops x0.1 once, at the start of pass ``config.decay_pass`` (see
     :class:`TrainConfig`'s ``schedule``), or at step max_steps // 2. ``on_batch(indices, detached logits)``
-    sees every minibatch (the forgetting-event counter), ``on_epoch(epoch)`` every finished epoch from 1 (checkpoints). A loss that
-    is not finite raises :class:`TrainingDiverged` at the end of its epoch (the test runs on the device and
-    is read once per epoch, so steps never wait for the GPU).
+    sees every minibatch (the forgetting-event counter), ``on_epoch(epoch)`` every finished epoch from 1
+    (checkpoints). A loss that is not finite raises :class:`TrainingDiverged` at the end of its epoch (the test
+    runs on the device and is read once per epoch, so steps never wait for the GPU).
 
     ``checkpoint`` (a file path): the run's state (network, optimiser, the shuffle/augmentation generator, the
     step and epoch counters) is written there at the end of an epoch when ``checkpoint_seconds`` have passed
