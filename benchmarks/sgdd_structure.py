@@ -100,11 +100,11 @@ def main() -> None:
             for seed in [int(s) for s in args.seeds.split(",")]:
                 key = f"{args.dataset}/sgdd/{args.reduction:g}/{seed}/beta{beta:g}"
                 graph_file = Path(args.out) / key.replace("/", "-") / "synset.safetensors"
-                if key in results and graph_file.exists():
-                    results[key].setdefault("graph", str(graph_file))  # kept, but cut off before its row said so
-                    continue
-                if key in results and not args.separate:
-                    continue
+                if key in results:
+                    if graph_file.exists():
+                        results[key].setdefault("graph", str(graph_file))  # kept, but cut off before its row said so
+                    if graph_file.exists() or not args.separate:
+                        continue
                 condense_row(key, graph_file, data, results, evaluation_args, beta, seed, args)
                 atomic_write_json(path, results)
         if args.separate:

@@ -56,6 +56,11 @@ class TrainConfig:
         return self.epochs + 1 if self.schedule == "reference" else self.epochs
 
     @property
+    def restarts_momentum(self) -> bool:
+        """Whether the lr step comes with a new optimiser (the reference code's), so the momentum restarts."""
+        return self.schedule == "reference"
+
+    @property
     def decay_pass(self) -> int:
         """The first pass at lr x0.1 (never, when it is not below :attr:`passes`)."""
         return self.epochs // 2 + 2 if self.schedule == "reference" else self.epochs // 2
@@ -119,7 +124,7 @@ def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, c
             if step == decay_at and step > 0:
                 for group in optimizer.param_groups:
                     group["lr"] = config.lr * 0.1
-                if config.schedule == "reference":
+                if config.restarts_momentum:
                     optimizer.state.clear()  # the reference code's new SGD: no momentum carried over
             batch = order[start:start + config.batch_size]
             x = images[batch]

@@ -51,7 +51,7 @@ def train_models_batched(models: list[nn.Module], images: torch.Tensor, targets:
     for epoch in range(config.passes):
         if epoch == config.decay_pass and epoch > 0:
             lr = config.lr * 0.1
-            first = first or config.schedule == "reference"  # a new SGD there: momentum restarts (TrainConfig)
+            first = first or config.restarts_momentum  # a new SGD there: the momentum restarts (TrainConfig)
         orders = to_device(torch.stack([torch.randperm(n, generator=g) for g in generators]), images.device)
         for start in range(0, n, config.batch_size):
             idx = orders[:, start:start + config.batch_size]  # [K, B]
