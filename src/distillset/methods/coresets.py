@@ -49,15 +49,14 @@ def k_center(features: torch.Tensor, k: int) -> torch.Tensor:
     distance 0 from the selection, as the chosen rows do, and a plain argmax over the ties could return a chosen
     row; with k = the pool size every row is then taken, as it must be)."""
     features = features.double()
-    first = int(torch.argmin(((features - features.mean(0)) ** 2).sum(1)))
-    chosen = [first]
-    min_dist = ((features - features[first]) ** 2).sum(1)
-    min_dist[first] = -1.0
-    for _ in range(k - 1):
-        i = int(torch.argmax(min_dist))
+    i = int(torch.argmin(((features - features.mean(0)) ** 2).sum(1)))
+    chosen = []
+    min_dist = torch.full((features.shape[0],), float("inf"), dtype=features.dtype, device=features.device)
+    for _ in range(k):
         chosen.append(i)
         min_dist = torch.minimum(min_dist, ((features - features[i]) ** 2).sum(1))
-        min_dist[i] = -1.0
+        min_dist[i] = -1.0  # chosen: below every distance, never the argmax again
+        i = int(torch.argmax(min_dist))
     return torch.tensor(chosen, dtype=torch.long)
 
 
