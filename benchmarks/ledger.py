@@ -133,6 +133,12 @@ def preset_model(method: str, dataset: str, ipc: int) -> str:
     return str((preset_for(method, dataset, ipc) or {}).get("model", MODEL))
 
 
+def random_seeds(dataset: str, ipc: int) -> tuple[int, ...]:
+    """Random draws per row: two, and six where two draws sat outside the published std and agreed with each other
+    (FashionMNIST ipc 1: 57.29 / 57.17 against 51.4 +- 3.8), since two close draws cannot tell luck from a real gap."""
+    return (0, 1, 2, 3, 4, 5) if (dataset, ipc) == ("fashion-mnist", 1) else (0, 1)
+
+
 ROWS: list[Row] = [
     Row("dc", "mnist", 1, options=DC_SCHEDULE),
     Row("dsa", "mnist", 1, options=DC_SCHEDULE),
@@ -141,7 +147,7 @@ ROWS: list[Row] = [
     Row("dd", "mnist", 10, seeds=(0,), networks=10, gpu=True,
         gpu_reason="DD's 2018 schedule is 23,600 outer iterations of 30 unrolled steps; one took 100 s on cpu2 "
                    "(2026-12-05, two other processes sharing its two cores): about 27 days"),
-    *[Row(method, dataset, ipc, seeds=(0, 1) if method == "random" else (0,), networks=10 if ipc < 50 else 5,
+    *[Row(method, dataset, ipc, seeds=random_seeds(dataset, ipc) if method == "random" else (0,), networks=10 if ipc < 50 else 5,
           finding=KCENTER_IPC1 if (method, ipc) == ("kcenter", 1) else "")
       for dataset in ("mnist", "fashion-mnist") for method in ("random", "herding", "kcenter", "forgetting") for ipc in (1, 10, 50)],
     Row("whole", "mnist", None, seeds=(0,), networks=2, augment="none", epochs=20),
