@@ -1,0 +1,66 @@
+"""Why some GCond-X graphs (the release's way) read 20 points lower: their features, measured.
+
+On CiteSeer, GCond-X run as GCond's release runs it (features matched through an untrained PGE, saved without edges)
+gives some graphs near GCond's accuracy and others 17-22 points lower, with their own GCNs agreeing. The low graphs'
+rows sum to about 9-11 where the others' sum to 1.3-1.4 (real CiteSeer rows are L1-normalised to 1). One reading: the
+drift is a component shared by all synthetic rows, which a dense PGE averages away in matching but a GCN on the
+edgeless saved graph sees in full. This script tests it on saved graphs (``graph_table.py``'s --out folders):
+
+* the features' shared component (the norm of the mean synthetic row) and the rest (mean norm of a row minus that
+  mean), and the fraction of the features' variance that the class explains;
+* a GCN (GCond's protocol, 3 networks) on the graph as saved, and on the graph with its shared component replaced by
+  the real training rows' mean: if the reading holds, the low graphs recover and the others do not move.
+
+    OMP_NUM_THREADS=1 python benchmarks/gcondx_drift.py --data-root ../shared/data runs/bench-graph-v2/citeseer-gcond-x-release-0.25-*
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from distillset.graph.data import load_graph
+from distillset.graph.evaluate import evaluate_graph
+from distillset.graph.synset import GraphSynSet
+
+
+def class_explained(features: torch.Tensor, labels: torch.Tensor) -> float:
+    """Between-class scatter over total scatter: the share of the features' variance the class explains."""
+    centre = features.mean(0)
+    total = ((features - centre) ** 2).sum()
+    between = sum((labels == c).sum() * ((features[labels == c].mean(0) - centre) ** 2).sum() for c in labels.unique())
+    return float(between / total)
+
+
+def gcn_accuracy(synset: GraphSynSet, data, seed: int) -> list[float]:
+    return [100 * a for a in evaluate_graph(synset, data, ["gcn"], runs=3, epochs=600, seed=seed)["gcn"].accs]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folders", nargs="+", help="condensed graph folders <dataset>-<method>-<r>-<seed> (synset.safetensors)")
+    parser.add_argument("--data-root")
+    args = parser.parse_args()
+    data = None
+    print("| graph | row sum | shared norm | rest norm | class-explained variance | GCN as saved | GCN, shared -> real mean |")
+    print("|---|---|---|---|---|---|---|")
+    for folder in map(Path, args.folders):
+        dataset, seed = folder.name.split("-")[0], int(folder.name.rsplit("-", 1)[1])
+        data = data if data is not None and data.name == dataset else load_graph(dataset, args.data_root)
+        synset = GraphSynSet.load(folder / "synset.safetensors")
+        x = synset.features
+        shared = x.mean(0)
+        real_mean = data.features[data.train].mean(0).to(x.dtype)
+        saved = gcn_accuracy(synset, data, seed)
+        replaced = gcn_accuracy(dataclasses.replace(synset, features=x - shared + real_mean), data, seed)
+        mean = lambda v: sum(v) / len(v)  # noqa: E731
+        print(f"| {folder.name} | {float(x.sum(1).mean()):.2f} | {float(shared.norm()):.2f} | "
+              f"{float((x - shared).norm(dim=1).mean()):.2f} | {class_explained(x, synset.labels):.3f} | "
+              f"{mean(saved):.2f} | {mean(replaced):.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
