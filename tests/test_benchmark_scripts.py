@@ -217,6 +217,7 @@ def test_the_ledger_evaluates_a_stored_set_run_by_run_and_writes_verdicts(tmp_pa
 
     row = ledger.Row("random", "digits", 1, seeds=(0,), networks=2, epochs=2)
     monkeypatch.setattr(ledger, "SETS", tmp_path / "sets")
+    monkeypatch.setattr(ledger, "CHECKPOINTS", tmp_path / "checkpoints")  # never the repository's own folder
     monkeypatch.setattr(ledger, "ROWS", [row])
     ds.run_coreset("random", "digits", 1, row.folder(0), log=lambda m: None)
     store = ResultsStore(tmp_path / "results.json")
