@@ -52,8 +52,10 @@ def k_center(features: torch.Tensor, k: int) -> torch.Tensor:
     i = int(torch.argmin(((features - features.mean(0)) ** 2).sum(1)))
     chosen = []
     min_dist = torch.full((features.shape[0],), float("inf"), dtype=features.dtype, device=features.device)
-    for _ in range(k):
+    for step in range(k):
         chosen.append(i)
+        if step == k - 1:  # the last pick needs no distances after it
+            break
         min_dist = torch.minimum(min_dist, ((features - features[i]) ** 2).sum(1))
         min_dist[i] = -1.0  # chosen: below every distance, never the argmax again
         i = int(torch.argmax(min_dist))
