@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -48,6 +49,9 @@ EXPERTS = REPO / "runs" / "ledger-experts"  # git-ignored
 # a network's training state mid-run (a whole-data network outlasts a session): kept in the repository while a run
 # is cut off, so a fresh checkout resumes it; removed when the network finishes
 CHECKPOINTS = ROOT / "checkpoints"
+# the feature networks of the herding, k-center and forgetting sets (``make``): a training cut off leaves its
+# checkpoint here, kept in the repository (.gitignore keeps the finished networks out), so a fresh checkout resumes it
+FEATURE_CACHE = ROOT / "cache"
 SETS = ROOT / "sets"
 RESULTS = ROOT / "results.json"
 MODEL = "convnet"  # the evaluation network unless a row (its method's preset) names another
@@ -350,6 +354,9 @@ def main() -> None:
     parser.add_argument("--data-root")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=str(REPO / "REPRODUCTION.md"))
+    parser.add_argument("--cache", default=str(FEATURE_CACHE),
+                        help="make: the feature networks' cache (default benchmarks/results/ledger/cache, whose cut-off "
+                             "trainings are kept in the repository; it replaces $DISTILLSET_CACHE for this step)")
     args = parser.parse_args()
     rows = [row_by_key(k) for k in args.only.split(",") if k] or [r for r in ROWS if not r.gpu]
     if args.step == "rows":
@@ -358,6 +365,7 @@ def main() -> None:
         return
     store = ResultsStore(RESULTS)
     if args.step == "make":
+        os.environ["DISTILLSET_CACHE"] = args.cache
         make(rows, args.data_root, args.device)
     elif args.step == "evaluate":
         evaluate(rows, args.data_root, args.device, store)
