@@ -7,7 +7,9 @@ Three steps, each resumable (a cut-off run or evaluation continues where it stop
     python benchmarks/ledger.py write                                                 # REPRODUCTION.md
 
 Sets live in benchmarks/results/ledger/sets/<method>-<dataset>-<size>-s<seed>/ (kept in the repository: they
-are small, so anyone can re-evaluate them), each run in benchmarks/results/ledger/results.json. Every set is
+are small, so anyone can re-evaluate them), each run in benchmarks/results/ledger/results.json. ``make`` caches
+the coresets' feature networks in benchmarks/results/ledger/cache/ (``--cache``), where a training cut off leaves
+a checkpoint the repository keeps: the forgetting rows' 20-epoch network outlasts a session. Every set is
 evaluated as its row's protocol says: the DC paper's (its MNIST augmentation crop/scale/rotate, 1000 epochs)
 for DC and the Table 1 baselines, DSA for 1000 epochs for DSA, nothing for DD; every network trains and drops its
 lr as the reference code's evaluate_synset (epochs + 1 passes, a new SGD at lr x0.1 after pass epochs // 2 + 1:

@@ -3,9 +3,9 @@
 Training it is the expensive part of those baselines, so it is cached on disk (safetensors, atomic)
 under a key of (dataset, model, epochs, seed): selecting at ipc 1, 10 and 50, or with another of the
 three methods, reuses one trained network; a training cut off resumes from a checkpoint beside the cache entry
-(written at the end of an epoch, at most once a minute, with the forgetting counts). Forgetting events (Toneva et al., 2019) are counted while
-it trains: a sample is forgotten when a presentation classifies it wrongly after the previous one
-classified it correctly.
+(written at the end of an epoch, at most once a minute, with the forgetting counts). Forgetting events
+(Toneva et al., 2019) are counted while it trains: a sample is forgotten when a presentation classifies it
+wrongly after the previous one classified it correctly.
 """
 
 from __future__ import annotations
