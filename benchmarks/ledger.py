@@ -288,8 +288,17 @@ def table(store: ResultsStore) -> str:
             proto += f" ({EARLIER_SCHEDULE})"
             said = f"{said} (under the earlier lr schedule; re-evaluation at the reference schedule pending)"
         lines.append(f"| {row.method} | {row.dataset} | {size} | {pub_text} | {source} | {mean:.1f} +- {std:.1f} | "
-                     f"{sets} x {len(accs) // max(sets, 1)} | {proto} | {row_commands(row)} | {measured(cells)} | {said} |")
+                     f"{sets_by_networks(cells)} | {proto} | {row_commands(row)} | {measured(cells)} | {said} |")
     return "\n".join(lines)
+
+
+def sets_by_networks(cells: list[dict]) -> str:
+    """'2 x 10' when every set has as many networks; otherwise each set's count ('2 sets: 10 + 8 networks'), so a
+    row part-way through a set never reads as more networks per set than the first one has."""
+    counts = [len(cell["runs"]) for cell in cells]
+    if len(set(counts)) == 1:
+        return f"{len(counts)} x {counts[0]}"
+    return f"{len(counts)} sets: {' + '.join(map(str, counts))} networks"
 
 
 def row_commands(row: Row) -> str:

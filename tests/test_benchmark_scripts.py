@@ -235,6 +235,8 @@ def test_the_ledger_evaluates_a_stored_set_run_by_run_and_writes_verdicts(tmp_pa
     assert f"| {cell['date']}; cpu, " in measured_row  # when and on what it was measured
     monkeypatch.setattr(ledger, "ROWS", [ledger.Row("random", "digits", 1, seeds=(0,), networks=2, epochs=2, finding="the finding")])
     assert "; the finding |" in ledger.table(again)  # a below-paper cell's investigation sits beside its verdict
+    assert ledger.sets_by_networks([{"runs": {"0": 0.9, "1": 0.9}}] * 2) == "2 x 2"
+    assert ledger.sets_by_networks([{"runs": {str(i): 0.9 for i in range(10)}}, {"runs": {"0": 0.9}}]) == "2 sets: 10 + 1 networks"
     assert ledger.verdict(91.0, 91.7, 0.5) == "below (-0.7)"
     assert ledger.verdict(91.5, 91.7, 0.5) == "inside the published std"
     assert ledger.verdict(95.0, 91.7, 0.5, complete=False).startswith("not comparable")
