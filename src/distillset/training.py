@@ -230,3 +230,17 @@ def test_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
         x = images[start:start + batch_size].contiguous(memory_format=torch.channels_last)
         correct += int((net(x).argmax(dim=1) == labels[start:start + batch_size]).sum())
     return correct / images.shape[0]
+
+
+def fixed_step_groups(labels: torch.Tensor, steps: int) -> list[torch.Tensor]:
+    """Indices of the images of each of ``steps`` training steps, the original Dataset Distillation code's way: every
+    class's images (in stored order) are cut into ``steps`` equal groups and step s takes group s of every class, so
+    a step sees every class. DD distils and evaluates its sets with these steps; both sides call this."""
+    labels = torch.as_tensor(labels)
+    per_class = [torch.nonzero(labels == c).flatten() for c in torch.unique(labels).tolist()]
+    counts = {len(idx) for idx in per_class}
+    if len(counts) != 1 or next(iter(counts)) % steps:
+        raise DistillsetError(f"fixed steps need the same number of images in every class, a multiple of {steps} "
+                              f"(the steps); the classes have {sorted(counts)}")
+    per = next(iter(counts)) // steps
+    return [torch.cat([idx[s * per:(s + 1) * per] for idx in per_class]) for s in range(steps)]

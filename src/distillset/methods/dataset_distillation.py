@@ -12,12 +12,22 @@ softplus^-1(0.02)), so they stay positive without clamping; images and r share o
 (1024) real images per iteration, so ``iterations`` defaults to 400 x ceil(N / 1024) (23,600 on MNIST), and
 the Adam lr is halved every ``decay_epochs`` (40) of those passes.
 
-Differences from the 2018 code, stated because they change numbers: the synthetic set is organised
-as ``ipc`` images per class like every other method here, and each unrolled step trains on
-``batch_syn`` of them (all by default) rather than on a separate image batch per step; the real batch
-is class-balanced and drawn afresh every iteration (the 2018 code walks through shuffled epochs); the
-fresh networks use this library's initialisation rather than Xavier's. The evaluator trains on the result
-with the standard protocol, the DC paper's comparison; the learned step sizes are kept in run.json.
+Which images each unrolled step trains on (``step_images``): "fixed" is the 2018 code's plan, where the
+``ipc`` images of a class are split into ``steps`` groups and step s always trains on group s of every class
+(10 steps of one image per class at ipc 10, its MNIST default), so each image is distilled for its own step
+sizes; "shuffled" walks through the images in shuffled minibatches of ``batch_syn`` (all by default), as MTT's
+unroll does. Fresh networks (``network_init``) are PyTorch's default or Xavier-normal with zero biases, the
+2018 code's default. The published setting (``presets/dd.yaml``) is the 2018 code's: MNIST ipc 10 on LeNet,
+fixed steps, Xavier networks; elsewhere the defaults are ConvNet, shuffled, PyTorch's initialisation.
+
+A DD set is meant to be used as it was distilled: :mod:`distillset.evaluation.learned_schedule` trains fresh
+networks from the same initialisation with the learned step sizes, step by step (the 2018 evaluation, and the
+protocol of DD's published numbers); the standard evaluator (hundreds of epochs at lr 0.01) is the DC paper's
+comparison of the images alone. The learned step sizes are kept in the set's config.
+
+Differences from the 2018 code, stated because they change numbers: the real batch is class-balanced and
+drawn afresh every iteration (the 2018 code walks through shuffled epochs of 1024 images), and each iteration
+trains one fresh network (the 2018 default, ``n_nets`` 1).
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from ..augment import DSA, strategy_for
+from ..errors import DistillsetError
 from ..data.real import RealData
 from ..models import build_model
 from ..seeding import make_generator
@@ -35,7 +46,7 @@ from ..synset import SynSet
 from .contract import check_config, option
 from .image_state import MatchingState, SyntheticImageMethod, adam
 from .registry import register_method
-from .unroll import FlatStudent, Unroller, draw_steps
+from .unroll import FlatStudent, Unroller, draw_steps, fixed_steps
 
 BETAS = (0.5, 0.999)
 
@@ -48,7 +59,12 @@ class DatasetDistillationConfig:
                                     low=1)
     steps: int = option(10, "unrolled SGD steps per epoch, each with its own learned step size", low=1)
     epochs: int = option(3, "passes of the unrolled steps", low=1)
-    batch_syn: int = option(0, "synthetic images per unrolled step (0: all)", low=0)
+    step_images: str = option("shuffled", "which images each step trains on: 'fixed' (the 2018 code's: step s always "
+                              "the s-th ipc/steps images of every class) or 'shuffled' minibatches of batch_syn",
+                              choices=("shuffled", "fixed"))
+    batch_syn: int = option(0, "synthetic images per unrolled step with shuffled steps (0: all)", low=0)
+    network_init: str = option("default", "the fresh networks' initialisation: PyTorch's 'default' or 'xavier' (the "
+                               "2018 code's: Xavier-normal weights, zero biases)", choices=("default", "xavier"))
     batch_real: int = option(1024, "real images (class-balanced) scoring the trained network", low=1)
     real_epochs: int = option(400, "passes over the real training set that the default iterations make", low=1)
     decay_epochs: int = option(40, "the Adam lr is multiplied by decay_factor every this many passes", low=1)
@@ -65,7 +81,8 @@ class DatasetDistillationConfig:
 
 @register_method("dd", kind="condensation", modality="image", config=DatasetDistillationConfig,
                  tiny={"iterations": 2, "steps": 2, "epochs": 1, "batch_real": 20, "decay_epochs": 1},
-                 summary="the original bi-level dataset distillation through unrolled training (Wang et al., 2018)")
+                 summary="the original bi-level dataset distillation through unrolled training (Wang et al., 2018)",
+                 presets="dd")
 class DatasetDistillation(SyntheticImageMethod):
     method = "dd"
 
@@ -74,6 +91,12 @@ class DatasetDistillation(SyntheticImageMethod):
         real.check_ipc(config.ipc)
         self.real, self.config = real, config
         self.check_dsa_options()
+        if config.step_images == "fixed" and config.ipc % config.steps:
+            raise DistillsetError(f"fixed steps split each class's {config.ipc} images into {config.steps} steps; give an "
+                                  f"ipc that is a multiple of steps, or step_images shuffled")
+        if config.step_images == "fixed" and config.batch_syn:
+            raise DistillsetError("batch_syn sizes shuffled steps; fixed steps train on ipc/steps images of every class "
+                                  "each: drop batch_syn, or set step_images shuffled")
         self.dsa = DSA(config.dsa_strategy or strategy_for(real.name)) if config.dsa else None
         build_model(config.model, real.shape, real.num_classes)  # fail now on a model the data cannot feed
 
@@ -106,11 +129,14 @@ class DatasetDistillation(SyntheticImageMethod):
         cfg, real = self.config, self.real
         it = state.iteration
         generator = make_generator(cfg.seed, self.method, "iteration", it)
-        net = build_model(cfg.model, real.shape, real.num_classes, make_generator(cfg.seed, self.method, "network", it), real.device)
+        net = build_model(cfg.model, real.shape, real.num_classes, make_generator(cfg.seed, self.method, "network", it), real.device,
+                          init=cfg.network_init)
         student = FlatStudent(net)
         start = FlatStudent.flatten(net)
-        steps = draw_steps(state.images.shape[0], cfg.steps * cfg.epochs, cfg.batch_syn, generator, self.dsa,
-                           tuple(real.shape[1:]), real.device)
+        size = tuple(real.shape[1:])
+        steps = (fixed_steps(state.labels, cfg.steps, cfg.epochs, generator, self.dsa, size)
+                 if cfg.step_images == "fixed" else
+                 draw_steps(state.images.shape[0], cfg.steps * cfg.epochs, cfg.batch_syn, generator, self.dsa, size, real.device))
         idx, y_real = real.sample_balanced(max(1, min(cfg.batch_real // real.num_classes, min(map(len, real.class_indices)))),
                                            generator)
         x_real = real.images[idx]

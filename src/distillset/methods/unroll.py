@@ -30,6 +30,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ..augment import DSA, DSAParams
+from ..training import fixed_step_groups
 
 
 class FlatStudent:
@@ -158,3 +159,14 @@ def draw_steps(num_images: int, steps: int, batch: int, generator: torch.Generat
         cursor += batch
         plan.append(Step(index, dsa.draw_batch(batch, size, generator) if dsa is not None else None))
     return plan
+
+
+
+def fixed_steps(labels: torch.Tensor, steps: int, epochs: int, generator: torch.Generator, dsa: DSA | None,
+                size: tuple[int, int]) -> list[Step]:
+    """The 2018 DD code's plan (:func:`~distillset.training.fixed_step_groups`): step s always trains on the s-th
+    group of every class, and the ``steps`` steps repeat ``epochs`` times, so each image always meets the same step
+    sizes. DSA parameters (when given) are drawn per step."""
+    groups = fixed_step_groups(labels, steps)
+    return [Step(groups[s], dsa.draw_batch(len(groups[s]), size, generator) if dsa is not None else None)
+            for _ in range(epochs) for s in range(steps)]

@@ -2,7 +2,8 @@
 
 Matches PyTorch's default layer initialisation (uniform with bound 1/sqrt(fan_in) for weights and
 biases of convolutions and linear layers; ones and zeros for norm affines), but draws from the
-given generator instead of the global RNG.
+given generator instead of the global RNG. :func:`init_xavier` is the original Dataset Distillation code's
+``--init xavier`` (its default): Gaussian weights with variance 2 / (fan_in + fan_out), zero biases.
 """
 
 from __future__ import annotations
@@ -35,3 +36,21 @@ def init_parameters(model: nn.Module, generator: torch.Generator) -> nn.Module:
 def _uniform(tensor: torch.Tensor, bound: float, generator: torch.Generator) -> None:
     values = torch.rand(tensor.shape, generator=generator, dtype=torch.float32) * (2 * bound) - bound
     tensor.copy_(values.to(tensor.device, tensor.dtype))
+
+
+@torch.no_grad()
+def init_xavier(model: nn.Module, generator: torch.Generator) -> nn.Module:
+    """Xavier-normal weights (gain 1) and zero biases for every convolution and linear layer, drawn from ``generator``;
+    other layers as :func:`init_parameters`. DD's networks are initialised so, and its images are distilled for that
+    distribution of initial weights, so they are evaluated on networks drawn from it too."""
+    init_parameters(model, generator)
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            receptive = module.weight[0, 0].numel()
+            fan_in, fan_out = module.weight.shape[1] * receptive, module.weight.shape[0] * receptive
+            std = math.sqrt(2.0 / (fan_in + fan_out))
+            values = torch.randn(module.weight.shape, generator=generator, dtype=torch.float32) * std
+            module.weight.copy_(values.to(module.weight.device, module.weight.dtype))
+            if module.bias is not None:
+                module.bias.zero_()
+    return model

@@ -16,7 +16,9 @@ from torch import nn
 
 from ..errors import DistillsetError, unknown_name
 from .convnet import MLP, ConvNet
-from .init import init_parameters
+from .init import init_parameters, init_xavier
+
+INITIALISATIONS = {"default": init_parameters, "xavier": init_xavier}
 from .zoo import VGG11, AlexNet, LeNet, ResNet18
 
 _NORM_SUFFIX = {"in": "instance", "bn": "batch", "ln": "layer", "gn": "group", "nonorm": "none"}
@@ -76,8 +78,11 @@ def model_names() -> list[str]:
 
 
 def build_model(name: str, shape: tuple[int, int, int], num_classes: int,
-                generator: torch.Generator | None = None, device: str | torch.device = "cpu") -> nn.Module:
-    """A fresh network for inputs of ``shape`` (C, H, W), initialised from ``generator`` when given."""
+                generator: torch.Generator | None = None, device: str | torch.device = "cpu", init: str = "default") -> nn.Module:
+    """A fresh network for inputs of ``shape`` (C, H, W), initialised from ``generator`` when given: PyTorch's
+    default layer initialisation, or ``init="xavier"`` (DD's, :func:`~.init.init_xavier`)."""
+    if init not in INITIALISATIONS:
+        raise unknown_name("network initialisation", init, list(INITIALISATIONS))
     name = canonical_name(name)
     channels, height, width = shape
     if name == "convnet" or name.startswith("convnet-"):
@@ -87,7 +92,7 @@ def build_model(name: str, shape: tuple[int, int, int], num_classes: int,
     else:
         raise unknown_name("model", name, model_names())
     if generator is not None:
-        init_parameters(model, generator)
+        INITIALISATIONS[init](model, generator)
     return model.to(device)
 
 
