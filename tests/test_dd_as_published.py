@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -102,3 +103,20 @@ def test_learned_schedule_evaluation_refuses_a_set_without_step_sizes(digits):
     plain = SynSet.from_real(real, real.images[:10], real.labels[:10], method="dc", ipc=1, config={})
     with pytest.raises(DistillsetError, match="needs a DD set"):
         list(each_learned_schedule_run(plain, digits.test_images, digits.test_labels, 1))
+
+
+def test_cli_evaluates_a_dd_set_with_its_learned_steps_and_refuses_options_that_cannot_apply(tmp_path, digits, capsys):
+    from distillset.cli import main
+
+    options = {"steps": 2, "epochs": 1, "batch_real": 100, "step_images": "fixed", "network_init": "xavier"}
+    run_condense("dd", "digits", 2, tmp_path / "dd", model="convnet-d2-w32", iterations=2, options=options, progress=False, **QUIET)
+    path = str(tmp_path / "dd" / "synset.safetensors")
+    assert main(["evaluate", path, "--lr-schedule", "learned", "--runs", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    expected = [r[1] for r in each_learned_schedule_run(SynSet.load(path), digits.test_images, digits.test_labels, 2)]
+    assert result["results"]["convnet-d2-w32"]["accs"] == expected  # the same networks as the library's runs
+    assert result["protocol"]["convnet-d2-w32"]["steps"] == 2
+    for extra, said in ((["--epochs", "5"], "--epochs cannot apply"), (["--models", "mlp"], "distilled for (convnet-d2-w32)"),
+                        (["--lr-grid", "0.1,0.01", "--val-fraction", "0.1"], "--val-fraction, --lr-grid cannot apply: drop them")):
+        assert main(["evaluate", path, "--lr-schedule", "learned", *extra]) == 2
+        assert said in capsys.readouterr().err

@@ -261,10 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, help="training minibatch (default: the method's, else 256)")
     p.add_argument("--strategy", choices=("auto", "sequential", "batched"), default="auto",
                    help="train the runs one by one, or all at once with vmap (auto: batched on CUDA only)")
-    p.add_argument("--lr-schedule", choices=("reference", "half"), default="reference",
+    p.add_argument("--lr-schedule", choices=("reference", "half", "learned"), default="reference",
                    help="reference (default): as the DC/DSA/DM/MTT code, epochs + 1 passes and a new SGD at lr x0.1 after "
                         "pass epochs // 2 + 1; half: epochs passes, x0.1 from pass epochs // 2, momentum kept (this "
-                        "library's evaluations before 2026-12-05)")
+                        "library's evaluations before 2026-12-05); learned (DD sets): DD's own evaluation, fresh "
+                        "networks trained by the set's learned step sizes, step by step")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     _add_label_options(p)
     p.add_argument("--val-fraction", type=float, default=0.0,

@@ -62,6 +62,9 @@ def evaluate_file(path: str | os.PathLike, models: list[str], runs: int = 5, epo
     if data.num_classes != synset.num_classes:
         raise DistillsetError(f"{path} has {synset.num_classes} classes but dataset '{synset.dataset}' has {data.num_classes}")
     declared = evaluation if evaluation is not None else dict(synset.config.get("evaluation") or {})
+    if schedule == "learned":
+        return _learned(synset, data, models, runs, seed, device, epochs=epochs, lr=lr, augment=augment, labels=labels,
+                        batch_size=batch_size, grids=grids, val_fraction=val_fraction)
     for model in models:  # refuse an unknown name or a shape a model cannot take before any training starts
         check_model_name(model)
         build_model(model, synset.shape, synset.num_classes)
@@ -112,6 +115,26 @@ def evaluate_file(path: str | os.PathLike, models: list[str], runs: int = 5, epo
     if selection:
         combined.config["selection"] = selection
     return combined
+
+
+def _learned(synset: SynSet, data, models: list[str], runs: int, seed: int, device, **others) -> EvalResults:
+    """DD's own evaluation (:mod:`.learned_schedule`): the set fixes the network, the steps and their sizes, so every
+    option that would choose them otherwise is refused rather than silently ignored."""
+    from .learned_schedule import evaluate_learned_schedule
+
+    defaults = {"epochs": None, "lr": None, "augment": "auto", "labels": "stored", "batch_size": None, "val_fraction": 0.0}
+    given = [name for name, value in others.items() if name in defaults and value != defaults[name]]
+    given += [f"{name}_grid" for name, values in (others.get("grids") or {}).items() if values]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise DistillsetError(f"--lr-schedule learned replays the set's own steps; {flags} cannot apply: drop "
+                              f"{'them' if len(given) > 1 else 'it'}")
+    model = str(synset.config.get("model", "convnet"))
+    if models != ["convnet"] and models != [model]:
+        raise DistillsetError(f"--lr-schedule learned trains the network the set was distilled for ({model}); "
+                              f"drop --models or give --models {model}")
+    return evaluate_learned_schedule(synset, data.test_images, data.test_labels, runs, seed=seed,
+                                     device=resolve_device(local_device(device)))
 
 
 def _label_options(labels: str, teacher: str | None, temperature: float, synset: SynSet, device) -> dict:

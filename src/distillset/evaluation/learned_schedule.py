@@ -27,7 +27,7 @@ from ..models import build_model
 from ..seeding import make_generator
 from ..synset import SynSet
 from ..training import fixed_step_groups, test_accuracy
-from .protocol import prepare_test_data
+from .protocol import EvalResults, ModelResult, prepare_test_data
 
 
 def learned_plan(synset: SynSet, generator: torch.Generator) -> tuple[list[torch.Tensor], list[float]]:
@@ -92,3 +92,22 @@ def each_learned_schedule_run(synset: SynSet, test_pixels, test_labels, runs: in
             yield run, None, "loss became NaN or infinite", time.perf_counter() - start, len(plan)
             continue
         yield run, test_accuracy(net, x_test, y_test), None, time.perf_counter() - start, len(plan)
+
+
+def evaluate_learned_schedule(synset: SynSet, test_pixels, test_labels, runs: int, seed: int = 0,
+                              device: str | torch.device = "cpu") -> EvalResults:
+    """All ``runs`` networks of :func:`each_learned_schedule_run` as one result (``distillset evaluate --lr-schedule
+    learned``), under the set's own model name."""
+    model = str(synset.config.get("model", "convnet"))
+    result, start = ModelResult(), time.perf_counter()
+    steps = 0
+    for run, acc, failure, _, steps in each_learned_schedule_run(synset, test_pixels, test_labels, runs, seed=seed, device=device):
+        result.outcomes[run] = acc if failure is None else failure
+        if failure is None:
+            result.accs.append(acc)
+        else:
+            result.failed.append(f"run {run}: {failure}")
+    result.seconds = time.perf_counter() - start
+    result.protocol = {"evaluation": "learned-schedule", "steps": steps, "init": synset.config.get("network_init", "default")}
+    return EvalResults(synset.dataset, {model: result}, {"runs": runs, "seed": seed, "models": [model], "schedule": "learned",
+                                                         "selection": "final step", "labels": "hard"})

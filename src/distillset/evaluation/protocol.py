@@ -239,7 +239,8 @@ def format_table(results: EvalResults) -> str:
         acc = "failed" if not r.accs else f"{100 * r.mean:.2f} +- {100 * r.std:.2f}"
         note = f" ({len(r.failed)} failed)" if r.failed else ""
         p = r.protocol
-        how = f"{p['epochs']} epochs, augmentation {p['augment']}, batch {p['batch_size']}" if p else ""
+        how = (f"{p['steps']} learned steps (DD's evaluation), {p['init']} initialisation" if p.get("evaluation") == "learned-schedule"
+               else f"{p['epochs']} epochs, augmentation {p['augment']}, batch {p['batch_size']}" if p else "")
         lines.append(f"| {name} | {acc} | {len(r.accs)}{note} | {how} |")
     return "\n".join(lines)
 
