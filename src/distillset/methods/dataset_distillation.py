@@ -26,8 +26,9 @@ protocol of DD's published numbers); the standard evaluator (hundreds of epochs 
 comparison of the images alone. The learned step sizes are kept in the set's config.
 
 Differences from the 2018 code, stated because they change numbers: the real batch is class-balanced and
-drawn afresh every iteration (the 2018 code walks through shuffled epochs of 1024 images), and each iteration
-trains one fresh network (the 2018 default, ``n_nets`` 1).
+drawn afresh every iteration (the 2018 code walks through shuffled epochs of 1024 images); the lr halves after
+passes 40, 80, ... where the 2018 code, which steps its scheduler at the start of every pass including the first,
+halves it one pass earlier (39, 79, ...). Each iteration trains one fresh network, the 2018 default (``n_nets`` 1).
 """
 
 from __future__ import annotations
