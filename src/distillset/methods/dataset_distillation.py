@@ -39,8 +39,8 @@ import torch
 import torch.nn.functional as F
 
 from ..augment import DSA, strategy_for
-from ..errors import DistillsetError
 from ..data.real import RealData
+from ..errors import DistillsetError
 from ..models import build_model
 from ..seeding import make_generator
 from ..synset import SynSet

@@ -161,7 +161,6 @@ def draw_steps(num_images: int, steps: int, batch: int, generator: torch.Generat
     return plan
 
 
-
 def fixed_steps(labels: torch.Tensor, steps: int, epochs: int, generator: torch.Generator, dsa: DSA | None,
                 size: tuple[int, int]) -> list[Step]:
     """The 2018 DD code's plan (:func:`~distillset.training.fixed_step_groups`): step s always trains on the s-th

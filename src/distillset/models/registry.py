@@ -17,9 +17,9 @@ from torch import nn
 from ..errors import DistillsetError, unknown_name
 from .convnet import MLP, ConvNet
 from .init import init_parameters, init_xavier
-
-INITIALISATIONS = {"default": init_parameters, "xavier": init_xavier}
 from .zoo import VGG11, AlexNet, LeNet, ResNet18
+
+INITIALISATIONS = {"default": init_parameters, "xavier": init_xavier}  # build_model's ``init``
 
 _NORM_SUFFIX = {"in": "instance", "bn": "batch", "ln": "layer", "gn": "group", "nonorm": "none"}
 _ACT_SUFFIX = {"relu": "relu", "sigmoid": "sigmoid", "leakyrelu": "leakyrelu", "swish": "swish"}
