@@ -243,6 +243,30 @@ def test_the_ledger_evaluates_a_stored_set_run_by_run_and_writes_verdicts(tmp_pa
     assert ledger.verdict(92.0, 91.7, None) == "above (+0.3; no published std)"
 
 
+def test_the_ledger_evaluates_a_dd_row_by_its_learned_steps(tmp_path, monkeypatch, digits):
+    """The DD row is made with DD's published setting and evaluated as DD evaluates (its learned steps), run by run."""
+    import ledger
+
+    from distillset.results import ResultsStore
+
+    dd = ledger.row_by_key("dd/mnist/10")
+    assert not dd.gpu and dd.model == "lenet" and dd.evaluation == "learned-schedule"
+    row = ledger.Row("dd", "digits", 2, seeds=(0,), networks=3, evaluation="learned-schedule",
+                     options={"iterations": 2, "steps": 2, "epochs": 1, "batch_real": 50, "step_images": "fixed",
+                              "network_init": "xavier", "model": "convnet-d2-w32"})
+    monkeypatch.setattr(ledger, "SETS", tmp_path / "sets")
+    monkeypatch.setattr(ledger, "CHECKPOINTS", tmp_path / "checkpoints")
+    monkeypatch.setattr(ledger, "ROWS", [row])
+    ledger.make([row], None, "cpu")
+    store = ResultsStore(tmp_path / "results.json")
+    ledger.evaluate([row], None, "cpu", store)
+    cell = store.cells["dd/digits/2/s0"]
+    assert sorted(cell["runs"]) == ["0", "1", "2"] and cell["protocol"]["evaluation"] == "learned-schedule"
+    assert cell["protocol"]["steps"] == 2
+    line = next(x for x in ledger.table(store).splitlines() if x.startswith("| dd | digits | 2 |"))
+    assert "2 learned steps (DD's evaluation)" in line and "1 x 3" in line
+
+
 def test_ledger_trajectory_rows_make_and_evaluate_with_their_presets_network():
     """Tiny ImageNet's published settings name ConvNet-D4 (DATM throughout, MTT at ipc 50): the row's experts are
     trained on it, kept apart from ConvNet experts, and the set is evaluated on it."""
