@@ -33,9 +33,11 @@ _add("dc", "cifar10", {1: 28.3, 10: 44.9, 50: 53.9})
 _add("dc", "cifar100", {1: 12.8, 10: 25.2})
 _add("dsa", "mnist", {1: 88.7, 10: 97.8, 50: 99.2}, {1: 0.6}, DSA_TABLE)
 _add("dsa", "fashion-mnist", {1: 70.6, 10: 84.6, 50: 88.7}, {1: 0.6}, DSA_TABLE)
-# DC Table 1's baselines (ConvNet, the DC protocol): DD on MNIST at 10/class, the coresets, the whole training set
-# (ipc 0 stands for the whole set). The stds of the DC/DSA ipc-1 cells and DD are the ones issue 39 quotes; the
-# coreset rows are DC Table 1 as the DSA and DM papers reprint it: re-check against the PDF before citing.
+# DC Table 1's baselines: the coresets and the whole training set (ConvNet, the DC protocol; ipc 0 stands for the
+# whole set), and DD on MNIST at 10/class, which DC Table 1 quotes from DD itself: DD's random-initialisation
+# setting (its code's MNIST command: LeNet, 10 steps x 3 epochs, Xavier networks) under DD's own evaluation (the
+# learned step sizes), not ConvNet under the DC protocol. The stds of the DC/DSA ipc-1 cells and DD are the ones
+# issue 39 quotes; the coreset rows are DC Table 1 as the DSA and DM papers reprint it: re-check against the PDF.
 _add("dd", "mnist", {10: 79.5}, {10: 8.1}, DC_TABLE1)
 _add("random", "mnist", {1: 64.9, 10: 95.1, 50: 97.9}, {1: 3.5, 10: 0.9, 50: 0.2}, DC_TABLE1)
 _add("herding", "mnist", {1: 89.2, 10: 93.7, 50: 94.8}, {1: 1.6, 10: 0.3, 50: 0.2}, DC_TABLE1)
