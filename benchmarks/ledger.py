@@ -242,7 +242,7 @@ def evaluate(rows: list[Row], data_root: str | None, device: str, store: Results
             key = f"{row.key}/s{seed}"
             if row.evaluation == "learned-schedule":
                 protocol = {"evaluation": "learned-schedule", "augment": "none", "schedule": "learned",
-                                           "steps": len(synset.config.get("learned_step_sizes") or ())}
+                            "steps": len(synset.config.get("learned_step_sizes") or ())}
             else:  # sets made before methods recorded their evaluation get the one the method declares now
                 declared = synset.config.get("evaluation") or (
                     ds.get_method(row.method, "image").evaluation.as_dict() if row.method != "whole" else {})
