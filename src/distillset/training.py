@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -230,6 +230,20 @@ def test_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
         x = images[start:start + batch_size].contiguous(memory_format=torch.channels_last)
         correct += int((net(x).argmax(dim=1) == labels[start:start + batch_size]).sum())
     return correct / images.shape[0]
+
+
+def shuffled_step_batches(num_images: int, batch: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Indices of successive training steps that walk through a shuffled order of ``num_images`` images, ``batch`` at
+    a time (0: all), reshuffled when too few are left for a step. Lazy, so a caller that draws more from
+    ``generator`` between steps (augmentation) sees the same stream as the loop written out. Trajectory methods
+    unroll on these steps, and DD's evaluation replays them."""
+    batch = min(batch, num_images) if batch > 0 else num_images
+    order, cursor = torch.randperm(num_images, generator=generator), 0
+    while True:
+        if cursor + batch > num_images:
+            order, cursor = torch.randperm(num_images, generator=generator), 0
+        yield order[cursor:cursor + batch]
+        cursor += batch
 
 
 def fixed_step_groups(labels: torch.Tensor, steps: int) -> list[torch.Tensor]:

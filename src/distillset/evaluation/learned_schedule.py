@@ -26,7 +26,7 @@ from ..errors import DistillsetError
 from ..models import build_model
 from ..seeding import make_generator
 from ..synset import SynSet
-from ..training import fixed_step_groups, test_accuracy
+from ..training import fixed_step_groups, shuffled_step_batches, test_accuracy
 from .protocol import EvalResults, ModelResult, prepare_test_data
 
 
@@ -43,15 +43,8 @@ def learned_plan(synset: SynSet, generator: torch.Generator) -> tuple[list[torch
     if config.get("step_images", "shuffled") == "fixed":
         groups = fixed_step_groups(synset.labels, steps)
         return [groups[t % steps] for t in range(steps * epochs)], [float(v) for v in lrs]
-    n = len(synset.labels)
-    batch = min(int(config.get("batch_syn") or n), n)
-    plan, order, cursor = [], torch.randperm(n, generator=generator), 0
-    for _ in range(steps * epochs):
-        if cursor + batch > n:
-            order, cursor = torch.randperm(n, generator=generator), 0
-        plan.append(order[cursor:cursor + batch])
-        cursor += batch
-    return plan, [float(v) for v in lrs]
+    batches = shuffled_step_batches(len(synset.labels), int(config.get("batch_syn") or 0), generator)
+    return [next(batches) for _ in range(steps * epochs)], [float(v) for v in lrs]
 
 
 def train_by_learned_schedule(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,

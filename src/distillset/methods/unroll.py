@@ -30,7 +30,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ..augment import DSA, DSAParams
-from ..training import fixed_step_groups
+from ..training import fixed_step_groups, shuffled_step_batches
 
 
 class FlatStudent:
@@ -150,14 +150,10 @@ class Unroller:
 def draw_steps(num_images: int, steps: int, batch: int, generator: torch.Generator, dsa: DSA | None,
                size: tuple[int, int], device: torch.device) -> list[Step]:
     """Minibatches that walk through shuffled synthetic images (reshuffled when exhausted), plus DSA draws."""
-    batch = min(batch, num_images) if batch > 0 else num_images
-    plan, order, cursor = [], torch.randperm(num_images, generator=generator), 0
+    batches, plan = shuffled_step_batches(num_images, batch, generator), []
     for _ in range(steps):
-        if cursor + batch > num_images:
-            order, cursor = torch.randperm(num_images, generator=generator), 0
-        index = order[cursor:cursor + batch].to(device)
-        cursor += batch
-        plan.append(Step(index, dsa.draw_batch(batch, size, generator) if dsa is not None else None))
+        index = next(batches).to(device)
+        plan.append(Step(index, dsa.draw_batch(len(index), size, generator) if dsa is not None else None))
     return plan
 
 
