@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import DistillsetError
+from ..host_memory import retain_freed_memory
 from . import commands, graph
 from .parser import build_parser
 
@@ -25,6 +26,7 @@ COMMANDS = {"methods": commands.cmd_methods, "coreset": commands.cmd_coreset, "c
 def main(argv: Sequence[str] | None = None, leave_group_open: bool = False) -> int:
     """Run one command; returns its exit status. ``leave_group_open`` (for :func:`entry` only): under
     torchrun, a command that succeeded returns with its process group still up, for the caller to exit at once."""
+    retain_freed_memory()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..errors import DistillsetError
+from .pooling import AvgPool2x2
 
 NORMS = ("instance", "batch", "layer", "group", "none")
 ACTIVATIONS = ("relu", "sigmoid", "leakyrelu", "swish")
@@ -60,7 +61,7 @@ class ConvNet(nn.Module):
                         f"ConvNet of depth {depth} with pooling cannot take {size[0]}x{size[1]} inputs: the feature map "
                         f"is {h}x{w} before pooling layer {d + 1}; use a smaller depth or pool 'none'"
                     )
-                layers.append(nn.AvgPool2d(2) if pool == "avg" else nn.MaxPool2d(2))
+                layers.append(AvgPool2x2() if pool == "avg" else nn.MaxPool2d(2))
                 h, w = h // 2, w // 2
             in_ch = width
         self.features = nn.Sequential(*layers)

@@ -13,6 +13,7 @@ from torch import nn
 
 from ..errors import DistillsetError
 from .convnet import make_norm2d
+from .pooling import AvgPool2x2
 
 
 def _feature_size(features: nn.Module, channels: int, size: tuple[int, int], model: str) -> int:
@@ -113,14 +114,14 @@ class _Block(nn.Module):
         conv_stride = 1 if avg_pool_downsample else stride
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=conv_stride, padding=1, bias=False)
         self.norm1 = _resnet_norm(norm, out_ch)
-        self.pool = nn.AvgPool2d(2) if avg_pool_downsample and stride != 1 else nn.Identity()
+        self.pool = AvgPool2x2() if avg_pool_downsample and stride != 1 else nn.Identity()
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False)
         self.norm2 = _resnet_norm(norm, out_ch)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_ch != out_ch:
             parts: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, 1, stride=conv_stride, bias=False)]
             if avg_pool_downsample and stride != 1:
-                parts.append(nn.AvgPool2d(2))
+                parts.append(AvgPool2x2())
             parts.append(_resnet_norm(norm, out_ch))
             self.shortcut = nn.Sequential(*parts)
 
