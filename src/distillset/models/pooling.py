@@ -1,15 +1,16 @@
 """2x2 average pooling with stride 2, bitwise equal to ``F.avg_pool2d(x, 2)`` and faster on a CPU.
 
 Why: in the ConvNet every benchmark here trains (MNIST-sized, width 128, batch 256, one CPU thread) PyTorch's
-``avg_pool2d`` and its backward took about a quarter of a training step (BENCHMARKS.md, "2x2 average pooling").
+``avg_pool2d`` and its backward took about a quarter of a training step (BENCHMARKS.md, "Host memory and 2x2 pooling").
 Its CPU kernel walks every output element and its window one at a time; the same sums written as three whole-tensor
 additions over strided views vectorise.
 
 The maths is the kernel's, in the kernel's order, so the result has the same bits:
 ``y[i, j] = (((x[2i, 2j] + x[2i, 2j+1]) + x[2i+1, 2j]) + x[2i+1, 2j+1]) / 4``, and the backward spreads ``g / 4``
 over each window (the kernel adds ``g / 4`` into a zeroed gradient, which is ``g / 4`` exactly). The backward is
-written in differentiable tensor operations, so gradient matching's second-order terms (``create_graph=True``) and
-``torch.func`` (``grad``, ``vmap``: the batched evaluation and the experts) pass through it. Odd feature maps (which
+itself differentiable, with the pooling as its derivative (PyTorch's definition for ``avg_pool2d_backward``), so
+gradient matching's second-order terms (``create_graph=True``) have PyTorch's bits too, and ``torch.func``
+(``grad``, ``vmap``: the batched evaluation and the experts) passes through both. Odd feature maps (which
 ``nn.AvgPool2d`` floors) go to ``F.avg_pool2d`` unchanged.
 """
 
@@ -52,7 +53,26 @@ class _AvgPool2x2(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return _Spread.apply(grad)
+
+
+class _Spread(torch.autograd.Function):
+    """The pooling's backward as a function of its own, whose derivative is the pooling again (as PyTorch defines
+    ``avg_pool2d_backward``'s): so second-order terms sum each window in the kernel's order too."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(grad: torch.Tensor) -> torch.Tensor:
         return _spread(grad)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return _AvgPool2x2.apply(grad)
 
 
 def avg_pool_2x2(x: torch.Tensor) -> torch.Tensor:
