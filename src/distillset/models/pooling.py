@@ -11,7 +11,7 @@ over each window (the kernel adds ``g / 4`` into a zeroed gradient, which is ``g
 itself differentiable, with the pooling as its derivative (PyTorch's definition for ``avg_pool2d_backward``), so
 gradient matching's second-order terms (``create_graph=True``) have PyTorch's bits too, and ``torch.func``
 (``grad``, ``vmap``: the batched evaluation and the experts) passes through both. Odd feature maps (which
-``nn.AvgPool2d`` floors) go to ``F.avg_pool2d`` unchanged.
+``nn.AvgPool2d`` floors) and tensors on a GPU go to ``F.avg_pool2d`` unchanged.
 """
 
 from __future__ import annotations
@@ -76,8 +76,8 @@ class _Spread(torch.autograd.Function):
 
 
 def avg_pool_2x2(x: torch.Tensor) -> torch.Tensor:
-    """``F.avg_pool2d(x, 2)`` for a 4-D ``x`` (module docstring)."""
-    if x.dim() != 4 or x.shape[-2] % 2 or x.shape[-1] % 2:
+    """``F.avg_pool2d(x, 2)`` for a 4-D ``x`` (module docstring); on a GPU, PyTorch's own kernel (one pass there)."""
+    if x.device.type != "cpu" or x.dim() != 4 or x.shape[-2] % 2 or x.shape[-1] % 2:
         return F.avg_pool2d(x, 2)
     return _AvgPool2x2.apply(x)
 
