@@ -40,35 +40,34 @@ def _spread(grad: torch.Tensor) -> torch.Tensor:
     return wide[:, :, :, None, :].expand(n, c, h, 2, 2 * w).reshape(n, c, 2 * h, 2 * w)
 
 
-class _AvgPool2x2(torch.autograd.Function):
+class _GradientOnly(torch.autograd.Function):
+    """A linear map whose backward needs nothing but the incoming gradient (no saved tensors); torch.func derives
+    its vmap rule."""
+
     generate_vmap_rule = True
 
     @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
+        pass
+
+
+class _AvgPool2x2(_GradientOnly):
+    @staticmethod
     def forward(x: torch.Tensor) -> torch.Tensor:
         return _window_mean(x)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
-        pass  # the backward needs nothing but the incoming gradient
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
         return _Spread.apply(grad)
 
 
-class _Spread(torch.autograd.Function):
+class _Spread(_GradientOnly):
     """The pooling's backward as a function of its own, whose derivative is the pooling again (as PyTorch defines
     ``avg_pool2d_backward``'s): so second-order terms sum each window in the kernel's order too."""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(grad: torch.Tensor) -> torch.Tensor:
         return _spread(grad)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
-        pass
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
