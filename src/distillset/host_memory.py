@@ -6,8 +6,9 @@ Why: PyTorch's CPU tensors come from the C library's ``malloc``. glibc serves ev
 of fresh pages in the kernel. Measured on this project's CPU (BENCHMARKS.md, "Host memory and 2x2 pooling"), that
 kernel work was 22-27 s of system time in a 20-epoch ConvNet evaluation of 79-94 s CPU time. With mmap off
 (``M_MMAP_MAX = 0``) the blocks come from the heap, and a high trim threshold (``M_TRIM_THRESHOLD``, 2 GiB) keeps
-freed heap for the next step, as a caching allocator would. The arithmetic is untouched: results are bitwise the same either way. The price is that a process
-keeps its peak heap (up to 2 GiB more than it uses at a given moment) until it exits.
+freed heap for the next step, as a caching allocator would. The arithmetic is untouched: results are bitwise the
+same either way. The price is that a process keeps its peak heap (up to 2 GiB more than it uses at a given moment)
+until it exits.
 
 Only the command line and the benchmark scripts call :func:`retain_freed_memory`, once at start; importing the
 library changes nothing. ``DISTILLSET_RETAIN_MEMORY=0`` turns it off. On a C library other than glibc it does
