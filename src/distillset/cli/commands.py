@@ -177,7 +177,7 @@ def cmd_evaluate(args) -> int:
                             strategy=args.strategy, augment=args.augment, batch_size=args.batch_size,
                             evaluation=declared_evaluation(args.synset), log=None if args.json else _log, labels=args.labels,
                             teacher=args.teacher, temperature=args.temperature, val_fraction=args.val_fraction, grids=grids,
-                            val_runs=args.val_runs, schedule=args.lr_schedule)
+                            val_runs=args.val_runs, schedule=args.lr_schedule, compile=args.compile)
     from ..distributed import context
 
     if not context().is_main:

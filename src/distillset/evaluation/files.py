@@ -41,14 +41,14 @@ def evaluate_file(path: str | os.PathLike, models: list[str], runs: int = 5, epo
                   batch_size: int | None = None, evaluation: dict | None = None,
                   log: Callable[[str], None] | None = None, labels: str = "stored", teacher: str | None = None,
                   temperature: float = 1.0, val_fraction: float = 0.0, grids: dict[str, list] | None = None,
-                  val_runs: int | None = None, schedule: str = "reference") -> EvalResults:
+                  val_runs: int | None = None, schedule: str = "reference", compile: bool = False) -> EvalResults:
     """Evaluate a SynSet file on the real test split of the dataset it names.
 
     By default every model trains as the set's method declares (``evaluation``, else the record in the file's
     config; e.g. DSA and 1000 epochs for DSA/DM/MTT/DATM sets, the DC code's augmentation for DC sets and
     coresets). ``augment`` ("none", "dsa", "dc"), ``epochs`` and ``batch_size`` override it; ``schedule`` places
-    the lr step (:func:`~distillset.evaluation.protocol.evaluate_synset`). Each model's protocol is in the results
-    (``protocol`` per model).
+    the lr step and ``compile`` compiles the training steps (:func:`~distillset.evaluation.protocol.evaluate_synset`).
+    Each model's protocol is in the results (``protocol`` per model).
 
     ``labels``: "stored" (the set's soft labels when it has them, else its hard labels), "hard", or "teacher"
     (knowledge distillation from the pool members ``teacher`` names, at ``temperature``). ``grids`` (name ->
@@ -64,7 +64,7 @@ def evaluate_file(path: str | os.PathLike, models: list[str], runs: int = 5, epo
     declared = evaluation if evaluation is not None else dict(synset.config.get("evaluation") or {})
     if schedule == "learned":
         return _learned(synset, data, models, runs, seed, device, epochs=epochs, lr=lr, augment=augment, labels=labels,
-                        batch_size=batch_size, grids=grids, val_fraction=val_fraction)
+                        batch_size=batch_size, grids=grids, val_fraction=val_fraction, compile=compile)
     for model in models:  # refuse an unknown name or a shape a model cannot take before any training starts
         check_model_name(model)
         build_model(model, synset.shape, synset.num_classes)
@@ -91,7 +91,7 @@ def evaluate_file(path: str | os.PathLike, models: list[str], runs: int = 5, epo
                                    seed=seed, device=torch_device, strategy=strategy, augment=callable_,
                                    batch_size=protocol["batch_size"], use_soft_labels=protocol["soft_labels"] and labels != "hard",
                                    teacher=merged["teacher"], temperature=merged["temperature"], progress=log,
-                                   schedule=schedule)
+                                   schedule=schedule, compile=compile)
 
         if grids:
             chosen, scored = choose(candidates(grids), lambda option: run(val_pixels, val_labels, val_runs or runs,
@@ -122,7 +122,8 @@ def _learned(synset: SynSet, data, models: list[str], runs: int, seed: int, devi
     option that would choose them otherwise is refused rather than silently ignored."""
     from .learned_schedule import evaluate_learned_schedule
 
-    defaults = {"epochs": None, "lr": None, "augment": "auto", "labels": "stored", "batch_size": None, "val_fraction": 0.0}
+    defaults = {"epochs": None, "lr": None, "augment": "auto", "labels": "stored", "batch_size": None, "val_fraction": 0.0,
+                "compile": False}
     given = [name for name, value in others.items() if name in defaults and value != defaults[name]]
     given += [f"{name}_grid" for name, values in (others.get("grids") or {}).items() if values]
     if given:

@@ -87,7 +87,7 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
                     strategy: str = "auto", progress: Callable[[str], None] | None = None,
                     run_indices: Sequence[int] | None = None, teacher: Callable[[torch.Tensor], torch.Tensor] | None = None,
                     temperature: float = 1.0, checkpoint_dir: str | Path | None = None,
-                    schedule: str = "reference") -> EvalResults:
+                    schedule: str = "reference", compile: bool = False) -> EvalResults:
     """Train ``runs`` fresh networks of each model on the SynSet; test each once on the real test split.
 
     ``epochs`` defaults to 300 (1000 with augmentation); ``lr`` defaults to the SynSet's learned lr
@@ -111,11 +111,16 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
     (``<model>-seed<s>-run<r>.safetensors``, removed when the run ends), so a run cut off resumes mid-training and ends
     with the same accuracy (:func:`~distillset.training.train_model`). For evaluations whose single network
     outlasts a session, such as the whole training set. Batched training does not checkpoint.
+
+    ``compile``: torch.compile each network for its training steps (:class:`~distillset.training.TrainConfig`;
+    about 1.35x faster on a CPU, the same bytes run to run but not the eager ones); networks trained one at a time.
     """
     if strategy not in ("auto", "sequential", "batched"):
         raise DistillsetError(f"unknown evaluation strategy '{strategy}'; use auto, sequential or batched")
     if runs < 1:
         raise DistillsetError(f"--runs must be at least 1, got {runs}")
+    if compile and would_batch(strategy, device):
+        raise DistillsetError("--compile trains the networks one at a time; add --strategy sequential")
     run_indices = list(range(runs)) if run_indices is None else [int(r) for r in run_indices]
     if any(not 0 <= r < runs for r in run_indices):
         raise DistillsetError(f"run indices {run_indices} must lie in 0..{runs - 1}")
@@ -131,7 +136,7 @@ def evaluate_synset(synset: SynSet, test_pixels, test_labels, models: list[str] 
         raise DistillsetError(f"the training lr must be a positive number, got {lr}")
     if not (np.isfinite(temperature) and temperature > 0):
         raise DistillsetError(f"the distillation temperature must be a positive number, got {temperature}")
-    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, schedule=schedule)
+    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, schedule=schedule, compile=compile)
     x_test, y_test = prepare_test_data(synset, test_pixels, test_labels, device)
     if len(y_test) == 0:
         raise DistillsetError("the test split is empty: there is nothing to test the trained networks on")
