@@ -13,7 +13,8 @@ a checkpoint the repository keeps: the forgetting rows' 20-epoch network outlast
 evaluated as its row's protocol says: the DC paper's (its MNIST augmentation crop/scale/rotate, 1000 epochs)
 for DC and the Table 1 baselines, DSA for 1000 epochs for DSA, nothing for DD; every network trains and drops its
 lr as the reference code's evaluate_synset (epochs + 1 passes, a new SGD at lr x0.1 after pass epochs // 2 + 1:
-1001 and 501 at 1000 epochs). Rows that need a GPU show
+1001 and 501 at 1000 epochs). On a CPU ``evaluate`` trains them under torch.compile (about 1.3x; ``--no-compile``
+for eager), and the table's "measured" column counts the compiled networks. Rows that need a GPU show
 their command and "not measured: needs a GPU"; on a GPU machine one row runs with
 
     python benchmarks/ledger.py make --only datm/cifar10/10 --device cuda --data-root DATA && \
