@@ -125,19 +125,19 @@ def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, c
         step, epoch = _restore_training(checkpoint, model, optimizer, generator, total, counters or {})
     last_write = time.monotonic()
     finite = torch.ones((), dtype=torch.bool, device=images.device)  # tested once per epoch: no per-step sync
-    while step < total:
-        order = to_device(torch.randperm(n, generator=generator), images.device)
-        for start in range(0, n, config.batch_size):
-            if step == decay_at and step > 0:
-                for group in optimizer.param_groups:
-                    group["lr"] = config.lr * 0.1
-                if config.restarts_momentum:
-                    optimizer.state.clear()  # the reference code's new SGD: no momentum carried over
-            batch = order[start:start + config.batch_size]
-            x = images[batch]
-            if augment is not None:
-                x = augment(x, generator)
-            with _compile_errors(config.compile):
+    with _compile_errors(config.compile):  # a compiler failure, wherever in the loop, as one line
+        while step < total:
+            order = to_device(torch.randperm(n, generator=generator), images.device)
+            for start in range(0, n, config.batch_size):
+                if step == decay_at and step > 0:
+                    for group in optimizer.param_groups:
+                        group["lr"] = config.lr * 0.1
+                    if config.restarts_momentum:
+                        optimizer.state.clear()  # the reference code's new SGD: no momentum carried over
+                batch = order[start:start + config.batch_size]
+                x = images[batch]
+                if augment is not None:
+                    x = augment(x, generator)
                 out = forward(x)
                 if teacher is not None:
                     loss = distillation_loss(out, _teacher_logits(teacher, x), temperature)
@@ -146,20 +146,20 @@ def train_model(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, c
                 finite &= torch.isfinite(loss)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-            optimizer.step()
-            if on_batch is not None:
-                on_batch(batch, out.detach())
-            step += 1
-            if step >= total:
-                break
-        epoch += 1
-        if not bool(finite):
-            raise TrainingDiverged(f"the loss became NaN or infinite in epoch {epoch}")
-        if checkpoint is not None and step < total and time.monotonic() - last_write >= checkpoint_seconds:
-            _save_training(checkpoint, model, optimizer, generator, step, epoch, total, counters or {})
-            last_write = time.monotonic()
-        if on_epoch is not None:
-            on_epoch(epoch)
+                optimizer.step()
+                if on_batch is not None:
+                    on_batch(batch, out.detach())
+                step += 1
+                if step >= total:
+                    break
+            epoch += 1
+            if not bool(finite):
+                raise TrainingDiverged(f"the loss became NaN or infinite in epoch {epoch}")
+            if checkpoint is not None and step < total and time.monotonic() - last_write >= checkpoint_seconds:
+                _save_training(checkpoint, model, optimizer, generator, step, epoch, total, counters or {})
+                last_write = time.monotonic()
+            if on_epoch is not None:
+                on_epoch(epoch)
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     return model
