@@ -164,6 +164,15 @@ def random_seeds(dataset: str, ipc: int) -> tuple[int, ...]:
     return (0, 1, 2, 3, 4, 5) if (dataset, ipc) == ("fashion-mnist", 1) else (0, 1)
 
 
+def coreset_seeds(method: str, dataset: str, ipc: int) -> tuple[int, ...]:
+    """Sets per coreset row. Random: `random_seeds`. Herding and k-center are deterministic given their feature network,
+    whose seed is the set's seed, so one set each, and two where that one set sat below the published std (k-center
+    FashionMNIST ipc 50: 66.1 +- 0.9 against 68.3 +- 0.8): a second feature network tells its draw from the method."""
+    if method == "random":
+        return random_seeds(dataset, ipc)
+    return (0, 1) if (method, dataset, ipc) == ("kcenter", "fashion-mnist", 50) else (0,)
+
+
 ROWS: list[Row] = [
     Row("dc", "mnist", 1, options=DC_SCHEDULE),
     Row("dsa", "mnist", 1, options=DC_SCHEDULE),
@@ -172,7 +181,7 @@ ROWS: list[Row] = [
     # DD's published MNIST number is its 2018 code's: LeNet, fixed steps, Xavier networks (the method's preset for
     # mnist ipc 10), evaluated by training fresh networks with the learned step sizes; cheap, so 100 of them
     Row("dd", "mnist", 10, seeds=(0,), networks=100, model="lenet", evaluation="learned-schedule", finding=DD_FINDING),
-    *[Row(method, dataset, ipc, seeds=random_seeds(dataset, ipc) if method == "random" else (0,), networks=10 if ipc < 50 else 5,
+    *[Row(method, dataset, ipc, seeds=coreset_seeds(method, dataset, ipc), networks=10 if ipc < 50 else 5,
           finding=FINDINGS.get((method, dataset, ipc), ""))
       for dataset in ("mnist", "fashion-mnist") for method in ("random", "herding", "kcenter", "forgetting") for ipc in (1, 10, 50)],
     Row("whole", "mnist", None, seeds=(0,), networks=2, augment="none", epochs=20),
