@@ -6,6 +6,8 @@ Three steps, each resumable (a cut-off run or evaluation continues where it stop
     python benchmarks/ledger.py evaluate --data-root ../shared/data                   # fresh networks on each set
     python benchmarks/ledger.py write                                                 # REPRODUCTION.md
 
+and ``python benchmarks/ledger.py pending`` lists what is left of them, set by set, with the command that continues it.
+
 Sets live in benchmarks/results/ledger/sets/<method>-<dataset>-<size>-s<seed>/ (kept in the repository: they
 are small, so anyone can re-evaluate them), each run in benchmarks/results/ledger/results.json. ``make`` caches
 the coresets' feature networks in benchmarks/results/ledger/cache/ (``--cache``), where a training cut off leaves
@@ -294,6 +296,38 @@ def evaluate(rows: list[Row], data_root: str | None, device: str, store: Results
                 print(f"{key} run {run}: {100 * acc:.2f}%", flush=True)
 
 
+# ---------------------------------------------------------------------------------------------------- pending
+def pending(rows: list[Row], store: ResultsStore) -> list[str]:
+    """What is left of the rows, set by set, with the command that continues it: a set not made yet, networks not
+    yet stored (with an estimate from the row's stored networks: their seconds, measured on the machine that trained them),
+    or networks trained under the earlier lr schedule, which ``evaluate`` measures again. A cell's runs stay where
+    they are: this only reads ``results.json`` and the sets folder, so it is safe beside a running ``evaluate``."""
+    lines = []
+    for row in rows:
+        stored = [c for c in (store.cells.get(f"{row.key}/s{seed}") for seed in row.seeds) if c and c["runs"]]
+        runs = sum(len(c["runs"]) for c in stored)
+        each = sum(c["seconds"] for c in stored) / runs if runs else None  # the row's own seconds a network
+        for seed in row.seeds:
+            key = f"{row.key}/s{seed}"
+            if row.method != "whole" and not (row.folder(seed) / "synset.safetensors").is_file():
+                lines.append(f"{key}: set not made: python benchmarks/ledger.py make --only {row.key}")
+                continue
+            cell = store.cells.get(key) or {"runs": {}, "seconds": 0.0, "protocol": {}}
+            evaluate_command = f"python benchmarks/ledger.py evaluate --only {row.key}"
+            if cell["runs"] and cell["protocol"].get("schedule") not in ("reference", "learned"):
+                lines.append(f"{key}: {len(cell['runs'])} networks under the {EARLIER_SCHEDULE}; all {row.networks} "
+                             f"again: {evaluate_command}")
+                continue
+            left = row.networks - len(cell["runs"])
+            if left <= 0:
+                continue
+            total = left * each / 60 if each else 0.0
+            estimate = (f", about {f'{total:.0f} min' if total < 90 else f'{total / 60:.1f} h'} at {each / 60:.1f} min a "
+                        "network" if each else "")
+            lines.append(f"{key}: {len(cell['runs'])} of {row.networks} networks stored{estimate}: {evaluate_command}")
+    return lines
+
+
 # --------------------------------------------------------------------------------------------------- write
 def table(store: ResultsStore) -> str:
     lines = ["| method | dataset | ipc | published | source | ours | sets x networks | protocol | commands | measured | verdict |",
@@ -404,7 +438,7 @@ def write(store: ResultsStore, out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("make", "evaluate", "write", "rows"))
+    parser.add_argument("step", choices=("make", "evaluate", "write", "rows", "pending"))
     parser.add_argument("--only", default="", help="comma-separated row keys (method/dataset/ipc), default: all CPU rows")
     parser.add_argument("--data-root")
     parser.add_argument("--device", default="cpu")
@@ -422,6 +456,9 @@ def main() -> None:
             print(row.key, "(GPU)" if row.gpu else "")
         return
     store = ResultsStore(RESULTS)
+    if args.step == "pending":  # reads only; default rows: every CPU row
+        print("\n".join(pending(rows, store)) or "nothing pending")
+        return
     if args.step == "make":
         os.environ["DISTILLSET_CACHE"] = args.cache
         make(rows, args.data_root, args.device)

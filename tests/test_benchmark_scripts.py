@@ -221,8 +221,18 @@ def test_the_ledger_evaluates_a_stored_set_run_by_run_and_writes_verdicts(tmp_pa
     monkeypatch.setattr(ledger, "ROWS", [row])
     ds.run_coreset("random", "digits", 1, row.folder(0), log=lambda m: None)
     store = ResultsStore(tmp_path / "results.json")
+    two_sets = ledger.Row("random", "digits", 1, seeds=(0, 1), networks=2, epochs=2)
+    assert ledger.pending([two_sets], store) == [  # what is left, set by set, with the command that continues it
+        "random/digits/1/s0: 0 of 2 networks stored: python benchmarks/ledger.py evaluate --only random/digits/1",
+        "random/digits/1/s1: set not made: python benchmarks/ledger.py make --only random/digits/1"]
     ledger.evaluate([row], None, "cpu", store)
+    assert ledger.pending([row], store) == []
     cell = store.cells["random/digits/1/s0"]
+    earlier = ResultsStore(tmp_path / "earlier.json")
+    earlier.cells["random/digits/1/s0"] = {**cell, "protocol": {**cell["protocol"], "schedule": "earlier"}}
+    assert "2 networks under the earlier lr schedule" in ledger.pending([row], earlier)[0]
+    earlier.cells["random/digits/1/s0"] = {**cell, "runs": {"0": 0.9}, "seconds": 120.0}
+    assert ledger.pending([row], earlier)[0].startswith("random/digits/1/s0: 1 of 2 networks stored, about 2 min at 2.0 min a network")
     assert sorted(cell["runs"]) == ["0", "1"] and cell["protocol"]["epochs"] == 2
     again = ResultsStore(tmp_path / "results.json")
     ledger.evaluate([row], None, "cpu", again)  # nothing left to run: the stored runs stay as they are
