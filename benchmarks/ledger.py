@@ -140,7 +140,8 @@ FMNIST_SELECTION_ABOVE = ("the DC paper's coreset code is not public, so its sel
                           "FashionMNIST herding and k-center rows sit below its own random row at 10 and 50 per class "
                           "(herding 71.1 / 71.9, k-center 54.7 / 68.3, random 73.8 / 82.5). Ours select on the "
                           "2048-d output of the convolutional layers of a ConvNet trained 3 epochs on the training split, "
-                          "the recipe of the ipc-1 rows, which sit inside")
+                          "the recipe of the ipc-1 rows, which sit inside. The sets of both feature networks (seeds 0 "
+                          "and 1) read above, so it is not the draw of the features")
 # k-center's picks hang on the feature network (measured 2026-12-06; BENCHMARKS.md): why `coreset_seeds` gives two sets.
 KCENTER_FEATURE_DRAW = ("k-center's picks hang on its feature network: the two sets (feature networks of seeds 0 and 1) "
                         "share 95 of their 500 images and read 66.1 +- 0.9 and 69.2 +- 0.4, a 3.1-point spread between "
