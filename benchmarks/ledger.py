@@ -315,18 +315,26 @@ def pending(rows: list[Row], store: ResultsStore) -> list[str]:
                 continue
             cell = store.cells.get(key) or {"runs": {}, "seconds": 0.0, "protocol": {}}
             evaluate_command = f"python benchmarks/ledger.py evaluate --only {row.key}"
-            if cell["runs"] and cell["protocol"].get("schedule") not in ("reference", "learned"):
+            if cell["runs"] and under_earlier_schedule(cell):
                 lines.append(f"{key}: {len(cell['runs'])} networks under the {EARLIER_SCHEDULE}; all {row.networks} "
                              f"again: {evaluate_command}")
                 continue
             left = row.networks - len(cell["runs"])
             if left <= 0:
                 continue
-            total = left * each / 60 if each else 0.0
-            estimate = (f", about {f'{total:.0f} min' if total < 90 else f'{total / 60:.1f} h'} at {each / 60:.1f} min a "
-                        "network" if each else "")
+            estimate = f", about {duration(left * each)} at {each / 60:.1f} min a network" if each else ""
             lines.append(f"{key}: {len(cell['runs'])} of {row.networks} networks stored{estimate}: {evaluate_command}")
     return lines
+
+
+def under_earlier_schedule(cell: dict) -> bool:
+    """Whether a stored cell's networks trained under the earlier lr schedule (``EARLIER_SCHEDULE``)."""
+    return cell["protocol"].get("schedule") not in ("reference", "learned")
+
+
+def duration(seconds: float) -> str:
+    """Seconds in words a reader can plan with: minutes up to an hour and a half, hours beyond."""
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 # --------------------------------------------------------------------------------------------------- write
@@ -359,7 +367,7 @@ def table(store: ResultsStore) -> str:
                  if protocol.get("evaluation") == "learned-schedule" else
                  f"{schedule}{network}, {protocol['augment']}, {protocol['epochs']} epochs")
         said = verdict(mean, pub, pub_std, complete) + (f"; {row.finding}" if row.finding else "")
-        if any(c["protocol"].get("schedule") not in ("reference", "learned") for c in cells):
+        if any(under_earlier_schedule(c) for c in cells):
             proto += f" ({EARLIER_SCHEDULE})"
             said = f"{said} (under the earlier lr schedule; re-evaluation at the reference schedule pending)"
         lines.append(f"| {row.method} | {row.dataset} | {size} | {pub_text} | {source} | {mean:.1f} +- {std:.1f} | "
