@@ -96,6 +96,17 @@ class Row:
         size = f"ipc{self.size}" if self.size is not None else "all"
         return SETS / f"{self.method}-{self.dataset}-{size}-s{seed}"
 
+    def set_made(self, seed: int) -> bool:
+        """Whether the set of ``seed`` is there to evaluate (the whole training split is built in memory)."""
+        return self.method == "whole" or (self.folder(seed) / "synset.safetensors").is_file()
+
+    def evaluate_command(self) -> str:
+        return f"python benchmarks/ledger.py evaluate --only {self.key}"
+
+    def stored_cells(self, store: ResultsStore) -> list[dict]:
+        """The row's stored cells that hold networks, in seed order."""
+        return [c for c in (store.cells.get(f"{self.key}/s{seed}") for seed in self.seeds) if c and c["runs"]]
+
     def experts_folder(self) -> Path:
         """Expert trajectories are gigabytes at paper scale (100 x 51 snapshots): kept outside the repository."""
         e = self.experts or {}
@@ -260,11 +271,10 @@ def evaluate(rows: list[Row], data_root: str | None, device: str, store: Results
     for row in rows:
         data = None
         for seed in row.seeds:
-            path = row.folder(seed) / "synset.safetensors"
-            if row.method != "whole" and not path.is_file():
+            if not row.set_made(seed):
                 continue
             data = data or ds.load_dataset(row.dataset, data_root=data_root)
-            synset = whole_set(data) if row.method == "whole" else SynSet.load(path)
+            synset = whole_set(data) if row.method == "whole" else SynSet.load(row.folder(seed) / "synset.safetensors")
             key = f"{row.key}/s{seed}"
             if row.evaluation == "learned-schedule":
                 protocol = {"evaluation": "learned-schedule", "augment": "none", "schedule": "learned",
@@ -305,16 +315,16 @@ def pending(rows: list[Row], store: ResultsStore) -> list[str]:
     they are: this only reads ``results.json`` and the sets folder, so it is safe beside a running ``evaluate``."""
     lines = []
     for row in rows:
-        stored = [c for c in (store.cells.get(f"{row.key}/s{seed}") for seed in row.seeds) if c and c["runs"]]
+        stored = row.stored_cells(store)
         runs = sum(len(c["runs"]) for c in stored)
         each = sum(c["seconds"] for c in stored) / runs if runs else None  # the row's own seconds a network
         for seed in row.seeds:
             key = f"{row.key}/s{seed}"
-            if row.method != "whole" and not (row.folder(seed) / "synset.safetensors").is_file():
+            if not row.set_made(seed):
                 lines.append(f"{key}: set not made: python benchmarks/ledger.py make --only {row.key}")
                 continue
             cell = store.cells.get(key) or {"runs": {}, "seconds": 0.0, "protocol": {}}
-            evaluate_command = f"python benchmarks/ledger.py evaluate --only {row.key}"
+            evaluate_command = row.evaluate_command()
             if cell["runs"] and under_earlier_schedule(cell):
                 lines.append(f"{key}: {len(cell['runs'])} networks under the {EARLIER_SCHEDULE}; all {row.networks} "
                              f"again: {evaluate_command}")
@@ -346,14 +356,8 @@ def table(store: ResultsStore) -> str:
         pub, pub_std = published(row.method, row.dataset, row.size or 0), published_std(row.method, row.dataset, row.size or 0)
         pub_text = "-" if pub is None else f"{pub:.1f}" + (f" +- {pub_std:.1f}" if pub_std is not None else "")
         source = published_source(row.method, row.dataset, row.size or 0) or "-"
-        accs, sets, protocol, cells = [], 0, None, []
-        for seed in row.seeds:
-            cell = store.cells.get(f"{row.key}/s{seed}")
-            if cell and cell["runs"]:
-                sets += 1
-                accs += [100 * a for a in cell["runs"].values()]
-                protocol = cell["protocol"]
-                cells.append(cell)
+        cells = row.stored_cells(store)
+        accs = [100 * a for cell in cells for a in cell["runs"].values()]
         schedule = f"{row.options['iterations']} it, " if "iterations" in row.options else ""
         if not accs:
             why = ("needs a GPU" + (f" ({row.gpu_reason})" if row.gpu_reason else "")) if row.gpu else "not yet made/evaluated"
@@ -361,7 +365,8 @@ def table(store: ResultsStore) -> str:
                          f"{len(row.seeds)} x {row.networks} planned | {schedule.rstrip(', ') or '-'} | {row_commands(row)} | - | - |")
             continue
         mean, std = float(np.mean(accs)), float(np.std(accs))
-        complete = sets == len(row.seeds) and len(accs) == len(row.seeds) * row.networks
+        complete = len(cells) == len(row.seeds) and len(accs) == len(row.seeds) * row.networks
+        protocol = cells[-1]["protocol"]
         network = "ConvNet" if row.model == MODEL else row.model
         proto = (f"{schedule}{network}, {protocol['steps']} learned steps (DD's evaluation)"
                  if protocol.get("evaluation") == "learned-schedule" else
@@ -386,7 +391,7 @@ def sets_by_networks(cells: list[dict]) -> str:
 
 def row_commands(row: Row) -> str:
     """The exact commands of a row: what makes its sets (each seed) and what evaluates them."""
-    evaluate_command = f"`python benchmarks/ledger.py evaluate --only {row.key}`"
+    evaluate_command = f"`{row.evaluate_command()}`"
     if row.method == "whole":
         return evaluate_command + " (the whole training split, in memory)"
     seeds = f" (seed{'s' if len(row.seeds) > 1 else ''} {', '.join(map(str, row.seeds))})"
