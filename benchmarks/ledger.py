@@ -11,7 +11,10 @@ and ``python benchmarks/ledger.py pending`` lists what is left of them, set by s
 Sets live in benchmarks/results/ledger/sets/<method>-<dataset>-<size>-s<seed>/ (kept in the repository: they
 are small, so anyone can re-evaluate them), each run in benchmarks/results/ledger/results.json. ``make`` caches
 the coresets' feature networks in benchmarks/results/ledger/cache/ (``--cache``), where a training cut off leaves
-a checkpoint the repository keeps: the forgetting rows' 20-epoch network outlasts a session. Every set is
+a checkpoint the repository keeps: the forgetting rows' 20-epoch network outlasts a session. Those 20-epoch
+networks, trained on the whole training split, are also the whole-data rows' networks (one per seed, shared through
+the cache: whichever of ``make --only forgetting/...`` and ``evaluate --only whole/...`` runs first trains it, the
+other reuses it), so the ledger's costliest training runs once. Every set is
 evaluated as its row's protocol says: the DC paper's (its MNIST augmentation crop/scale/rotate, 1000 epochs)
 for DC and the Table 1 baselines, DSA for 1000 epochs for DSA, nothing for DD; every network trains and drops its
 lr as the reference code's evaluate_synset (epochs + 1 passes, a new SGD at lr x0.1 after pass epochs // 2 + 1:
@@ -46,6 +49,7 @@ from distillset.evaluation import each_run
 from distillset.evaluation.files import model_protocol
 from distillset.evaluation.learned_schedule import each_learned_schedule_run
 from distillset.fileio import atomic_write_bytes
+from distillset.methods.coresets import ForgettingConfig
 from distillset.published import published, published_source, published_std, verdict
 from distillset.results import ResultsStore
 from distillset.synset import SynSet
@@ -53,7 +57,7 @@ from distillset.synset import SynSet
 ROOT = Path(__file__).resolve().parent / "results" / "ledger"
 REPO = ROOT.parent.parent.parent
 EXPERTS = REPO / "runs" / "ledger-experts"  # git-ignored
-# a network's training state mid-run (a whole-data network outlasts a session): kept in the repository while a run
+# a network's training state mid-run (an MNIST network at 50 per class outlasts a session): kept in the repository while a run
 # is cut off, so a fresh checkout resumes it; removed when the network finishes
 CHECKPOINTS = ROOT / "checkpoints"
 # the feature networks of the herding, k-center and forgetting sets (``make``): a training cut off leaves its
@@ -86,7 +90,8 @@ class Row:
     finding: str = ""  # what an investigation of a below-paper cell found (shown beside its verdict)
     experts: dict | None = None  # mtt/datm: `distillset experts` options of the trajectories the method matches
     model: str = MODEL  # the network the set is made with (experts included) and evaluated on
-    evaluation: str = "standard"  # "learned-schedule": DD's own (fresh networks trained by the set's learned step sizes)
+    evaluation: str = "standard"  # "learned-schedule": DD's own (fresh networks trained by the set's learned step sizes);
+    # "feature-network": the whole-data rows, the forgetting rows' feature network of each seed tested on the test split
 
     @property
     def key(self) -> str:
@@ -97,8 +102,8 @@ class Row:
         return SETS / f"{self.method}-{self.dataset}-{size}-s{seed}"
 
     def set_made(self, seed: int) -> bool:
-        """Whether the set of ``seed`` is there to evaluate (the whole training split is built in memory)."""
-        return self.method == "whole" or (self.folder(seed) / "synset.safetensors").is_file()
+        """Whether the set of ``seed`` is there to evaluate (a whole-data row's set is the training split itself)."""
+        return self.evaluation == "feature-network" or (self.folder(seed) / "synset.safetensors").is_file()
 
     def evaluate_command(self) -> str:
         return f"python benchmarks/ledger.py evaluate --only {self.key}"
@@ -121,8 +126,8 @@ class Row:
         return f"distillset experts --dataset {self.dataset} {flags}{device} --out {shown(self.experts_folder())}"
 
     def command(self, seed: int) -> str:
-        if self.method == "whole":
-            return f"python benchmarks/ledger.py evaluate --only {self.key}  # the whole training split, in memory"
+        if self.evaluation == "feature-network":
+            return f"{self.evaluate_command()}  # the forgetting rows' feature network of seed {seed}"
         kind = "condense" if ds.get_method(self.method, "image").kind == "condensation" else "coreset"
         flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in self.options.items())
         device = " --device cuda" if self.gpu else ""
@@ -133,6 +138,7 @@ class Row:
 
 
 DC_SCHEDULE = {"iterations": 1000}  # the DC/DSA papers' outer iterations
+FORGETTING_NETWORK = ForgettingConfig()  # its feature network (model, epochs) is also the whole-data rows' network
 # Cells stored before the evaluator trained as the reference code does (TrainConfig's "reference" schedule: epochs + 1
 # passes, a new SGD at lr x0.1 after pass epochs // 2 + 1) were trained so; `evaluate` measures them again.
 EARLIER_SCHEDULE = "earlier lr schedule: epochs passes, x0.1 from pass epochs // 2, momentum kept"
@@ -195,8 +201,8 @@ ROWS: list[Row] = [
     *[Row(method, dataset, ipc, seeds=coreset_seeds(method, dataset, ipc), networks=10 if ipc < 50 else 5,
           finding=FINDINGS.get((method, dataset, ipc), ""))
       for dataset in ("mnist", "fashion-mnist") for method in ("random", "herding", "kcenter", "forgetting") for ipc in (1, 10, 50)],
-    Row("whole", "mnist", None, seeds=(0,), networks=2, augment="none", epochs=20),
-    Row("whole", "fashion-mnist", None, seeds=(0,), networks=2, augment="none", epochs=20),
+    *[Row("whole", dataset, None, networks=1, augment="none", epochs=FORGETTING_NETWORK.feature_epochs,
+          evaluation="feature-network") for dataset in ("mnist", "fashion-mnist")],
     Row("dc", "fashion-mnist", 10, seeds=(0,), options=DC_SCHEDULE),
     *[Row(method, dataset, ipc, options=DC_SCHEDULE if method in ("dc", "dsa") else {"iterations": 20000}, gpu=True)
       for dataset, sizes in (("cifar10", (1, 10, 50)), ("cifar100", (1, 10, 50))) for method in ("dc", "dsa", "dm")
@@ -229,8 +235,8 @@ def make(rows: list[Row], data_root: str | None, device: str) -> None:
             continue
         for seed in row.seeds:
             folder = row.folder(seed)
-            if row.method == "whole":
-                continue  # the whole training split is built in memory at evaluation (188 MB: not kept)
+            if row.evaluation == "feature-network":
+                continue  # nothing to make: the training split is the set (its network trains at evaluation)
             if (folder / "synset.safetensors").is_file() and (folder / "run.json").is_file():
                 print(f"{row.key} seed {seed}: made (by {folder / 'run.json'})")
                 continue  # a finished set stays as made, whichever commit made it
@@ -256,10 +262,36 @@ def make_experts(row: Row, data_root: str | None, device: str) -> Path:
     return folder
 
 
-def whole_set(dataset) -> SynSet:
-    """The whole training split as one set (the 'Whole dataset' reference), evaluated like any other."""
-    real = ds.real_data(dataset, "train")
-    return SynSet.from_real(real, real.images, real.labels, method="whole", ipc=0, config={"evaluation": {"augment": "none"}})
+def cell_protocol(row: Row, synset: SynSet | None) -> tuple[dict, object]:
+    """How a set's networks train (stored with its cell: a cell stored under another protocol is measured again),
+    and the evaluation augmentation. A set made before methods recorded their evaluation gets the one its method
+    declares now."""
+    if row.evaluation == "feature-network":
+        return {"evaluation": "feature-network", "augment": "none", "epochs": row.epochs, "schedule": "half",
+                "batch_size": 256}, None
+    if row.evaluation == "learned-schedule":
+        return {"evaluation": "learned-schedule", "augment": "none", "schedule": "learned",
+                "steps": len(synset.config.get("learned_step_sizes") or ())}, None
+    declared = synset.config.get("evaluation") or ds.get_method(row.method, "image").evaluation.as_dict()
+    augment, protocol = model_protocol(declared, row.dataset, row.model, row.augment, row.epochs)
+    return protocol, augment
+
+
+def each_feature_network_run(row: Row, dataset, seed: int, device: str, skip: set[int]):
+    """The whole-data row's network of ``seed``: the forgetting rows' feature network (a ConvNet trained on the whole
+    training split, 20 epochs, batch 256, SGD lr 0.01 x0.1 from epoch 10, momentum 0.9, weight decay 5e-4, no
+    augmentation), trained here unless the cache holds it, then tested once on the test split. One run per seed, as
+    ``each_run`` yields them (run, accuracy, failure, seconds, None); the seconds are the training's, 0 when cached."""
+    from distillset.methods.feature_network import train_feature_network
+    from distillset.training import test_accuracy
+
+    if 0 in skip:
+        return
+    started = time.perf_counter()
+    network = train_feature_network(ds.real_data(dataset, "train", device), FORGETTING_NETWORK.feature_model, row.epochs,
+                                    seed, log=lambda m: print(f"  {m}", flush=True))
+    test = ds.real_data(dataset, "test", device)
+    yield 0, test_accuracy(network.model, test.images, test.labels), None, time.perf_counter() - started, None
 
 
 # ------------------------------------------------------------------------------------------------ evaluate
@@ -274,27 +306,24 @@ def evaluate(rows: list[Row], data_root: str | None, device: str, store: Results
             if not row.set_made(seed):
                 continue
             data = data or ds.load_dataset(row.dataset, data_root=data_root)
-            synset = whole_set(data) if row.method == "whole" else SynSet.load(row.folder(seed) / "synset.safetensors")
             key = f"{row.key}/s{seed}"
-            if row.evaluation == "learned-schedule":
-                protocol = {"evaluation": "learned-schedule", "augment": "none", "schedule": "learned",
-                            "steps": len(synset.config.get("learned_step_sizes") or ())}
-            else:  # sets made before methods recorded their evaluation get the one the method declares now
-                declared = synset.config.get("evaluation") or (
-                    ds.get_method(row.method, "image").evaluation.as_dict() if row.method != "whole" else {})
-                augment, protocol = model_protocol(declared, row.dataset, row.model, row.augment, row.epochs)
+            synset = None if row.evaluation == "feature-network" else SynSet.load(row.folder(seed) / "synset.safetensors")
+            protocol, augment = cell_protocol(row, synset)
             cell = store.cells.setdefault(key, {"runs": {}, "protocol": protocol, "seconds": 0.0})
             if cell["protocol"] != protocol:  # another protocol than the stored runs': measure again
                 cell.update(runs={}, protocol=protocol, seconds=0.0)
             done = {int(r) for r in cell["runs"]}
-            runs = (each_learned_schedule_run(synset, data.test_images, data.test_labels, row.networks, skip=done, seed=seed,
-                                              device=device)
-                    if row.evaluation == "learned-schedule" else
-                    each_run(synset, data.test_images, data.test_labels, row.model, row.networks, skip=done,
-                             epochs=protocol["epochs"], seed=seed, device=device, augment=augment,
-                             batch_size=protocol["batch_size"], use_soft_labels=protocol["soft_labels"],
-                             checkpoint_dir=CHECKPOINTS / key.replace("/", "-"), compile=compile))
-            compiled = compile and row.evaluation != "learned-schedule"
+            if row.evaluation == "feature-network":
+                runs = each_feature_network_run(row, data, seed, device, skip=done)
+            elif row.evaluation == "learned-schedule":
+                runs = each_learned_schedule_run(synset, data.test_images, data.test_labels, row.networks, skip=done,
+                                                 seed=seed, device=device)
+            else:
+                runs = each_run(synset, data.test_images, data.test_labels, row.model, row.networks, skip=done,
+                                epochs=protocol["epochs"], seed=seed, device=device, augment=augment,
+                                batch_size=protocol["batch_size"], use_soft_labels=protocol["soft_labels"],
+                                checkpoint_dir=CHECKPOINTS / key.replace("/", "-"), compile=compile)
+            compiled = compile and row.evaluation == "standard"
             for run, acc, failure, seconds, _ in runs:
                 if failure is not None:
                     raise SystemExit(f"{key} run {run}: {failure}")
@@ -338,8 +367,10 @@ def pending(rows: list[Row], store: ResultsStore) -> list[str]:
 
 
 def under_earlier_schedule(cell: dict) -> bool:
-    """Whether a stored cell's networks trained under the earlier lr schedule (``EARLIER_SCHEDULE``)."""
-    return cell["protocol"].get("schedule") not in ("reference", "learned")
+    """Whether a stored cell's networks trained under the earlier lr schedule (``EARLIER_SCHEDULE``): only the
+    standard evaluation has had two (DD's learned steps and the feature networks keep their own)."""
+    protocol = cell["protocol"]
+    return protocol.get("evaluation", "standard") == "standard" and protocol.get("schedule") != "reference"
 
 
 def duration(seconds: float) -> str:
@@ -368,9 +399,7 @@ def table(store: ResultsStore) -> str:
         complete = len(cells) == len(row.seeds) and len(accs) == len(row.seeds) * row.networks
         protocol = cells[-1]["protocol"]
         network = "ConvNet" if row.model == MODEL else row.model
-        proto = (f"{schedule}{network}, {protocol['steps']} learned steps (DD's evaluation)"
-                 if protocol.get("evaluation") == "learned-schedule" else
-                 f"{schedule}{network}, {protocol['augment']}, {protocol['epochs']} epochs")
+        proto = schedule + protocol_text(protocol, network)
         said = verdict(mean, pub, pub_std, complete) + (f"; {row.finding}" if row.finding else "")
         if any(under_earlier_schedule(c) for c in cells):
             proto += f" ({EARLIER_SCHEDULE})"
@@ -378,6 +407,17 @@ def table(store: ResultsStore) -> str:
         lines.append(f"| {row.method} | {row.dataset} | {size} | {pub_text} | {source} | {mean:.1f} +- {std:.1f} | "
                      f"{sets_by_networks(cells)} | {proto} | {row_commands(row)} | {measured(cells)} | {said} |")
     return "\n".join(lines)
+
+
+def protocol_text(protocol: dict, network: str) -> str:
+    """A stored cell's protocol as the table's protocol column says it."""
+    evaluation = protocol.get("evaluation")
+    if evaluation == "learned-schedule":
+        return f"{network}, {protocol['steps']} learned steps (DD's evaluation)"
+    if evaluation == "feature-network":
+        return (f"{network}, none, {protocol['epochs']} epochs, lr x0.1 from epoch {protocol['epochs'] // 2} "
+                "(the forgetting rows' feature networks)")
+    return f"{network}, {protocol['augment']}, {protocol['epochs']} epochs"
 
 
 def sets_by_networks(cells: list[dict]) -> str:
@@ -392,8 +432,8 @@ def sets_by_networks(cells: list[dict]) -> str:
 def row_commands(row: Row) -> str:
     """The exact commands of a row: what makes its sets (each seed) and what evaluates them."""
     evaluate_command = f"`{row.evaluate_command()}`"
-    if row.method == "whole":
-        return evaluate_command + " (the whole training split, in memory)"
+    if row.evaluation == "feature-network":
+        return evaluate_command + f" (seeds {', '.join(map(str, row.seeds))}: the forgetting rows' feature networks)"
     seeds = f" (seed{'s' if len(row.seeds) > 1 else ''} {', '.join(map(str, row.seeds))})"
     return f"`{row.command(row.seeds[0])}`{seeds}, then {evaluate_command}"
 
@@ -460,8 +500,9 @@ def main() -> None:
     parser.add_argument("--no-compile", dest="compile", action="store_false",
                         help="evaluate: train the networks eagerly (default: torch.compile'd, about 1.35x faster here)")
     parser.add_argument("--cache", default=str(FEATURE_CACHE),
-                        help="make: the feature networks' cache (default benchmarks/results/ledger/cache, whose cut-off "
-                             "trainings are kept in the repository; it replaces $DISTILLSET_CACHE for this step)")
+                        help="make and evaluate: the feature networks' cache (default benchmarks/results/ledger/cache, "
+                             "whose cut-off trainings are kept in the repository; it replaces $DISTILLSET_CACHE for these "
+                             "steps); the whole-data rows evaluate the forgetting rows' networks from it")
     args = parser.parse_args()
     ds.retain_freed_memory()  # CPU speed, same results (distillset.host_memory)
     rows = [row_by_key(k) for k in args.only.split(",") if k] or [r for r in ROWS if not r.gpu]
@@ -473,8 +514,8 @@ def main() -> None:
     if args.step == "pending":  # reads only; default rows: every CPU row
         print("\n".join(pending(rows, store)) or "nothing pending")
         return
+    os.environ["DISTILLSET_CACHE"] = args.cache  # make's feature networks, evaluate's whole-data networks
     if args.step == "make":
-        os.environ["DISTILLSET_CACHE"] = args.cache
         make(rows, args.data_root, args.device)
     elif args.step == "evaluate":
         evaluate(rows, args.data_root, args.device, store, args.compile)

@@ -277,6 +277,40 @@ def test_the_ledger_evaluates_a_dd_row_by_its_learned_steps(tmp_path, monkeypatc
     assert "2 learned steps (DD's evaluation)" in line and "1 x 3" in line
 
 
+def test_the_ledgers_whole_data_rows_test_the_forgetting_rows_feature_networks(tmp_path, monkeypatch, digits):
+    """A whole-data row trains no network of its own: it tests the forgetting rows' feature network of each seed, which
+    the cache then hands to the forgetting set (or the other way round), so the costliest training runs once."""
+    import ledger
+
+    from distillset.methods.feature_network import train_feature_network
+    from distillset.results import ResultsStore
+    from distillset.training import test_accuracy
+
+    for dataset in ("mnist", "fashion-mnist"):
+        whole = ledger.row_by_key(f"whole/{dataset}/all")
+        forgetting = ledger.row_by_key(f"forgetting/{dataset}/1")
+        assert whole.evaluation == "feature-network" and whole.seeds == forgetting.seeds and whole.epochs == 20
+    monkeypatch.setenv("DISTILLSET_CACHE", str(tmp_path / "cache"))
+    row = ledger.Row("whole", "digits", None, networks=1, augment="none", epochs=2, evaluation="feature-network")
+    monkeypatch.setattr(ledger, "ROWS", [row])
+    store = ResultsStore(tmp_path / "results.json")
+    ledger.evaluate([row], None, "cpu", store)
+    assert ledger.pending([row], store) == []
+    test = ds.real_data(digits, "test")
+    for seed in (0, 1):
+        cell = store.cells[f"whole/digits/all/s{seed}"]
+        assert cell["protocol"] == {"evaluation": "feature-network", "augment": "none", "epochs": 2, "schedule": "half",
+                                    "batch_size": 256} and "compiled_runs" not in cell
+        cached = train_feature_network(ds.real_data(digits, "train"), "convnet", 2, seed, log=None)  # from the cache
+        assert cell["runs"] == {"0": test_accuracy(cached.model, test.images, test.labels)}
+    logged = []
+    ds.run_coreset("forgetting", "digits", 1, tmp_path / "forgetting", feature_epochs=2, log=logged.append)
+    assert any("reusing the feature network cached" in m for m in logged)
+    line = next(x for x in ledger.table(store).splitlines() if x.startswith("| whole | digits | all |"))
+    assert "2 x 1" in line and "2 epochs, lr x0.1 from epoch 1 (the forgetting rows' feature networks)" in line
+    assert "not measured" not in line and "earlier lr schedule" not in line
+
+
 def test_ledger_trajectory_rows_make_and_evaluate_with_their_presets_network():
     """Tiny ImageNet's published settings name ConvNet-D4 (DATM throughout, MTT at ipc 50): the row's experts are
     trained on it, kept apart from ConvNet experts, and the set is evaluated on it."""
