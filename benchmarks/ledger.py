@@ -175,7 +175,7 @@ KCENTER_FEATURE_DRAW = ("k-center's picks hang on its feature network: the two s
 FINDINGS = {("kcenter", "mnist", 1): KCENTER_IPC1, ("kcenter", "fashion-mnist", 1): KCENTER_IPC1,
             ("herding", "fashion-mnist", 10): selection_above("fashion-mnist"),
             ("kcenter", "fashion-mnist", 10): selection_above("fashion-mnist"),
-            ("herding", "fashion-mnist", 50): selection_above("fashion-mnist"), ("kcenter", "fashion-mnist", 50): KCENTER_FEATURE_DRAW}
+            ("herding", "fashion-mnist", 50): selection_above("fashion-mnist"), ("herding", "mnist", 10): selection_above("mnist"), ("kcenter", "fashion-mnist", 50): KCENTER_FEATURE_DRAW}
 
 
 def mtt_zca(dataset: str, ipc: int) -> bool:
