@@ -173,9 +173,9 @@ KCENTER_FEATURE_DRAW = ("k-center's picks hang on its feature network: the two s
                         "share 95 of their 500 images and read 66.1 +- 0.9 and 69.2 +- 0.4, a 3.1-point spread between "
                         "draws; set 0 alone sat below the published std")
 FINDINGS = {("kcenter", "mnist", 1): KCENTER_IPC1, ("kcenter", "fashion-mnist", 1): KCENTER_IPC1,
-            ("herding", "fashion-mnist", 10): selection_above("fashion-mnist"),
-            ("kcenter", "fashion-mnist", 10): selection_above("fashion-mnist"),
-            ("herding", "fashion-mnist", 50): selection_above("fashion-mnist"), ("herding", "mnist", 10): selection_above("mnist"), ("kcenter", "fashion-mnist", 50): KCENTER_FEATURE_DRAW}
+            **{key: selection_above(key[1]) for key in (("herding", "fashion-mnist", 10), ("kcenter", "fashion-mnist", 10),
+                                                        ("herding", "fashion-mnist", 50), ("herding", "mnist", 10))},
+            ("kcenter", "fashion-mnist", 50): KCENTER_FEATURE_DRAW}
 
 
 def mtt_zca(dataset: str, ipc: int) -> bool:
