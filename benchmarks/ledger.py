@@ -61,7 +61,8 @@ EXPERTS = REPO / "runs" / "ledger-experts"  # git-ignored
 # is cut off, so a fresh checkout resumes it; removed when the network finishes
 CHECKPOINTS = ROOT / "checkpoints"
 # the feature networks of the herding, k-center and forgetting sets (``make``): a training cut off leaves its
-# checkpoint here, kept in the repository (.gitignore keeps the finished networks out), so a fresh checkout resumes it
+# checkpoint here, kept in the repository, so a fresh checkout resumes it; of the finished networks .gitignore keeps
+# the 20-epoch ones (the forgetting and whole-data rows'), which outlast a session, and leaves out the 3-epoch ones
 FEATURE_CACHE = ROOT / "cache"
 SETS = ROOT / "sets"
 RESULTS = ROOT / "results.json"
