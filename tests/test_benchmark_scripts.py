@@ -311,6 +311,24 @@ def test_the_ledgers_whole_data_rows_test_the_forgetting_rows_feature_networks(t
     assert "not measured" not in line and "earlier lr schedule" not in line
 
 
+def test_the_ledger_refuses_a_kept_set_made_with_other_options(tmp_path, monkeypatch, digits):
+    """The forgetting rows rank never-learned images at zero events (DeepCore's count, the nearest evidence of the
+    DC paper's); a set kept from before, made with the method's default, is another protocol and is refused."""
+    import ledger
+
+    assert ledger.row_by_key("forgetting/mnist/1").options == {"never_learned": "zero"}
+    assert "--never-learned zero" in ledger.row_by_key("forgetting/fashion-mnist/50").command(0)
+    assert ledger.row_by_key("herding/mnist/1").options == {}
+    monkeypatch.setenv("DISTILLSET_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(ledger, "SETS", tmp_path / "sets")
+    ds.run_coreset("forgetting", "digits", 1, tmp_path / "sets" / "forgetting-digits-ipc1-s0", feature_epochs=2, log=print)
+    row = ledger.Row("forgetting", "digits", 1, seeds=(0,), options={"never_learned": "zero", "feature_epochs": 2})
+    with pytest.raises(SystemExit, match="made with never_learned='most', the row asks 'zero'"):
+        ledger.make([row], None, "cpu")
+    ledger.make([ledger.Row("forgetting", "digits", 1, seeds=(0,), options={"never_learned": "most", "feature_epochs": 2})],
+                None, "cpu")  # the kept set is the row's: nothing to make
+
+
 def test_ledger_trajectory_rows_make_and_evaluate_with_their_presets_network():
     """Tiny ImageNet's published settings name ConvNet-D4 (DATM throughout, MTT at ipc 50): the row's experts are
     trained on it, kept apart from ConvNet experts, and the set is evaluated on it."""

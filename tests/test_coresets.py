@@ -68,6 +68,19 @@ def test_most_forgotten_order_and_ties():
     assert len(orders) == 2  # the tie between 1 and 3 is broken at random, seeded
 
 
+def test_most_forgotten_never_learned_conventions():
+    """Toneva et al. rank a never-learned image first; DeepCore counts it at zero events, tied with the unforgettable."""
+    events = torch.tensor([0, 3, 1, 3, 0, 2])
+    learned = torch.tensor([True, True, True, True, False, True])
+    zero = most_forgotten(events, learned, 4, torch.Generator().manual_seed(0), never_learned="zero").tolist()
+    assert set(zero[:2]) == {1, 3} and zero[2:] == [5, 2]
+    last = {most_forgotten(events, learned, 6, torch.Generator().manual_seed(s), never_learned="zero")[4:].tolist()[0]
+            for s in range(20)}
+    assert last == {0, 4}  # the never-learned image ties with the unforgettable one, in a seeded random order
+    with pytest.raises(ValueError, match="never_learned"):
+        most_forgotten(events, learned, 1, torch.Generator(), never_learned="first")
+
+
 def test_feature_network_is_cached_and_counts_forgetting(digits):
     real = real_data(digits)
     first = train_feature_network(real, "convnet", epochs=4, seed=5)

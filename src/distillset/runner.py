@@ -39,13 +39,27 @@ class RunOutcome:
     record: dict
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what the platform module says. CPU results repeat bit for bit
+    only on the same CPU: the math libraries pick their kernels (and so their rounding) by the processor."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment(device: torch.device | str | None = None) -> dict:
-    """Where a run ran: versions, machine, threads, and the numerics settings (device, GPU name, CUDA and cuDNN
-    versions, TF32, deterministic kernels) that decide whether it repeats bit for bit."""
+    """Where a run ran: versions, machine, the CPU's model and the instruction set PyTorch's kernels use, threads,
+    and the numerics settings (device, GPU name, CUDA and cuDNN versions, TF32, deterministic kernels) that decide
+    whether it repeats bit for bit."""
     from .device import numerics_settings
 
     record = {"python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
-              "processor": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+              "processor": platform.processor() or platform.machine(), "cpu": cpu_model(),
+              "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}
     if device is not None:
         record["device"] = str(device)
     record["numerics"] = numerics_settings()

@@ -45,7 +45,7 @@ def _method_options(args, spec) -> dict:
 METHOD_FLAGS = ("ipc", "ratio", "reduction", "seed", "model", "iterations", "epochs", "init", "distance", "lr_img", "compile",
                 "experts_dir", "syn_steps", "expert_epochs", "max_start_epoch", "memory", "trajectories", "guide_models",
                 "guide_weight", "guide_per_iteration", "fanout", "ot_weight", "bins", "patch_drop", "patch_size",
-                "feature_model", "feature_epochs")
+                "feature_model", "feature_epochs", "never_learned")
 
 
 def _not_an_option(dest: str, spec) -> str:

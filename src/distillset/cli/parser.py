@@ -129,7 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=_image_size, help="resize image-folder data to H or H,W")
     p.add_argument("--out", required=True, help="output directory (resumes / recognises a finished run)")
     p.add_argument("--feature-model", help="network trained on the real data for herding/kcenter/forgetting/dq (default convnet)")
-    p.add_argument("--feature-epochs", type=_positive_int, help="its training epochs (default 3; cached)")
+    p.add_argument("--feature-epochs", type=_positive_int, help="its training epochs (default 3, forgetting 20; cached)")
+    p.add_argument("--never-learned", choices=("most", "zero"),
+                   help="forgetting: images never classified correctly rank as the 'most' forgotten (Toneva et al., default) "
+                        "or at 'zero' events (DeepCore)")
     _add_data_options(p, seed_default=None)
 
     p = sub.add_parser("graph-report", help="accuracy and Laplacian Energy Distribution shift of a condensed graph")

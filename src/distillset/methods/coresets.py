@@ -3,7 +3,12 @@
 random: class-balanced uniform sample. herding: greedily add the image that keeps the mean of the
 selected embeddings closest to the class mean (argmin). kcenter: greedy farthest point (start from
 the image nearest the class mean). forgetting: the images forgotten most often while a network
-trained on the real data (never-learned images count as forgotten most; ties broken at random).
+trained on the real data (ties broken at random). A forgetting event is a presentation at which an image
+is misclassified after the one before classified it correctly. Images the network never classified
+correctly have no event to count; Toneva et al.'s code ranks them first, as if forgotten at every
+presentation (``never_learned="most"``, the default), and DeepCore's (the DC authors' later coreset library)
+leaves them at zero events, ranked with the unforgettable ones (``never_learned="zero"``). At one image per
+class the two differ most: the never-learned images are largely mislabelled or unreadable.
 Embeddings come from a network trained on the real training set (cached, see feature_network).
 Dataset Quantization, another selection method, lives in methods.quantization.
 """
@@ -62,10 +67,14 @@ def k_center(features: torch.Tensor, k: int) -> torch.Tensor:
     return torch.tensor(chosen, dtype=torch.long)
 
 
-def most_forgotten(events: torch.Tensor, ever_learned: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
-    """The ``k`` most-forgotten rows; never-learned rows first; ties in a seeded random order."""
+def most_forgotten(events: torch.Tensor, ever_learned: torch.Tensor, k: int, generator: torch.Generator,
+                   never_learned: str = "most") -> torch.Tensor:
+    """The ``k`` most-forgotten rows; ties in a seeded random order. Never-learned rows rank first
+    (``never_learned="most"``, Toneva et al.) or score zero events (``"zero"``, DeepCore)."""
+    if never_learned not in ("most", "zero"):
+        raise ValueError(f"never_learned must be 'most' or 'zero', not {never_learned!r}")
     score = events.double().cpu().clone()
-    score[~ever_learned.cpu()] = float("inf")
+    score[~ever_learned.bool().cpu()] = float("inf") if never_learned == "most" else 0.0
     perm = torch.randperm(score.numel(), generator=generator)
     order = torch.argsort(score[perm], descending=True, stable=True)
     return perm[order[:k]]
@@ -124,6 +133,8 @@ class ForgettingConfig(FeatureSelectionConfig):
     200 epochs on CIFAR-10); 3 epochs left counts of 0-2, mostly ties. 20 epochs is this library's schedule for it."""
 
     feature_epochs: int = option(20, "epochs of the network whose forgetting events are counted", low=1)
+    never_learned: str = option("most", "where images never classified correctly rank: 'most' forgotten (Toneva et al.'s "
+                                "code) or 'zero' events (DeepCore's)", choices=("most", "zero"))
 
 
 @register_method("forgetting", kind="selection", modality="image", config=ForgettingConfig, tiny=TINY,
@@ -136,4 +147,5 @@ class ForgettingSelection(FeatureSelection):
         network = self.feature_network()
         generator = make_generator(self.config.seed, "coreset", "forgetting")
         return per_class(self.real, self.ipc,
-                         lambda pool, k: most_forgotten(network.forgetting_events[pool], network.ever_learned[pool], k, generator))
+                         lambda pool, k: most_forgotten(network.forgetting_events[pool], network.ever_learned[pool], k, generator,
+                                                        self.config.never_learned))
