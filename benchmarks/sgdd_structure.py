@@ -14,7 +14,8 @@ GCond's Table 3 GCN differs from the main protocol's GCN in two ways at once: ed
 dropout is 0 (instead of 0.5). ``--separate`` adds a GCN with each change alone (``gcn@threshold``: edges dropped,
 dropout 0.5; ``gcn@dropout0``: every edge, dropout 0) to every row whose graph is at hand, to tell which one moves a
 graph's accuracy; a row of this script's own whose graph was not kept is condensed again (the same seed gives the same
-graph on a CPU, checked against the stored structure).
+graph on the same CPU model and thread count, checked against the stored structure; another CPU gives another graph,
+so each row records the CPU it was condensed on, and one made on another CPU is refused with both named).
 
     OMP_NUM_THREADS=1 python benchmarks/sgdd_structure.py --data-root ../shared/data --reduction 0.25 --betas 0 --seeds 0,1 \\
         --import benchmarks/results/graph_table_v2_c8.json:runs/bench-graph-v2 --separate
@@ -133,11 +134,14 @@ def condense_row(key: str, graph_file: Path, data, results: dict, evaluation_arg
     synset = run_in_memory(method, data, options)
     seconds = time.perf_counter() - start
     structure = class_structure(synset.adjacency, synset.labels, GCOND_CROSS_EDGE_THRESHOLD)
+    cpu = ds.environment()["cpu"]
     if key in results:
         stored = {name: results[key][name] for name in STRUCTURE}
         if stored != {name: structure[name] for name in STRUCTURE}:
+            made_on = results[key].get("cpu", "a CPU it did not record")
             raise SystemExit(f"{key}: condensed again, its graph differs from the stored row ({stored} vs {structure}); "
-                             f"remove the row from {args.results} to measure it afresh")
+                             f"the row was condensed on {made_on}, this is {cpu} (CPU results repeat only on the same "
+                             f"CPU); remove the row from {args.results} to measure it afresh")
         synset.save(graph_file)  # only a graph that matches its row is kept beside it
         results[key]["graph"] = str(graph_file)
         return
@@ -145,7 +149,7 @@ def condense_row(key: str, graph_file: Path, data, results: dict, evaluation_arg
     evaluation = evaluate_cell(synset, data, ARCHS, evaluation_args, seed)
     results[key] = {"results": {m: r.as_dict() for m, r in evaluation.items()}, "beta": beta,
                     "epochs": method.make_config(options).epochs, "condense_seconds": seconds,
-                    "date": time.strftime("%Y-%m-%d"), "graph": str(graph_file), **structure}
+                    "date": time.strftime("%Y-%m-%d"), "graph": str(graph_file), "cpu": cpu, **structure}
     print(f"{key}: GCN {100 * evaluation['gcn'].mean:.2f}, homophily {structure['homophily']:.3f} ({seconds:.0f} s)",
           flush=True)
 
