@@ -179,7 +179,21 @@ def kcenter_feature_draw(shared: int, images: int, set0: tuple[float, float], se
             f"{abs(mean1 - mean0):.1f}-point spread between draws; {alone}")
 
 
-FINDINGS = {("kcenter", "mnist", 1): KCENTER_IPC1, ("kcenter", "fashion-mnist", 1): KCENTER_IPC1,
+# MNIST forgetting at one image per class under both conventions (2026-12-07; BENCHMARKS.md "Forgetting on MNIST: where
+# never-learned images rank"); the default-convention cells are kept in results.json under variants/.
+FORGETTING_MNIST_IPC1 = ("the paper's forgetting code is not public; the row counts never-learned images at zero "
+                         "events, as DeepCore does. Ranked first instead (Toneva et al.'s code, the method's default), "
+                         "the same two feature networks give 13.7 +- 0.8 and 23.9 +- 0.8 (2 x 10: 18.8 +- 5.2, below): "
+                         "58 of the 60,000 training images are never learned, in 9 of the 10 classes, so one image per "
+                         "class is mostly those; in seed 0's set the images labelled 2, 4, 5, 8 and 9 look like a 1, a 7, "
+                         "a 6, a 2 and a 4")
+# The whole-data rows' networks are the forgetting rows' feature networks: one stated budget for both (issue 39 asks for
+# the whole-dataset reference "at a stated budget"); measured 2026-12-07.
+WHOLE_FINDINGS = {"mnist": "our budget is the forgetting rows' feature network: 20 epochs, no augmentation, lr x0.1 from "
+                           "epoch 10; both networks read 99.43, 17 of the 10,000 test images short of 99.6. The "
+                           "table gives no budget for its row, so the gap is at our stated one"}
+
+FINDINGS = {("forgetting", "mnist", 1): FORGETTING_MNIST_IPC1, ("kcenter", "mnist", 1): KCENTER_IPC1, ("kcenter", "fashion-mnist", 1): KCENTER_IPC1,
             **{key: selection_above(key[1]) for key in (("herding", "fashion-mnist", 10), ("kcenter", "fashion-mnist", 10),
                                                         ("herding", "fashion-mnist", 50), ("herding", "mnist", 10))},
             ("kcenter", "fashion-mnist", 50): kcenter_feature_draw(95, 500, (66.1, 0.9), (69.2, 0.4),
@@ -237,7 +251,7 @@ ROWS: list[Row] = [
           options=row_options(method), finding=FINDINGS.get((method, dataset, ipc), ""))
       for dataset in ("mnist", "fashion-mnist") for method in ("random", "herding", "kcenter", "forgetting") for ipc in (1, 10, 50)],
     *[Row("whole", dataset, None, networks=1, augment="none", epochs=FORGETTING_NETWORK.feature_epochs,
-          evaluation="feature-network") for dataset in ("mnist", "fashion-mnist")],
+          evaluation="feature-network", finding=WHOLE_FINDINGS.get(dataset, "")) for dataset in ("mnist", "fashion-mnist")],
     Row("dc", "fashion-mnist", 10, seeds=(0,), options=DC_SCHEDULE),
     *[Row(method, dataset, ipc, options=DC_SCHEDULE if method in ("dc", "dsa") else {"iterations": 20000}, gpu=True)
       for dataset, sizes in (("cifar10", (1, 10, 50)), ("cifar100", (1, 10, 50))) for method in ("dc", "dsa", "dm")
@@ -438,7 +452,8 @@ def table(store: ResultsStore) -> str:
         source = published_source(row.method, row.dataset, row.size or 0) or "-"
         cells = row.stored_cells(store)
         accs = [100 * a for cell in cells for a in cell["runs"].values()]
-        schedule = f"{row.options['iterations']} it, " if "iterations" in row.options else ""
+        schedule = (f"{row.options['iterations']} it, " if "iterations" in row.options else "") + (
+            "never-learned images at zero forgetting events (DeepCore's count), " if row.options.get("never_learned") == "zero" else "")
         if not accs:
             why = ("needs a GPU" + (f" ({row.gpu_reason})" if row.gpu_reason else "")) if row.gpu else "not yet made/evaluated"
             lines.append(f"| {row.method} | {row.dataset} | {size} | {pub_text} | {source} | not measured: {why} | "
