@@ -218,10 +218,10 @@ def preset_model(method: str, dataset: str, ipc: int) -> str:
 
 # The DC paper's Table 1 forgetting rows (MNIST 35.5 / 68.1 / 88.2, FashionMNIST 42.0 / 53.9 / 55.0) come from code that
 # is not public. Toneva et al.'s code ranks an image the network never classified correctly first, as forgotten at every
-# presentation (the method's default, `never_learned="most"`); DeepCore, the coreset library of the DC paper's first
-# author's group, counts such an image at zero events. On MNIST 9 of 10 classes have never-learned images, mostly
-# mislabelled or unreadable, so at one image per class the default picks them and networks read 13-16% (measured
-# 2026-12-07, BENCHMARKS.md "Forgetting on MNIST: where never-learned images rank"). The rows take DeepCore's convention,
+# presentation (the method's default, `never_learned="most"`); DeepCore, a coreset library co-authored by the DC paper's
+# first author, counts such an image at zero events. On MNIST 9 of 10 classes have never-learned images, several showing
+# another class's digit, so at one image per class the default picks them and networks read 13-25% (measured
+# 2026-12-07, BENCHMARKS.md "Forgetting on MNIST: where never-learned images rank"). The rows take DeepCore's count,
 # the nearest evidence of how the paper's authors counted; the finding states both.
 FORGETTING_OPTIONS = {"never_learned": "zero"}
 

@@ -5,10 +5,11 @@ selected embeddings closest to the class mean (argmin). kcenter: greedy farthest
 the image nearest the class mean). forgetting: the images forgotten most often while a network
 trained on the real data (ties broken at random). A forgetting event is a presentation at which an image
 is misclassified after the one before classified it correctly. Images the network never classified
-correctly have no event to count; Toneva et al.'s code ranks them first, as if forgotten at every
-presentation (``never_learned="most"``, the default), and DeepCore's (the DC authors' later coreset library)
-leaves them at zero events, ranked with the unforgettable ones (``never_learned="zero"``). At one image per
-class the two differ most: the never-learned images are largely mislabelled or unreadable.
+correctly have no event to count: Toneva et al.'s code ranks them first, as if forgotten at every
+presentation (``never_learned="most"``, the default); DeepCore, a later coreset library co-authored by
+the DC paper's first author, leaves them at zero events, ranked with the unforgettable ones
+(``never_learned="zero"``). At one image per class the two differ most: on MNIST many never-learned
+images show another class's digit (BENCHMARKS.md, "Forgetting on MNIST").
 Embeddings come from a network trained on the real training set (cached, see feature_network).
 Dataset Quantization, another selection method, lives in methods.quantization.
 """
