@@ -68,11 +68,14 @@ def k_center(features: torch.Tensor, k: int) -> torch.Tensor:
     return torch.tensor(chosen, dtype=torch.long)
 
 
+NEVER_LEARNED = ("most", "zero")  # where never-learned images rank: Toneva et al.'s code, DeepCore's
+
+
 def most_forgotten(events: torch.Tensor, ever_learned: torch.Tensor, k: int, generator: torch.Generator,
                    never_learned: str = "most") -> torch.Tensor:
     """The ``k`` most-forgotten rows; ties in a seeded random order. Never-learned rows rank first
     (``never_learned="most"``, Toneva et al.) or score zero events (``"zero"``, DeepCore)."""
-    if never_learned not in ("most", "zero"):
+    if never_learned not in NEVER_LEARNED:
         raise ValueError(f"never_learned must be 'most' or 'zero', not {never_learned!r}")
     score = events.double().cpu().clone()
     score[~ever_learned.bool().cpu()] = float("inf") if never_learned == "most" else 0.0
@@ -135,7 +138,7 @@ class ForgettingConfig(FeatureSelectionConfig):
 
     feature_epochs: int = option(20, "epochs of the network whose forgetting events are counted", low=1)
     never_learned: str = option("most", "where images never classified correctly rank: 'most' forgotten (Toneva et al.'s "
-                                "code) or 'zero' events (DeepCore's)", choices=("most", "zero"))
+                                "code) or 'zero' events (DeepCore's)", choices=NEVER_LEARNED)
 
 
 @register_method("forgetting", kind="selection", modality="image", config=ForgettingConfig, tiny=TINY,
