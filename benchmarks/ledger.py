@@ -38,7 +38,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -396,7 +396,7 @@ def evaluate(rows: list[Row], data_root: str | None, device: str, store: Results
                     cell.setdefault("compiled_runs", []).append(run)
                 cell["seconds"] += seconds
                 cell.update(date=time.strftime("%Y-%m-%d"), environment=ds.environment(device))
-                store.save()
+                store.put_shared(key, cell)  # a second process (`--seeds`) may store its own cells in between
                 print(f"{key} run {run}: {100 * acc:.2f}%", flush=True)
 
 
@@ -556,10 +556,27 @@ def write(store: ResultsStore, out: Path) -> None:
     atomic_write_bytes(out, text.encode())
 
 
+def only_seeds(rows: list[Row], seeds: str) -> list[Row]:
+    """The rows with only the named sets (``seeds``: comma-separated); a row without one of them is left out, and a
+    seed that no row has is refused (a typo would otherwise run nothing)."""
+    try:
+        wanted = {int(s) for s in seeds.split(",") if s.strip()}
+    except ValueError:
+        raise ValueError(f"--seeds {seeds!r}: give comma-separated integers, e.g. --seeds 1") from None
+    if not wanted or not wanted <= {seed for row in rows for seed in row.seeds}:
+        raise ValueError(f"--seeds {seeds!r}: the chosen rows' sets are seeds "
+                         f"{sorted({seed for row in rows for seed in row.seeds})}")
+    kept = [replace(row, seeds=tuple(s for s in row.seeds if s in wanted)) for row in rows]
+    return [row for row in kept if row.seeds]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("step", choices=("make", "evaluate", "write", "rows", "pending"))
     parser.add_argument("--only", default="", help="comma-separated row keys (method/dataset/ipc), default: all CPU rows")
+    parser.add_argument("--seeds", default="",
+                        help="make, evaluate and pending: only these of the rows' sets (comma-separated seeds), so two "
+                             "processes can take one row's sets side by side; default: every set")
     parser.add_argument("--data-root")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=str(REPO / "REPRODUCTION.md"))
@@ -572,6 +589,11 @@ def main() -> None:
     args = parser.parse_args()
     ds.retain_freed_memory()  # CPU speed, same results (distillset.host_memory)
     rows = [row_by_key(k) for k in args.only.split(",") if k] or [r for r in ROWS if not r.gpu]
+    if args.seeds:
+        try:
+            rows = only_seeds(rows, args.seeds)
+        except ValueError as exc:
+            parser.error(str(exc))  # exit code 2
     if args.step == "rows":
         for row in ROWS:
             print(row.key, "(GPU)" if row.gpu else "")
@@ -585,6 +607,7 @@ def main() -> None:
         make(rows, args.data_root, args.device)
     elif args.step == "evaluate":
         evaluate(rows, args.data_root, args.device, store, args.compile)
+    store = ResultsStore(RESULTS)  # read again: a process beside this one (`--seeds`) may have stored cells since
     write(store, Path(args.out))
     print(table(store))
 

@@ -254,6 +254,52 @@ def test_the_ledger_evaluates_a_stored_set_run_by_run_and_writes_verdicts(tmp_pa
     assert ledger.verdict(92.0, 91.7, None) == "above (+0.3; no published std)"
 
 
+def _store_cells_shared(path: str, prefix: str, count: int) -> None:
+    from distillset.results import ResultsStore
+
+    store = ResultsStore(path)  # read once at start, as a ledger process does
+    for i in range(count):
+        store.put_shared(f"{prefix}/{i}", {"runs": {"0": i}})
+
+
+def test_two_processes_storing_their_own_cells_keep_each_others(tmp_path):
+    """`ledger.py evaluate --seeds` in two processes: each stores its cells as they end; none is lost to the other's
+    stale copy (the plain `save` of a store read at start would keep only the last writer's)."""
+    import multiprocessing
+
+    from distillset.results import ResultsStore
+
+    path = tmp_path / "results.json"
+    ResultsStore(path, {"earlier/cell": {"runs": {"0": 0.5}}}).save()
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_store_cells_shared, args=(str(path), prefix, 25)) for prefix in ("a", "b")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    cells = ResultsStore(path).cells
+    assert sorted(cells) == sorted(["earlier/cell"] + [f"{p}/{i}" for p in ("a", "b") for i in range(25)])
+    assert cells["b/24"] == {"runs": {"0": 24}}
+    store = ResultsStore(path)
+    live = {"runs": {}}
+    store.put_shared("c/0", live)
+    live["runs"]["0"] = 0.7  # the caller keeps filling the cell it stored: the store holds that same object
+    store.put_shared("c/0", store.cells["c/0"])
+    assert ResultsStore(path).cells["c/0"] == {"runs": {"0": 0.7}} and "a/0" in store.cells
+
+
+def test_the_ledger_takes_only_the_named_sets():
+    import ledger
+
+    rows = [ledger.row_by_key("forgetting/fashion-mnist/1"), ledger.row_by_key("random/fashion-mnist/1")]
+    assert [row.seeds for row in ledger.only_seeds(rows, "1")] == [(1,), (1,)]
+    assert [row.seeds for row in ledger.only_seeds(rows, "4,5")] == [(4, 5)]  # random's six sets; forgetting has two
+    for bad in ("7", "one", ","):
+        with pytest.raises(ValueError, match="--seeds"):
+            ledger.only_seeds(rows, bad)
+
+
 def test_the_ledger_evaluates_a_dd_row_by_its_learned_steps(tmp_path, monkeypatch, digits):
     """The DD row is made with DD's published setting and evaluated as DD evaluates (its learned steps), run by run."""
     import ledger

@@ -50,6 +50,25 @@ class ResultsStore:
         self.cells[key] = cell
         self.save()
 
+    def put_shared(self, key: str, cell: Any) -> None:
+        """Store one cell in a file that other processes write too (one per core, each measuring its own keys).
+
+        Under an exclusive OS lock on ``<file>.lock`` the file is read again, its cells replace this store's
+        (so another process's cells written since are kept, and seen here), this key is set to ``cell`` (the
+        same object, so a caller that keeps mutating it stays in step) and the file is written. Plain
+        :meth:`put` would overwrite the others' cells with the ones read at start. Without ``fcntl``
+        (Windows) there is no lock: run one writer at a time there."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - POSIX machines have it
+            fcntl = None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            if fcntl is not None:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # released when the handle closes
+            self.cells = {**ResultsStore(self.path).cells, key: cell}
+            self.save()
+
     def merge(self, other: Mapping[str, Any], source: str, may_differ: tuple[str, ...] = ()) -> None:
         """Fold ``other``'s cells in (not written; :meth:`merge_files` writes). The same cell measured twice with
         different values is refused; keys ending in one of ``may_differ`` keep the first value seen."""
