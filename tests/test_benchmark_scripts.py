@@ -289,8 +289,21 @@ def test_two_processes_storing_their_own_cells_keep_each_others(tmp_path):
     assert ResultsStore(path).cells["c/0"] == {"runs": {"0": 0.7}} and "a/0" in store.cells
 
 
-def test_the_ledger_takes_only_the_named_sets():
+def test_the_ledger_takes_only_the_named_sets_and_keeps_variants_apart(tmp_path):
     import ledger
+
+    from distillset.results import ResultsStore
+
+    variant = ledger.row_by_key("forgetting/mnist/1/never-learned-most")  # the row's method under Toneva's count
+    assert variant.folder(0) == ledger.VARIANTS / "forgetting-mnist-ipc1-s0-never-learned-most" and variant.set_made(0)
+    assert "--never-learned most --out benchmarks/results/ledger/variants/" in variant.command(0)
+    assert variant not in ledger.ROWS and ledger.row_by_key("forgetting/mnist/1").options == {"never_learned": "zero"}
+    store = ResultsStore(tmp_path / "results.json", {"forgetting/mnist/1/never-learned-most/s0": {
+        "runs": {"0": 0.2}, "seconds": 1.0, "protocol": {"augment": "dc", "epochs": 1000, "schedule": "reference"}}})
+    ledger.write(store, tmp_path / "REPRODUCTION.md")
+    main, variants = (tmp_path / "REPRODUCTION.md").read_text().split("## Variants")
+    assert "| 20.0 +- 0.0 |" in variants and "ranked first (Toneva et al.'s count)" in variants
+    assert "| forgetting | mnist | 1 | 35.5 +- 5.6 | DC (ICLR 2021) Table 1 | not measured" in main  # the row: its own cells
 
     rows = [ledger.row_by_key("forgetting/fashion-mnist/1"), ledger.row_by_key("random/fashion-mnist/1")]
     assert [row.seeds for row in ledger.only_seeds(rows, "1")] == [(1,), (1,)]
