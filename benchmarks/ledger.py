@@ -14,7 +14,10 @@ the coresets' feature networks in benchmarks/results/ledger/cache/ (``--cache``)
 a checkpoint the repository keeps: the forgetting rows' 20-epoch network outlasts a session. Those 20-epoch
 networks, trained on the whole training split, are also the whole-data rows' networks (one per seed, shared through
 the cache: whichever of ``make --only forgetting/...`` and ``evaluate --only whole/...`` runs first trains it, the
-other reuses it), so the ledger's costliest training runs once. Every set is
+other reuses it), so the ledger's costliest training runs once. ``--seeds 0`` / ``--seeds 1`` take a row's two
+sets apart, one process each; both store their cells in the one results.json under a file lock. Variant rows
+(``VARIANT_ROWS``: keys ending in the variant's name, sets in benchmarks/results/ledger/variants/) run a row's
+method under another stated convention that a finding quotes, in a table of their own. Every set is
 evaluated as its row's protocol says: the DC paper's (its MNIST augmentation crop/scale/rotate, 1000 epochs)
 for DC and the Table 1 baselines, DSA for 1000 epochs for DSA, nothing for DD; every network trains and drops its
 lr as the reference code's evaluate_synset (epochs + 1 passes, a new SGD at lr x0.1 after pass epochs // 2 + 1:
@@ -615,7 +618,8 @@ def only_seeds(rows: list[Row], seeds: str) -> list[Row]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("step", choices=("make", "evaluate", "write", "rows", "pending"))
-    parser.add_argument("--only", default="", help="comma-separated row keys (method/dataset/ipc), default: all CPU rows")
+    parser.add_argument("--only", default="",
+                        help="comma-separated row keys (method/dataset/ipc[/variant]), default: all CPU rows and variants")
     parser.add_argument("--seeds", default="",
                         help="make, evaluate and pending: only these of the rows' sets (comma-separated seeds), so two "
                              "processes can take one row's sets side by side; default: every set")
