@@ -307,13 +307,14 @@ VARIANT_ROWS: list[Row] = [
     Row("forgetting", dataset, ipc, options={"never_learned": "most"}, variant="never-learned-most")
     for dataset, ipc in (("mnist", 1), ("fashion-mnist", 1), ("fashion-mnist", 10))
 ]
+ALL_ROWS = ROWS + VARIANT_ROWS  # what `--only` can name and `rows` lists
 
 
 def row_by_key(key: str) -> Row:
-    for row in ROWS + VARIANT_ROWS:
+    for row in ALL_ROWS:
         if row.key == key:
             return row
-    raise SystemExit(f"no ledger row {key}; rows: {', '.join(r.key for r in ROWS + VARIANT_ROWS)}")
+    raise SystemExit(f"no ledger row {key}; rows: {', '.join(r.key for r in ALL_ROWS)}")
 
 
 # ---------------------------------------------------------------------------------------------------- make
@@ -608,9 +609,9 @@ def only_seeds(rows: list[Row], seeds: str) -> list[Row]:
         wanted = {int(s) for s in seeds.split(",") if s.strip()}
     except ValueError:
         raise ValueError(f"--seeds {seeds!r}: give comma-separated integers, e.g. --seeds 1") from None
-    if not wanted or not wanted <= {seed for row in rows for seed in row.seeds}:
-        raise ValueError(f"--seeds {seeds!r}: the chosen rows' sets are seeds "
-                         f"{sorted({seed for row in rows for seed in row.seeds})}")
+    available = {seed for row in rows for seed in row.seeds}
+    if not wanted or not wanted <= available:
+        raise ValueError(f"--seeds {seeds!r}: the chosen rows' sets are seeds {sorted(available)}")
     kept = [replace(row, seeds=tuple(s for s in row.seeds if s in wanted)) for row in rows]
     return [row for row in kept if row.seeds]
 
@@ -634,14 +635,14 @@ def main() -> None:
                              "steps); the whole-data rows evaluate the forgetting rows' networks from it")
     args = parser.parse_args()
     ds.retain_freed_memory()  # CPU speed, same results (distillset.host_memory)
-    rows = [row_by_key(k) for k in args.only.split(",") if k] or [r for r in ROWS + VARIANT_ROWS if not r.gpu]
+    rows = [row_by_key(k) for k in args.only.split(",") if k] or [r for r in ALL_ROWS if not r.gpu]
     if args.seeds:
         try:
             rows = only_seeds(rows, args.seeds)
         except ValueError as exc:
             parser.error(str(exc))  # exit code 2
     if args.step == "rows":
-        for row in ROWS + VARIANT_ROWS:
+        for row in ALL_ROWS:
             print(row.key, "(GPU)" if row.gpu else "(variant)" if row.variant else "")
         return
     store = ResultsStore(RESULTS)
