@@ -30,8 +30,11 @@ their command and "not measured: needs a GPU"; on a GPU machine one row runs wit
 
 (MTT/DATM rows train their experts first, into the git-ignored runs/ledger-experts/, 100 x 50 epochs for MTT,
 100 x 100 GSAM epochs with ZCA for DATM; the methods take their published per-(dataset, ipc) settings from their
-presets). TinyImageNet rows are absent: the dataset is not in this library's registry yet. Nothing is ever
-selected on test accuracy: one final-epoch test per network.
+presets; Tiny ImageNet's experts take ConvNet-D4 where the preset says). Nothing is ever selected on test accuracy:
+one final-epoch test per network.
+
+REPRODUCTION.md also carries the graph rows (``ledger_graph``: GCond's Table 2 beside the cells that
+``benchmarks/graph_table.py`` stored) and the equal-budget parity with the official DC/DSA/DM code.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from distillset.methods.coresets import ForgettingConfig
 from distillset.published import published, published_source, published_std, verdict
 from distillset.results import ResultsStore
 from distillset.synset import SynSet
+from ledger_graph import graph_section
 
 ROOT = Path(__file__).resolve().parent / "results" / "ledger"
 REPO = ROOT.parent.parent.parent
@@ -591,7 +595,7 @@ def write(store: ResultsStore, out: Path) -> None:
             "## Variants: a row's method under another stated convention\n\n"
             "Measured beside their rows (same feature networks, same evaluation) where a row's finding needs the "
             "number; the rows above never include them. Sets: `benchmarks/results/ledger/variants/`.\n\n"
-            + table(store, VARIANT_ROWS) + "\n\n"
+            + table(store, VARIANT_ROWS) + "\n\n" + graph_section() + "\n"
             "## Parity with the official code at an equal budget\n\n"
             "FashionMNIST, 1 image per class, 200 iterations: one set made by the official code (VICO-UoE/"
             "DatasetCondensation, run in a scratch copy with the torch-2.x fixes BENCHMARKS.md lists) and one by ours, "

@@ -211,6 +211,36 @@ def test_graph_table_records_each_condensed_cell_settings_and_prints_the_issue_t
     assert f"| cora | whole graph | - | {whole:.2f} | - | 81.2 +- 0.2 | {verdict(whole, 81.2, 0.2)} |" in out
 
 
+def test_the_ledger_puts_the_graph_cells_beside_gcond_table_2(tmp_path):
+    """REPRODUCTION.md's graph rows come from the graph table's stored cells: a verdict only once a row has its five
+    graphs under one setting, the investigation beside a verdict outside the published std, Cora before CiteSeer."""
+    from ledger_graph import graph_section, graph_table
+
+    def cell(accs, settings=None):
+        return {"results": {"gcn": {"accs": accs}}, "date": "2026-12-05", "led_shift": 0.3,
+                **({"settings": settings} if settings else {})}
+
+    gcond = {"epochs": 600, "matching_model": "sgc"}
+    results = {**{f"cora/gcond/1/{s}": cell([0.80, 0.81, 0.80], gcond) for s in range(5)},  # 80.33 against 79.3 +- 0.3
+               **{f"cora/kcenter/0.25/{s}": cell([0.64, 0.64, 0.64]) for s in range(4)},  # four of five graphs
+               **{f"citeseer/sgdd/0.5/{s}": cell([0.70, 0.71, 0.72], {"epochs": 2000 if s else 1000}) for s in range(5)},
+               "cora/whole": {"accs": [0.82, 0.83, 0.82]}}
+    lines = graph_table(results).splitlines()
+    rows = {tuple(c.strip() for c in line.split("|")[1:4]): line for line in lines[2:]}
+    gcond_row = rows["gcond", "cora", "1"]
+    assert "| 79.3 +- 0.3 |" in gcond_row and "| 80.33 +- 0.00 | 5 x 3 |" in gcond_row
+    assert "above (+1.0); the published std (0.3) is the table's smallest" in gcond_row
+    assert "condensed 600 epochs" in gcond_row and "--methods gcond --reductions 1 --seeds 0,1,2,3,4" in gcond_row
+    assert "not comparable yet" in rows["kcenter", "cora", "0.25"] and "4 x 3" in rows["kcenter", "cora", "0.25"]
+    assert "whole-graph GCN" in rows["kcenter", "cora", "0.25"]
+    assert "not comparable yet" in rows["sgdd", "citeseer", "0.5"]  # two settings in one row: never compared
+    assert "GDEM (ICML 2024) Table 2" in rows["sgdd", "citeseer", "0.5"]  # the published std's source
+    assert "| 81.2 +- 0.2 |" in rows["whole graph", "cora", "-"] and "above (+1.1)" in rows["whole graph", "cora", "-"]
+    order = [line.split("|")[1:3] for line in lines[2:]]
+    assert order.index([" gcond ", " cora "]) < order.index([" kcenter ", " cora "]) < order.index([" sgdd ", " citeseer "])
+    assert "not measured: absent.json is absent" in graph_section(tmp_path / "absent.json")
+
+
 def test_the_ledger_evaluates_a_stored_set_run_by_run_and_writes_verdicts(tmp_path, monkeypatch, digits):
     import ledger
 
