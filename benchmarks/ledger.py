@@ -59,6 +59,7 @@ from distillset.methods.coresets import ForgettingConfig
 from distillset.published import published, published_source, published_std, verdict
 from distillset.results import ResultsStore
 from distillset.synset import SynSet
+from ledger_findings import DD_FINDING, FINDINGS, WHOLE_FINDINGS
 from ledger_graph import graph_section
 
 ROOT = Path(__file__).resolve().parent / "results" / "ledger"
@@ -155,84 +156,6 @@ FORGETTING_NETWORK = ForgettingConfig()  # its feature network (model, epochs) i
 # Cells stored before the evaluator trained as the reference code does (TrainConfig's "reference" schedule: epochs + 1
 # passes, a new SGD at lr x0.1 after pass epochs // 2 + 1) were trained so; `evaluate` measures them again.
 EARLIER_SCHEDULE = "earlier lr schedule: epochs passes, x0.1 from pass epochs // 2, momentum kept"
-DD_FINDING = ("the published 79.5 +- 8.1 is DD's own (its paper, quoted by the DC paper's Table 1): LeNet, 10 steps "
-              "of one image per class x 3 epochs, Xavier-initialised networks, evaluated by its learned step sizes; this "
-              "row is that setting (`presets/dd.yaml`), not ConvNet under the DC protocol (an earlier plan here, which "
-              "would take about 27 days on this CPU)")
-KCENTER_IPC1 = ("at 1 image per class k-center's first centre, the image nearest the class mean, is herding's first pick: "
-                "the same images as the herding row, so the same evaluation. The paper's two rows agree as well (89.3 / "
-                "89.2 MNIST, 66.9 / 67.0 FashionMNIST), consistent with the same start; a random first centre would "
-                "make this the random row")
-
-# Coreset rows well above the paper's at 10 and 50 per class (FashionMNIST measured 2026-12-06, MNIST 2026-12-07;
-# BENCHMARKS.md). The DC paper's coreset code is not public, so its features cannot be matched; what its own table says
-# is stated beside, from the published values.
-def selection_above(dataset: str) -> str:
-    """The finding of a herding or k-center row above the paper's, with the paper's own rows at 10 and 50 per class."""
-    def pair(method: str) -> str:
-        return " / ".join(f"{published(method, dataset, ipc):.1f}" for ipc in (10, 50))
-
-    name = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}[dataset]
-    return ("the DC paper's coreset code is not public, so its selection features cannot be matched. Its "
-            f"{name} herding and k-center rows sit below its own random row at 10 and 50 per class "
-            f"(herding {pair('herding')}, k-center {pair('kcenter')}, random {pair('random')}). Ours select on the "
-            "2048-d output of the convolutional layers of a ConvNet trained 3 epochs on the training split, "
-            "the recipe of the ipc-1 rows, which sit inside. The sets of both feature networks (seeds 0 "
-            "and 1) read above, so it is not the draw of the features")
-
-
-# k-center's picks hang on the feature network (FashionMNIST ipc 50 measured 2026-12-06, MNIST ipc 10 2026-12-07;
-# BENCHMARKS.md): why `coreset_seeds` gives two sets. The two sets' means and stds are the stored networks' (results.json).
-def kcenter_feature_draw(shared: int, images: int, set0: tuple[float, float], set1: tuple[float, float], alone: str) -> str:
-    """The finding of a k-center row whose two sets (feature networks of seeds 0 and 1) read points apart."""
-    (mean0, std0), (mean1, std1) = set0, set1
-    return (f"k-center's picks hang on its feature network: the two sets (feature networks of seeds 0 and 1) share "
-            f"{shared} of their {images} images and read {mean0:.1f} +- {std0:.1f} and {mean1:.1f} +- {std1:.1f}, a "
-            f"{abs(mean1 - mean0):.1f}-point spread between draws; {alone}")
-
-
-# MNIST forgetting at one image per class under both conventions (2026-12-07; BENCHMARKS.md "Forgetting on MNIST: where
-# never-learned images rank"); the default-convention sets are the variant row forgetting/mnist/1/never-learned-most.
-FORGETTING_MNIST_IPC1 = ("the paper's forgetting code is not public; the row counts never-learned images at zero "
-                         "events, as DeepCore does. Ranked first instead (Toneva et al.'s code, the method's default), "
-                         "the same two feature networks give 13.7 +- 0.8 and 23.9 +- 0.8 (2 x 10: 18.8 +- 5.2, below): "
-                         "58 of the 60,000 training images are never learned, in 9 of the 10 classes, so one image per "
-                         "class is mostly those; in seed 0's set the images labelled 2, 4, 5, 8 and 9 look like a 1, a 7, "
-                         "a 6, a 2 and a 4")
-
-
-# The whole-data rows' networks are the forgetting rows' feature networks: one stated budget for both (issue 39 asks for
-# the whole-dataset reference "at a stated budget"); measured 2026-12-07 (MNIST in the seventeenth session, FashionMNIST
-# in the eighteenth).
-def whole_at_our_budget(reads: str) -> str:
-    """The finding of a whole-data row below the paper's: what our stated budget is, and what the networks read."""
-    return ("our budget is the forgetting rows' feature network: 20 epochs, no augmentation, lr x0.1 from epoch 10; "
-            f"{reads}. The table gives no budget for its row, so the gap is at our stated one")
-
-
-WHOLE_FINDINGS = {"mnist": whole_at_our_budget("both networks read 99.43, 17 of the 10,000 test images short of 99.6"),
-                  "fashion-mnist": whole_at_our_budget("the two networks read 93.12 and 93.23, 38 and 27 of the 10,000 "
-                                                       "test images short of 93.5")}
-
-# FashionMNIST forgetting at 10 per class (2026-12-07; BENCHMARKS.md "Forgetting on FashionMNIST").
-FORGETTING_FMNIST_IPC10 = ("the paper's forgetting code is not public. Its FashionMNIST forgetting rows sit 20-28 points "
-                           "under its own random rows (53.9 / 55.0 against 73.8 / 82.5 at 10 / 50 per class); ours sit "
-                           "under our random row too (60.0 against 73.6), by less, and both sets read above (62.4 and "
-                           "57.6). The row counts never-learned images at zero events (DeepCore). Its two feature "
-                           "networks never learn 1,069 and 1,041 training images, at least 15 in every class, so under "
-                           "Toneva et al.'s count (the method's default) a 10-per-class set is never-learned images "
-                           "only: the variant row forgetting/fashion-mnist/10/never-learned-most measures that count "
-                           "(REPRODUCTION.md, Variants)")
-
-FINDINGS = {("forgetting", "mnist", 1): FORGETTING_MNIST_IPC1,
-            ("forgetting", "fashion-mnist", 10): FORGETTING_FMNIST_IPC10,
-            ("kcenter", "mnist", 1): KCENTER_IPC1, ("kcenter", "fashion-mnist", 1): KCENTER_IPC1,
-            **{key: selection_above(key[1]) for key in (("herding", "fashion-mnist", 10), ("kcenter", "fashion-mnist", 10),
-                                                        ("herding", "fashion-mnist", 50), ("herding", "mnist", 10))},
-            ("kcenter", "fashion-mnist", 50): kcenter_feature_draw(95, 500, (66.1, 0.9), (69.2, 0.4),
-                                                                   "set 0 alone sat below the published std"),
-            ("kcenter", "mnist", 10): kcenter_feature_draw(53, 100, (83.7, 0.7), (88.2, 0.4),
-                                                           "set 0 alone sits inside the published std, set 1 alone above it")}
 
 
 def mtt_zca(dataset: str, ipc: int) -> bool:
