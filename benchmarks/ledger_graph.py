@@ -18,32 +18,10 @@ import numpy as np
 
 from distillset.published import published, published_source, published_std, verdict
 from graph_table import FULL_SEEDS, TABLE3, accuracies, cell_groups
+from ledger_findings import GRAPH_FINDINGS, UNPUBLISHED
 
 GRAPH_RESULTS = Path(__file__).resolve().parent / "results" / "graph_table_v2.json"
 MACHINE = "CPU (2 cores), one thread per process"
-
-# Why a row sits outside the published std, from the investigations BENCHMARKS.md records (2026-12-05 to 07).
-ONE_GRAPH_AT_R1 = ("at r = 1 every labelled node is kept, so random, herding and k-center select one graph (LED shift "
-                   "0.3774 in each cell); the 15 per-seed means of the three rows run 75.27-77.23, and the published std "
-                   "(0.1) is 10 GCNs on that one graph: evaluation noise, not a selection effect")
-FIVE_DRAWS = ("five selections per row against the paper's one; the gap is about one of our own across-graph stds")
-GRAPH_FINDINGS: dict[tuple[str, str, float], str] = {
-    ("cora", "gcond", 1.0): "the published std (0.3) is the table's smallest; our five graphs read 79.30-81.00",
-    ("cora", "herding", 1.0): ONE_GRAPH_AT_R1,
-    ("cora", "kcenter", 1.0): ONE_GRAPH_AT_R1,
-    ("cora", "kcenter", 0.25): ("GCond's train_coreset.py makes one selection (one embedding GCN, seed 15) and reports "
-                                "10 GCNs on it; k-center is deterministic given that network, and ours are five "
-                                "(seeds 0-4: 64.10, 62.23, 58.27, 58.33, 60.57), whose range holds the published 64.0"),
-    ("citeseer", "gcond", 0.25): "our evaluator reads GCond's own released r = 0.25 graphs at 72.20",
-    ("citeseer", "gcond", 1.0): "0.4 above GCond's own released r = 1 graphs read by our evaluator (71.25)",
-    ("citeseer", "random", 0.5): FIVE_DRAWS + " (2.9)",
-    ("citeseer", "herding", 0.25): FIVE_DRAWS + " (1.6)",
-    ("citeseer", "sgdd", 0.25): "our five graphs spread by 1.61, four times the published std",
-}
-UNPUBLISHED = {"gcond-x": "GCond-X's published rows could not be read offline (the paper's definition, A' = I)",
-               "gcond-x-release": "GCond-X's published rows could not be read offline (the release's procedure)",
-               "sgdd": "SGDD's Cora rows could not be read offline"}
-
 
 def graph_table(results: dict) -> str:
     """The ledger's graph table: one line per (dataset, method, r) of the stored cells, then the whole graphs."""
