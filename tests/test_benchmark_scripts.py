@@ -241,6 +241,22 @@ def test_the_ledger_puts_the_graph_cells_beside_gcond_table_2(tmp_path):
     assert "not measured: absent.json is absent" in graph_section(tmp_path / "absent.json")
 
 
+def test_every_ledger_finding_names_a_row_the_ledger_has():
+    """A finding keyed by a typo (or by a row since removed) would never be printed: each must name a real row."""
+    import json
+
+    import ledger
+    from ledger_findings import GRAPH_FINDINGS
+    from ledger_graph import GRAPH_RESULTS
+
+    rows = {(row.method, row.dataset, row.size) for row in ledger.ROWS}
+    assert set(ledger.FINDINGS) <= rows and ("forgetting", "fashion-mnist", 50) in ledger.FINDINGS
+    assert {("whole", dataset, None) for dataset in ledger.WHOLE_FINDINGS} <= rows
+    graph_rows = {(k.split("/")[0], k.split("/")[1], float(k.split("/")[2]))
+                  for k in json.loads(GRAPH_RESULTS.read_text()) if k.count("/") == 3}
+    assert set(GRAPH_FINDINGS) <= graph_rows
+
+
 def test_the_ledger_evaluates_a_stored_set_run_by_run_and_writes_verdicts(tmp_path, monkeypatch, digits):
     import ledger
 
