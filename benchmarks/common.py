@@ -12,6 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from distillset import DistillsetError, environment
 from distillset.evaluation import each_run
+from distillset.published import published, published_source, published_std
 from distillset.results import ResultsStore, merge_cells
 
 
@@ -128,3 +129,11 @@ def measure_runs(results: dict, key: str, path: Path, synset, data, runs: int, e
                         "device": str(device), **(extra or {})}
         ResultsStore(path, results).save()
     return results[key]
+
+
+def published_columns(method: str, dataset: str, size: float) -> tuple[float | None, float | None, str, str]:
+    """A ledger row's published number: the mean and std (None where absent), the table's text for them
+    ("mean +- std", the mean alone, or "-") and the source ("-" where none is recorded)."""
+    pub, pub_std = published(method, dataset, size), published_std(method, dataset, size)
+    text = "-" if pub is None else f"{pub:.1f}" + (f" +- {pub_std:.1f}" if pub_std is not None else "")
+    return pub, pub_std, text, published_source(method, dataset, size) or "-"

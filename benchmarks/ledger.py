@@ -56,9 +56,10 @@ from distillset.evaluation.files import model_protocol
 from distillset.evaluation.learned_schedule import each_learned_schedule_run
 from distillset.fileio import atomic_write_bytes
 from distillset.methods.coresets import ForgettingConfig
-from distillset.published import published, published_source, published_std, verdict
+from distillset.published import verdict
 from distillset.results import ResultsStore
 from distillset.synset import SynSet
+from common import published_columns
 from ledger_findings import DD_FINDING, FINDINGS, WHOLE_FINDINGS
 from ledger_graph import graph_section
 
@@ -416,9 +417,7 @@ def table(store: ResultsStore, rows: list[Row] | None = None) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in ROWS if rows is None else rows:
         size = row.size if row.size is not None else "all"
-        pub, pub_std = published(row.method, row.dataset, row.size or 0), published_std(row.method, row.dataset, row.size or 0)
-        pub_text = "-" if pub is None else f"{pub:.1f}" + (f" +- {pub_std:.1f}" if pub_std is not None else "")
-        source = published_source(row.method, row.dataset, row.size or 0) or "-"
+        pub, pub_std, pub_text, source = published_columns(row.method, row.dataset, row.size or 0)
         cells = row.stored_cells(store)
         accs = [100 * a for cell in cells for a in cell["runs"].values()]
         schedule = f"{row.options['iterations']} it, " if "iterations" in row.options else ""

@@ -16,12 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from distillset.published import published, published_source, published_std, verdict
+from distillset.published import verdict
+from common import published_columns
 from graph_table import FULL_SEEDS, TABLE3, accuracies, cell_groups
 from ledger_findings import GRAPH_FINDINGS, UNPUBLISHED
 
 GRAPH_RESULTS = Path(__file__).resolve().parent / "results" / "graph_table_v2.json"
 MACHINE = "CPU (2 cores), one thread per process"
+
 
 def graph_table(results: dict) -> str:
     """The ledger's graph table: one line per (dataset, method, r) of the stored cells, then the whole graphs."""
@@ -29,22 +31,20 @@ def graph_table(results: dict) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for (dataset, method, reduction), cells in sorted(cell_groups(results).items(), key=row_order):
         gcn = accuracies(cells, "gcn")
-        pub, pub_std = published(method, dataset, reduction), published_std(method, dataset, reduction)
+        pub, pub_std, pub_text, source = published_columns(method, dataset, reduction)
         settings = {json.dumps(c.get("settings"), sort_keys=True) for c in cells}
         said = verdict(float(np.mean(gcn)), pub, pub_std, complete=len(gcn) >= FULL_SEEDS and len(settings) == 1)
         finding = GRAPH_FINDINGS.get((dataset, method, reduction)) or (UNPUBLISHED.get(method, "") if pub is None else "")
         networks = {len(c["results"]["gcn"]["accs"]) for c in cells}
-        lines.append(f"| {method} | {dataset} | {reduction:g} | {published_text(pub, pub_std)} | "
-                     f"{published_source(method, dataset, reduction) or '-'} | {np.mean(gcn):.2f} +- {np.std(gcn):.2f} | "
+        lines.append(f"| {method} | {dataset} | {reduction:g} | {pub_text} | {source} | {np.mean(gcn):.2f} +- {np.std(gcn):.2f} | "
                      f"{len(cells)} x {'/'.join(map(str, sorted(networks)))} | {protocol(method, cells)} | "
                      f"`{command(dataset, method, reduction, cells)}` | {dates(cells)}; {MACHINE} | "
                      f"{said}{'; ' + finding if finding else ''} |")
     for key, cell in sorted(results.items()):
         if key.endswith("/whole"):
             dataset, accs = key.split("/")[0], [100 * a for a in cell["accs"]]
-            pub, pub_std = published("whole", dataset, 0), published_std("whole", dataset, 0)
-            lines.append(f"| whole graph | {dataset} | - | {published_text(pub, pub_std)} | "
-                         f"{published_source('whole', dataset, 0) or '-'} | {np.mean(accs):.2f} +- {np.std(accs):.2f} | "
+            pub, pub_std, pub_text, source = published_columns("whole", dataset, 0)
+            lines.append(f"| whole graph | {dataset} | - | {pub_text} | {source} | {np.mean(accs):.2f} +- {np.std(accs):.2f} | "
                          f"1 x {len(accs)} | GCN on the whole training graph, the same schedule | "
                          f"`python benchmarks/graph_table.py --datasets {dataset} --data-root ../shared/data` (its first cell, "
                          f"before any method's) | {MACHINE} | {verdict(float(np.mean(accs)), pub, pub_std)} |")
@@ -59,10 +59,6 @@ def row_order(item: tuple[tuple[str, str, float], list[dict]]) -> tuple:
     (dataset, method, reduction), _ = item
     rank = METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
     return (dataset != "cora", dataset, rank, method, reduction)
-
-
-def published_text(pub: float | None, pub_std: float | None) -> str:
-    return "-" if pub is None else f"{pub:.1f}" + (f" +- {pub_std:.1f}" if pub_std is not None else "")
 
 
 def protocol(method: str, cells: list[dict]) -> str:
