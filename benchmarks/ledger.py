@@ -382,7 +382,7 @@ def pending(rows: list[Row], store: ResultsStore) -> list[str]:
         for seed in row.seeds:
             key = f"{row.key}/s{seed}"
             if not row.set_made(seed):
-                lines.append(f"{key}: set not made: python benchmarks/ledger.py make --only {row.key}")
+                lines.append(f"{key}: {make_progress(row, seed)}: python benchmarks/ledger.py make --only {row.key}")
                 continue
             cell = store.cells.get(key) or {"runs": {}, "seconds": 0.0, "protocol": {}}
             evaluate_command = row.evaluate_command()
@@ -396,6 +396,29 @@ def pending(rows: list[Row], store: ResultsStore) -> list[str]:
             estimate = f", about {duration(left * each)} at {each / 60:.1f} min a network" if each else ""
             lines.append(f"{key}: {len(cell['runs'])} of {row.networks} networks stored{estimate}: {evaluate_command}")
     return lines
+
+
+def make_progress(row: Row, seed: int) -> str:
+    """How far the set of ``seed`` is: not made, or the iteration its checkpoint holds; with an estimate of what is
+    left from the seconds an iteration of the row's made sets (their run.json, measured on the machine that made them)."""
+    from distillset.runner import CHECKPOINT_FILE
+    from distillset.synset import read_safetensors
+
+    timings = [json.loads((row.folder(s) / "run.json").read_text()).get("timings_s", {}) for s in row.seeds
+               if row.set_made(s) and (row.folder(s) / "run.json").is_file()]
+    speeds = [t["seconds_per_iteration"] for t in timings if t.get("seconds_per_iteration")]
+    each = sum(speeds) / len(speeds) if speeds else None
+    checkpoint = row.folder(seed) / CHECKPOINT_FILE
+    total = row.options.get("iterations")
+    done, state = 0, "set not made"
+    if checkpoint.is_file():
+        _, meta = read_safetensors(checkpoint)
+        done = int(meta.get("iteration", 0))
+        total = json.loads(meta.get("config", "{}")).get("iterations", total)
+        state = f"set in progress, iteration {done}{f' of {total}' if total else ''} checkpointed"
+    if each and total:
+        state += f", about {duration((total - done) * each)} at {each:.1f} s an iteration"
+    return state
 
 
 def under_earlier_schedule(cell: dict) -> bool:

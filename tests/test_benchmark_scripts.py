@@ -257,6 +257,29 @@ def test_every_ledger_finding_names_a_row_the_ledger_has():
     assert set(GRAPH_FINDINGS) <= graph_rows
 
 
+def test_ledger_pending_reads_a_make_in_progress_from_its_checkpoint(tmp_path, monkeypatch):
+    """A set being made is shown at its checkpoint's iteration, with what is left at the row's measured speed."""
+    import ledger
+
+    from distillset.results import ResultsStore
+    from distillset.runner import save_checkpoint
+
+    monkeypatch.setattr(ledger, "SETS", tmp_path / "sets")
+    row = ledger.Row("dc", "digits", 1, options={"iterations": 1000})
+    made, making = row.folder(0), row.folder(1)
+    made.mkdir(parents=True)
+    (made / "synset.safetensors").write_bytes(b"")  # set_made looks for the file only
+    (made / "run.json").write_text(json.dumps({"timings_s": {"seconds_per_iteration": 6.0}}))
+    making.mkdir(parents=True)
+    save_checkpoint(making / "checkpoint.safetensors", {"images": torch.zeros(1)}, 400, [1.0], {"iterations": 1000})
+    store = ResultsStore(tmp_path / "results.json")
+    assert ledger.pending([row], store)[1] == ("dc/digits/1/s1: set in progress, iteration 400 of 1000 checkpointed, "
+                                               "about 60 min at 6.0 s an iteration: python benchmarks/ledger.py make "
+                                               "--only dc/digits/1")
+    (making / "checkpoint.safetensors").unlink()
+    assert ledger.pending([row], store)[1].startswith("dc/digits/1/s1: set not made, about 1.7 h at 6.0 s an iteration")
+
+
 def test_the_ledger_evaluates_a_stored_set_run_by_run_and_writes_verdicts(tmp_path, monkeypatch, digits):
     import ledger
 
